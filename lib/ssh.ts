@@ -1,0 +1,121 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { NodeSSH } from "node-ssh";
+import { UpgradeError } from "./errors";
+import { lookupHostKeys, verifyHostKey } from "./knownHosts";
+
+/** How to reach a host over SSH. Host keys are always checked against `knownHostsPath`. */
+export interface SshTarget {
+  host: string;
+  port?: number;
+  username: string;
+  /** Path to the private key; its content never leaves this process. */
+  privateKeyPath?: string;
+  /** Or the key itself (e.g. from a Pulumi secret). */
+  privateKey?: string;
+  passphrase?: string;
+  /** Default ~/.ssh/known_hosts. */
+  knownHostsPath?: string;
+  /** Handshake deadline, default 20 s. */
+  readyTimeoutMs?: number;
+}
+
+export interface RemoteResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SshSession {
+  /** Runs a command; rejects when it does not finish within timeoutMs (the session is then closed). */
+  run(command: string, options?: { timeoutMs?: number; stdin?: string }): Promise<RemoteResult>;
+  close(): void;
+}
+
+const where = (t: SshTarget) => `${t.username}@${t.host}:${t.port ?? 22}`;
+
+export async function connectSsh(target: SshTarget): Promise<SshSession> {
+  const port = target.port ?? 22;
+  const knownHostsPath = target.knownHostsPath ?? path.join(os.homedir(), ".ssh", "known_hosts");
+  let knownHosts: string;
+  try {
+    knownHosts = fs.readFileSync(knownHostsPath, "utf8");
+  } catch {
+    throw new UpgradeError({
+      what: `connect to ${where(target)}`,
+      why: `the known_hosts file ${knownHostsPath} cannot be read, so the host key cannot be verified`,
+      hint: "pass --known-hosts <file> holding the host's key (ssh-keyscan it from a trusted network)",
+      permanent: true,
+    });
+  }
+  const lookup = lookupHostKeys(knownHosts, target.host, port);
+  let refusal: string | undefined;
+  const ssh = new NodeSSH();
+  try {
+    await ssh.connect({
+      host: target.host,
+      port,
+      username: target.username,
+      privateKeyPath: target.privateKeyPath,
+      privateKey: target.privateKey,
+      passphrase: target.passphrase,
+      readyTimeout: target.readyTimeoutMs ?? 20_000,
+      hostVerifier: (key: Buffer) => {
+        const verdict = verifyHostKey(lookup, key);
+        if (!verdict.ok) refusal = verdict.reason;
+        return verdict.ok;
+      },
+    } as Parameters<NodeSSH["connect"]>[0]);
+  } catch (err) {
+    ssh.dispose();
+    if (refusal) {
+      throw new UpgradeError({
+        what: `connect to ${where(target)}`,
+        why:
+          refusal === "mismatch"
+            ? `the host key it presented does not match the one in ${knownHostsPath}: refusing (possible man-in-the-middle, or the host was rebuilt)`
+            : refusal === "revoked"
+              ? `its host key is marked @revoked in ${knownHostsPath}`
+              : `${knownHostsPath} has no key for ${port === 22 ? target.host : `[${target.host}]:${port}`}`,
+        hint: "verify the host's key out of band, then update the known_hosts file",
+        permanent: true,
+        cause: err,
+      });
+    }
+    const message = (err as Error)?.message ?? String(err);
+    const auth = /authentication|auth methods/i.test(message);
+    throw new UpgradeError({
+      what: `connect to ${where(target)}`,
+      why: message,
+      hint: auth ? "check --ssh-user and --ssh-key (and the key's passphrase)" : "check that the host is up and the port is reachable",
+      permanent: auth,
+      cause: err,
+    });
+  }
+  return {
+    async run(command, options = {}) {
+      const timeoutMs = options.timeoutMs ?? 60_000;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          ssh.dispose();
+          reject(
+            new UpgradeError({
+              what: `run a command on ${where(target)}`,
+              why: `it did not finish within ${Math.round(timeoutMs / 1000)}s`,
+              hint: "check the host; the command may still be running there",
+            }),
+          );
+        }, timeoutMs);
+      });
+      try {
+        const result = await Promise.race([ssh.execCommand(command, { stdin: options.stdin }), timeout]);
+        return { code: result.code, stdout: result.stdout, stderr: result.stderr };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    close: () => ssh.dispose(),
+  };
+}

@@ -1,0 +1,82 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { UpgradeError } from "./errors";
+
+/**
+ * Where scripts/provision.sh puts the tools it provides; scripts/lib.sh computes the same paths.
+ * Kept outside the checkout so every clone on a machine (and CI) reuses one build.
+ */
+export function toolchainCache(env: NodeJS.ProcessEnv = process.env): string {
+  return (
+    env.UPGRADE_ORCHESTRATOR_CACHE ??
+    path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "upgrade-orchestrator")
+  );
+}
+
+/** The version of the @pulumi/pulumi SDK this process loads. */
+export function pulumiSdkVersion(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require("@pulumi/pulumi/package.json") as { version: string }).version;
+}
+
+export interface PulumiInstall {
+  /** The directory holding bin/pulumi, as PulumiCommand.get({ root }) expects. */
+  root: string;
+  binDir: string;
+  version: string;
+  source: "PATH" | "cache";
+}
+
+/**
+ * The Pulumi CLI matching the SDK: `pulumi` on PATH when its version matches, else the cache.
+ * Throws with a hint when neither is there.
+ */
+export function findPulumi(env: NodeJS.ProcessEnv = process.env): PulumiInstall {
+  const version = pulumiSdkVersion();
+  const onPath = whichPulumi(env);
+  if (onPath && pulumiVersionOf(onPath) === `v${version}`) {
+    const binDir = path.dirname(onPath);
+    return { root: path.dirname(binDir), binDir, version, source: "PATH" };
+  }
+  const root = path.join(toolchainCache(env), "pulumi", `v${version}`);
+  const binDir = path.join(root, "bin");
+  if (fs.existsSync(path.join(binDir, ".complete"))) return { root, binDir, version, source: "cache" };
+  throw new UpgradeError({
+    what: `find the Pulumi CLI v${version}`,
+    why: onPath ? `${onPath} is ${pulumiVersionOf(onPath) ?? "of unknown version"}, and ${binDir} is not built` : `no pulumi on PATH and ${binDir} is not built`,
+    hint: "run `npm run provision` (builds it into the cache), or put pulumi of that version on PATH",
+    permanent: true,
+  });
+}
+
+function whichPulumi(env: NodeJS.ProcessEnv): string | undefined {
+  for (const dir of (env.PATH ?? "").split(path.delimiter)) {
+    const candidate = path.join(dir, "pulumi");
+    if (dir && fs.existsSync(candidate) && fs.existsSync(path.join(dir, "pulumi-language-nodejs"))) return candidate;
+  }
+  return undefined;
+}
+
+function pulumiVersionOf(bin: string): string | undefined {
+  try {
+    return execFileSync(bin, ["version"], { encoding: "utf8", timeout: 10_000 }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The Python virtualenv holding moto (and later Alembic, Django). */
+export function pythonVenv(env: NodeJS.ProcessEnv = process.env): string {
+  const venv = path.join(toolchainCache(env), "venv");
+  if (!fs.existsSync(path.join(venv, "bin", "moto_server"))) {
+    throw new UpgradeError({
+      what: "find the test bed's Python tools",
+      why: `${venv}/bin/moto_server does not exist`,
+      hint: "run `npm run provision`",
+      permanent: true,
+    });
+  }
+  return venv;
+}

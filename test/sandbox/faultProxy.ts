@@ -1,0 +1,195 @@
+import { randomUUID } from "node:crypto";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { delay } from "./processes";
+
+/**
+ * A small HTTP proxy in front of moto that injects faults into chosen AWS actions, so the SDK's
+ * own retry logic and our error handling meet the failures real AWS produces. Errors are
+ * protocol-correct: the query protocol (Auto Scaling), EC2's variant of it, and JSON 1.0 with
+ * query compatibility (CloudWatch), so the SDK parses the error code it would get from AWS.
+ */
+export type FaultKind = "throttle" | "server-error" | "delay" | "drop";
+
+export interface Fault {
+  /** The API action, e.g. "SetInstanceProtection" or "GetMetricData". */
+  action: string;
+  kind: FaultKind;
+  /** How many of the next matching calls get the fault (default 1). */
+  times?: number;
+  /** For "delay": milliseconds before the call is forwarded. */
+  delayMs?: number;
+}
+
+export interface ProxiedCall {
+  service: string;
+  action: string;
+  status: number | "dropped";
+  fault?: FaultKind;
+  /** Form parameters of query-protocol calls (empty for JSON protocols). */
+  params: Record<string, string>;
+}
+
+export interface FaultProxy {
+  readonly url: string;
+  inject(fault: Fault): void;
+  clearFaults(): void;
+  /** Every call seen since the last clearCalls(), oldest first. */
+  calls(): ProxiedCall[];
+  clearCalls(): void;
+  close(): Promise<void>;
+}
+
+/** The control endpoint, for processes that share the proxy (sandbox daemon, CLI under test). */
+export const CONTROL_PATH = "/__fault-proxy";
+
+interface PendingFault extends Fault {
+  remaining: number;
+}
+
+export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
+  const target = new URL(targetUrl);
+  const pending: PendingFault[] = [];
+  let seen: ProxiedCall[] = [];
+
+  const inject = (fault: Fault) => pending.push({ ...fault, remaining: fault.times ?? 1 });
+
+  const server = http.createServer(async (req, res) => {
+    const body = await readBody(req);
+    if (req.url?.startsWith(CONTROL_PATH)) return control(req, res, body);
+
+    const { service, action, params } = identify(req, body);
+    const fault = takeFault(pending, action);
+    const record = (status: number | "dropped") => seen.push({ service, action, status, fault: fault?.kind, params });
+
+    if (fault?.kind === "drop") {
+      record("dropped");
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === "throttle" || fault?.kind === "server-error") {
+      const reply = errorReply(service, fault.kind, req.headers);
+      record(reply.status);
+      res.writeHead(reply.status, reply.headers).end(reply.body);
+      return;
+    }
+    if (fault?.kind === "delay") await delay(fault.delayMs ?? 1000);
+
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (upRes) => {
+        record(upRes.statusCode ?? 0);
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      },
+    );
+    upstream.on("error", (err) => {
+      record(502);
+      res.writeHead(502).end(String(err));
+    });
+    upstream.end(body);
+  });
+
+  function control(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
+    const reply = (status: number, value: unknown): void => {
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value));
+    };
+    const sub = req.url!.slice(CONTROL_PATH.length);
+    if (sub === "/faults" && req.method === "POST") {
+      const faults = JSON.parse(body.toString() || "[]") as Fault | Fault[];
+      (Array.isArray(faults) ? faults : [faults]).forEach(inject);
+      return reply(200, { pending: pending.length });
+    }
+    if (sub === "/faults" && req.method === "DELETE") {
+      pending.length = 0;
+      return reply(200, { pending: 0 });
+    }
+    if (sub === "/calls" && req.method === "GET") return reply(200, seen);
+    if (sub === "/calls" && req.method === "DELETE") {
+      seen = [];
+      return reply(200, {});
+    }
+    reply(404, { error: `unknown control path ${sub}` });
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    inject,
+    clearFaults: () => void (pending.length = 0),
+    calls: () => [...seen],
+    clearCalls: () => void (seen = []),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function takeFault(pending: PendingFault[], action: string): PendingFault | undefined {
+  const index = pending.findIndex((f) => f.action === action);
+  if (index < 0) return undefined;
+  const fault = pending[index]!;
+  fault.remaining -= 1;
+  if (fault.remaining <= 0) pending.splice(index, 1);
+  return fault;
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+/** Service from the SigV4 credential scope; action from X-Amz-Target (JSON) or the form's Action (query). */
+export function identify(
+  req: Pick<http.IncomingMessage, "headers">,
+  body: Buffer,
+): { service: string; action: string; params: Record<string, string> } {
+  const auth = String(req.headers.authorization ?? "");
+  const service = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(auth)?.[1] ?? "unknown";
+  const target = req.headers["x-amz-target"];
+  if (typeof target === "string") return { service, action: target.split(".").pop() ?? target, params: {} };
+  const params = Object.fromEntries(new URLSearchParams(body.toString()));
+  return { service, action: params.Action ?? "unknown", params };
+}
+
+function errorReply(
+  service: string,
+  kind: "throttle" | "server-error",
+  headers: http.IncomingHttpHeaders,
+): { status: number; headers: Record<string, string>; body: string } {
+  const requestId = randomUUID();
+  const throttle = kind === "throttle";
+  if (typeof headers["x-amz-target"] === "string") {
+    const code = throttle ? "Throttling" : "InternalFailure";
+    return {
+      status: throttle ? 400 : 500,
+      headers: {
+        "content-type": "application/x-amz-json-1.0",
+        "x-amzn-requestid": requestId,
+        "x-amzn-query-error": `${code};${throttle ? "Sender" : "Receiver"}`,
+      },
+      body: JSON.stringify({ __type: code, message: throttle ? "Rate exceeded" : "Internal service error (injected)" }),
+    };
+  }
+  if (service === "ec2") {
+    const code = throttle ? "RequestLimitExceeded" : "InternalError";
+    return {
+      status: throttle ? 503 : 500,
+      headers: { "content-type": "text/xml" },
+      body: `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>${code}</Code><Message>${throttle ? "Request limit exceeded." : "An internal error has occurred (injected)."}</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`,
+    };
+  }
+  const code = throttle ? "Throttling" : "InternalFailure";
+  return {
+    status: throttle ? 400 : 500,
+    headers: { "content-type": "text/xml" },
+    body: `<ErrorResponse><Error><Type>${throttle ? "Sender" : "Receiver"}</Type><Code>${code}</Code><Message>${throttle ? "Rate exceeded" : "Internal failure (injected)"}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
+  };
+}
