@@ -13,6 +13,8 @@ export interface AwsSettings {
   endpoint?: string;
   /** Total attempts per call including the first, for the SDK's standard retry strategy. Default 3. */
   maxAttempts?: number;
+  /** Static credentials; absent means the SDK's default provider chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 export interface AwsClients {
@@ -27,6 +29,12 @@ export function awsSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AwsSet
     region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION,
     endpoint: env.AWS_ENDPOINT_URL,
     maxAttempts: env.AWS_MAX_ATTEMPTS ? Number(env.AWS_MAX_ATTEMPTS) : undefined,
+    // The same variables the SDK's env provider reads; given here so an explicit env (a test bed's,
+    // a child's) is honoured, not only process.env.
+    credentials:
+      env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+        ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN }
+        : undefined,
   };
 }
 
@@ -35,6 +43,7 @@ export function createAwsClients(settings: AwsSettings = awsSettingsFromEnv()): 
     region: settings.region,
     endpoint: settings.endpoint,
     maxAttempts: settings.maxAttempts ?? 3,
+    credentials: settings.credentials,
   };
   const ec2 = new EC2Client(config);
   const autoScaling = new AutoScalingClient(config);
