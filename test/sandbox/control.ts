@@ -1,0 +1,95 @@
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { SandboxStatus } from "./daemon";
+import { delay } from "./processes";
+
+/** `upgrade-orchestrator sandbox up|status|down`: the test bed in the background, for a shell. */
+export interface SandboxControlOptions {
+  /** State dir (env file, status, log); default .sandbox in the current directory. */
+  dir?: string;
+  log?: (line: string) => void;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function readStatus(dir: string): SandboxStatus | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, "status.json"), "utf8")) as SandboxStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function sandboxUp({ dir = ".sandbox", log = console.log }: SandboxControlOptions = {}): Promise<SandboxStatus> {
+  dir = path.resolve(dir);
+  const current = readStatus(dir);
+  if (current && current.state !== "stopped" && current.state !== "failed" && alive(current.pid)) {
+    log(`sandbox already running (pid ${current.pid}); env file: ${current.envFile}`);
+    return current;
+  }
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.rmSync(path.join(dir, "status.json"), { force: true });
+  const logFile = path.join(dir, "daemon.log");
+  const out = fs.openSync(logFile, "w");
+  const daemon = spawn(process.execPath, [path.join(__dirname, "daemon.js"), dir], {
+    detached: true,
+    stdio: ["ignore", out, out],
+  });
+  daemon.unref();
+  const deadline = Date.now() + 90_000;
+  log(`starting the sandbox (moto, fault proxy, sshd, Pulumi file backend) in ${dir} ...`);
+  while (Date.now() < deadline) {
+    const status = readStatus(dir);
+    if (status?.state === "ready") {
+      log(`sandbox ready. Load its environment with:\n  source ${status.envFile}`);
+      return status;
+    }
+    if (status?.state === "failed" || daemon.exitCode !== null) {
+      throw new Error(`the sandbox failed to start: ${status?.error ?? fs.readFileSync(logFile, "utf8")}`);
+    }
+    await delay(200);
+  }
+  if (daemon.pid) process.kill(daemon.pid, "SIGTERM");
+  throw new Error(`the sandbox did not become ready within 90s; see ${logFile}`);
+}
+
+export function sandboxStatus({ dir = ".sandbox", log = console.log }: SandboxControlOptions = {}): SandboxStatus | undefined {
+  dir = path.resolve(dir);
+  const status = readStatus(dir);
+  if (!status || status.state === "stopped" || !alive(status.pid)) {
+    log(`sandbox: not running (${dir})`);
+    return undefined;
+  }
+  log(`sandbox: ${status.state} since ${status.startedAt}; env file: ${status.envFile}`);
+  for (const p of status.processes) log(`  ${p.name}: pid ${p.pid} ${alive(p.pid) ? "running" : "GONE"}`);
+  return status;
+}
+
+export async function sandboxDown({ dir = ".sandbox", log = console.log }: SandboxControlOptions = {}): Promise<void> {
+  dir = path.resolve(dir);
+  const status = readStatus(dir);
+  if (!status || !alive(status.pid)) {
+    log("sandbox: not running; nothing to stop");
+    return;
+  }
+  process.kill(status.pid, "SIGTERM");
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && (alive(status.pid) || status.processes.some((p) => alive(p.pid)))) await delay(200);
+  for (const p of status.processes.filter((q) => alive(q.pid))) {
+    try {
+      process.kill(-p.pid, "SIGKILL"); // the guard's process group: guard and server
+    } catch {
+      process.kill(p.pid, "SIGKILL");
+    }
+  }
+  fs.rmSync(path.join(dir, "bed"), { recursive: true, force: true });
+  log(`sandbox stopped (${status.processes.length} processes)`);
+}
