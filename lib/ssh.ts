@@ -60,6 +60,8 @@ export async function connectSsh(target: SshTarget): Promise<SshSession> {
       privateKeyPath: target.privateKeyPath,
       privateKey: target.privateKey,
       passphrase: target.passphrase,
+      // without a key file, the operator's ssh-agent
+      agent: target.privateKeyPath || target.privateKey ? undefined : process.env.SSH_AUTH_SOCK,
       readyTimeout: target.readyTimeoutMs ?? 20_000,
       hostVerifier: (key: Buffer) => {
         const verdict = verifyHostKey(lookup, key);

@@ -80,3 +80,18 @@ export function pythonVenv(env: NodeJS.ProcessEnv = process.env): string {
   }
   return venv;
 }
+
+/** This package's version (from its package.json, found from source or from dist/). */
+export function packageVersion(): string {
+  let dir = __dirname;
+  for (;;) {
+    const candidate = path.join(dir, "package.json");
+    if (fs.existsSync(candidate)) {
+      const pkg = JSON.parse(fs.readFileSync(candidate, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "upgrade-orchestrator") return pkg.version ?? "unknown";
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return "unknown";
+    dir = parent;
+  }
+}

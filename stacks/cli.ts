@@ -1,6 +1,134 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from "commander";
-import { ExitCode, UpgradeError } from "../lib/errors";
+import * as readline from "node:readline/promises";
+import { Command, CommanderError, Option } from "commander";
+import { badInput, ExitCode, UpgradeError } from "../lib/errors";
+import { parseDuration } from "../lib/wait";
+import { createRenderer } from "./output";
+import { DEFAULTS, upgrade, type UpgradeOptions } from "./upgrade";
+
+interface UpgradeFlags {
+  stack: string;
+  cwd: string;
+  runbook: string;
+  yes?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+  message?: string;
+  release?: string;
+  drainTimeout: string;
+  pollInterval: string;
+  metricPeriod: string;
+  sshUser: string;
+  sshKey?: string;
+  sshPort: string;
+  sshHost?: string;
+  knownHosts?: string;
+  servicesPort: string;
+  report?: string;
+  verbose?: boolean;
+}
+
+const EXAMPLES = `
+Examples:
+  # at a terminal: preview, confirm, live progress
+  npm run upgrade -- --stack prod --cwd ../private-cloud
+
+  # deploy a given release of the deployment project
+  npm run upgrade -- --stack prod --cwd ../private-cloud --release 3.4.1
+
+  # in a pipeline: no prompt, JSON lines on stdout, a Markdown report
+  npm run upgrade -- --stack prod --yes --json --report upgrade-report.md
+
+  # see what would happen, change nothing
+  npm run upgrade -- --stack prod --dry-run
+
+Exit codes: 0 succeeded, 1 a step failed, 2 bad input or usage, 3 refused by a safety check
+(stack locked, not drained in time, dirty working tree), 130 interrupted.
+The SSH key's passphrase, if any, is read from $UPGRADE_SSH_KEY_PASSPHRASE.`;
+
+function duration(flag: string, text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) throw badInput(`read ${flag}`, `${JSON.stringify(text)} is not a duration`, "use e.g. 30m, 15s, 1h30m");
+  return ms;
+}
+
+function port(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw badInput(`read ${flag}`, `${JSON.stringify(text)} is not a TCP port`);
+  return n;
+}
+
+async function runUpgrade(flags: UpgradeFlags): Promise<void> {
+  const runbooks = ["auto", "codeocean-private-cloud", "none"];
+  if (!runbooks.includes(flags.runbook)) throw badInput("read --runbook", `unknown runbook ${JSON.stringify(flags.runbook)}`, `use one of ${runbooks.join(", ")}`);
+  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
+  if (!flags.yes && !flags.dryRun && !interactive) {
+    throw badInput(
+      "ask for confirmation at the preview",
+      flags.json ? "--json output cannot prompt" : "stdin/stdout is not a terminal",
+      "pass --yes to apply without asking (pipelines), or --dry-run to only preview",
+    );
+  }
+  const renderer = createRenderer(flags.json ? "json" : process.stdout.isTTY ? "tty" : "plain", process.stdout, flags.verbose);
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write(`\n${signal}: stopping after the current step and restoring what the run suspended (again to exit at once)\n`);
+      controller.abort(new Error(`interrupted by ${signal}`));
+    } else {
+      process.stderr.write(`${signal} again: exiting now. Alarm actions this run disabled may still be disabled; they are tagged, and the next run restores them.\n`);
+      process.exit(ExitCode.Interrupted);
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const options: UpgradeOptions = {
+    stack: flags.stack,
+    cwd: flags.cwd,
+    runbook: flags.runbook as UpgradeOptions["runbook"],
+    yes: flags.yes,
+    dryRun: flags.dryRun,
+    message: flags.message,
+    release: flags.release,
+    drainTimeoutMs: duration("--drain-timeout", flags.drainTimeout),
+    pollIntervalMs: duration("--poll-interval", flags.pollInterval),
+    metricPeriodSeconds: Math.round(duration("--metric-period", flags.metricPeriod) / 1000),
+    ssh: {
+      user: flags.sshUser,
+      keyPath: flags.sshKey,
+      port: port("--ssh-port", flags.sshPort),
+      host: flags.sshHost,
+      knownHostsPath: flags.knownHosts,
+      passphrase: process.env.UPGRADE_SSH_KEY_PASSPHRASE,
+    },
+    servicesPort: port("--services-port", flags.servicesPort),
+    reportPath: flags.report,
+    onEvent: renderer.sink,
+    signal: controller.signal,
+    confirm: async ({ changes }) => {
+      renderer.pause();
+      const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+      try {
+        const summary = Object.entries(changes).map(([op, n]) => `${op} ${n}`).join(", ");
+        const answer = await rl.question(`\nApply these changes to stack ${flags.stack} (${summary})? [y/N] `);
+        return /^y(es)?$/i.test(answer.trim());
+      } finally {
+        rl.close();
+        renderer.resume();
+      }
+    },
+  };
+  try {
+    const result = await upgrade(options);
+    process.exitCode = result.exitCode;
+  } finally {
+    renderer.close();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
 
 /**
  * upgrade-orchestrator: the command line over the typed API in stacks/upgrade.ts.
@@ -11,6 +139,34 @@ export function buildProgram(): Command {
     .description("Safe, repeatable upgrades of self-hosted platforms, driven by the Pulumi Automation API.")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+
+  program
+    .command("upgrade")
+    .description("upgrade a stack: the runbook's steps around preview and `pulumi up`")
+    .requiredOption("--stack <name>", "the Pulumi stack to upgrade")
+    .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
+    .option("--runbook <name>", "codeocean-private-cloud | none | auto (detect from config upgrade:runbook, then the outputs)", "auto")
+    .option("--yes", "apply without asking at the preview (required without a terminal)")
+    .option("--dry-run", "read everything, change nothing; print the plan and the Pulumi preview")
+    .option("--json", "JSON lines on stdout, one event each, nothing else")
+    .option("--message <text>", "message recorded with the Pulumi update")
+    .option("--release <tag>", "git tag of the project to check out (then npm ci) before the update")
+    .option("--drain-timeout <duration>", "deadline for the workers to become idle", "30m")
+    .option("--poll-interval <duration>", "interval between SlotsUtilization polls", "15s")
+    .addOption(new Option("--metric-period <duration>", "CloudWatch period of SlotsUtilization").default("60s").hideHelp())
+    .option("--ssh-user <user>", "SSH user on the services machine", DEFAULTS.sshUser)
+    .option("--ssh-key <file>", "SSH private key file (default: the keys of ssh-agent)")
+    .option("--ssh-port <port>", "SSH port", String(DEFAULTS.sshPort))
+    .option("--ssh-host <host>", "SSH host (default: the services instance's private IP from EC2)")
+    .option("--known-hosts <file>", "known_hosts file for strict host-key checking", "~/.ssh/known_hosts")
+    .addOption(new Option("--services-port <port>", "port of the services API on the services machine").default(String(DEFAULTS.servicesPort)).hideHelp())
+    .option("--report <file>", "write the Markdown run report there ($GITHUB_STEP_SUMMARY is also honoured)")
+    .option("--verbose", "engine events and stack traces")
+    .addHelpText("after", EXAMPLES)
+    .action(async (flags: UpgradeFlags) => {
+      if (flags.knownHosts?.startsWith("~/")) flags.knownHosts = `${process.env.HOME}/${flags.knownHosts.slice(2)}`;
+      await runUpgrade(flags);
+    });
 
   const sandbox = program
     .command("sandbox")

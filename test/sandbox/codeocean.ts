@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type OutputMap, type Stack } from "@pulumi/pulumi/automation";
+import { startServicesSimulator, type ServicesSimulator } from "./codeoceanServices";
 import { copyFixture } from "./fixtures";
 import type { Sandbox } from "./index";
 
@@ -59,4 +60,55 @@ export async function deployCodeOcean(bed: Sandbox, options: DeployOptions = {})
   });
   const result = await stack.up();
   return { workDir, stackName, stack, outputs: result.outputs };
+}
+
+/** The whole Code Ocean scenario: deployment at 1.0.0 with computations running on its workers. */
+export interface CodeOceanScenario {
+  deployment: CodeOceanDeployment;
+  services: ServicesSimulator;
+  /** The `upgrade` arguments that point the driver at this bed (SSH, services port, fast polling). */
+  upgradeArgs: string[];
+  stop(): Promise<void>;
+}
+
+export interface ScenarioOptions extends DeployOptions {
+  drainMs?: number;
+  /** CloudWatch period the driver reads (the simulator publishes every 2 s). */
+  metricPeriodSeconds?: number;
+}
+
+export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOptions = {}): Promise<CodeOceanScenario> {
+  const deployment = await deployCodeOcean(bed, options);
+  const asgs = [deployment.outputs.workersAsgId?.value, deployment.outputs.workersGpuAsgId?.value].filter(
+    (v): v is string => typeof v === "string",
+  );
+  const services = await startServicesSimulator({
+    computations: Object.fromEntries(asgs.map((asg, i) => [asg, 5 - i])),
+    drainMs: options.drainMs ?? 6000,
+    publishMs: 2000,
+    env: bed.env,
+  });
+  const sshd = bed.sshd!;
+  const upgradeArgs = [
+    "--stack", deployment.stackName,
+    "--cwd", deployment.workDir,
+    "--ssh-host", sshd.host,
+    "--ssh-port", String(sshd.port),
+    "--ssh-user", sshd.user,
+    "--ssh-key", sshd.privateKeyPath,
+    "--known-hosts", sshd.knownHostsPath,
+    "--services-port", String(services.port),
+    "--poll-interval", "2s",
+    "--metric-period", `${options.metricPeriodSeconds ?? 10}s`,
+    "--drain-timeout", "2m",
+  ];
+  return {
+    deployment,
+    services,
+    upgradeArgs,
+    stop: async () => {
+      await services.stop();
+      fs.rmSync(deployment.workDir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,0 +1,67 @@
+import type { OutputMap, PreviewResult, Stack } from "@pulumi/pulumi/automation";
+import type { AwsClients } from "../lib/aws";
+import type { EventSink } from "../lib/events";
+import type { Redactor } from "../lib/redaction";
+import type { Step } from "../lib/steps";
+
+/** Everything the steps of one run share. Steps fill in what later steps read. */
+export interface RunContext {
+  runId: string;
+  options: ResolvedOptions;
+  emit: EventSink;
+  redactor: Redactor;
+  signal?: AbortSignal;
+  /** Environment for Pulumi commands and AWS clients (process env + options.env). */
+  env: Record<string, string>;
+  aws: () => AwsClients;
+  stack?: Stack;
+  outputs?: OutputMap;
+  runbook?: Runbook;
+  /** Code Ocean: what read-outputs found. */
+  deployment?: CodeOceanTargets;
+  /** When the cancel request was sent; idle means a zero datapoint newer than this. */
+  cancelRequestedAt?: Date;
+  /** Alarm names whose actions this run disabled (also tagged on the alarms themselves). */
+  suspendedAlarms: string[];
+  preview?: PreviewResult;
+  changes?: Record<string, number>;
+}
+
+export interface CodeOceanTargets {
+  servicesInstanceId: string;
+  /** Worker ASGs with the output that named each. */
+  workerAsgs: Array<{ name: string; output: string }>;
+}
+
+/** A runbook for an external project: steps around `pulumi up`. */
+export interface Runbook {
+  name: string;
+  beforeUp: Array<Step<RunContext>>;
+  afterUp: Array<Step<RunContext>>;
+}
+
+export interface SshSettings {
+  user: string;
+  keyPath?: string;
+  port: number;
+  /** Default: the services instance's private IP from EC2. */
+  host?: string;
+  knownHostsPath?: string;
+  passphrase?: string;
+}
+
+export interface ResolvedOptions {
+  stack: string;
+  cwd: string;
+  runbook: "auto" | "codeocean-private-cloud" | "none";
+  yes: boolean;
+  dryRun: boolean;
+  message?: string;
+  release?: string;
+  drainTimeoutMs: number;
+  pollIntervalMs: number;
+  metricPeriodSeconds: number;
+  ssh: SshSettings;
+  servicesPort: number;
+  confirm?: (plan: { changes: Record<string, number> }) => Promise<boolean>;
+}

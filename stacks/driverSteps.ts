@@ -1,0 +1,167 @@
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { LocalWorkspace, PulumiCommand, type EngineEvent } from "@pulumi/pulumi/automation";
+import { badInput, refused, UpgradeError } from "../lib/errors";
+import type { Step } from "../lib/steps";
+import { findPulumi } from "../lib/toolchain";
+import type { RunContext, Runbook } from "./context";
+import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
+import { codeOceanTargets } from "./runbooks/codeocean/targets";
+
+const run = promisify(execFile);
+
+/** The runbooks the driver knows, by name (`--runbook`, config key `upgrade:runbook`). */
+export const RUNBOOKS: Record<string, Runbook> = { [codeOceanPrivateCloud.name]: codeOceanPrivateCloud };
+
+export const selectStack: Step<RunContext> = {
+  id: "select-stack",
+  title: "Select the stack",
+  readOnly: true,
+  async run(ctx) {
+    const { cwd, stack } = ctx.options;
+    if (!fs.existsSync(path.join(cwd, "Pulumi.yaml")) && !fs.existsSync(path.join(cwd, "Pulumi.yml"))) {
+      throw badInput(`open the Pulumi project in ${cwd}`, "there is no Pulumi.yaml there", "pass --cwd <the deployment's project directory>");
+    }
+    const install = findPulumi(ctx.env);
+    const pulumiCommand = await PulumiCommand.get({ root: install.root });
+    try {
+      ctx.stack = await LocalWorkspace.selectStack({ stackName: stack, workDir: cwd }, { pulumiCommand, envVars: ctx.env });
+    } catch (err) {
+      const message = (err as Error).message ?? "";
+      if (/no stack named|not found/i.test(message)) {
+        const ws = await LocalWorkspace.create({ workDir: cwd, pulumiCommand, envVars: ctx.env });
+        const names = (await ws.listStacks().catch(() => [])).map((s) => s.name);
+        throw badInput(`select the stack ${stack}`, "no stack of that name in this project's backend", `known stacks: ${names.join(", ") || "none"}; check PULUMI_BACKEND_URL / pulumi login`);
+      }
+      throw new UpgradeError({ what: `select the stack ${stack}`, why: firstErrorLine(message), cause: err });
+    }
+    return `${stack} in ${cwd} (pulumi v${install.version}, ${install.source})`;
+  },
+};
+
+export const refreshConfig: Step<RunContext> = {
+  id: "refresh-config",
+  title: "Refresh the stack config",
+  plan: async () => "would run `pulumi config refresh -f` (rewrites the local Pulumi.<stack>.yaml)",
+  async run(ctx) {
+    await ctx.stack!.refreshConfig();
+    return "local config replaced by the config of the last deployment";
+  },
+};
+
+export const readOutputs: Step<RunContext> = {
+  id: "read-outputs",
+  title: "Read the stack outputs",
+  readOnly: true,
+  async run(ctx) {
+    ctx.outputs = await ctx.stack!.outputs();
+    const configured = ctx.options.runbook !== "auto" ? ctx.options.runbook : await configuredRunbook(ctx);
+    const name = configured ?? (ctx.outputs.ec2ServicesInstanceId ? codeOceanPrivateCloud.name : "none");
+    if (name !== "none") {
+      ctx.runbook = RUNBOOKS[name];
+      if (!ctx.runbook) throw badInput("choose the runbook", `unknown runbook ${JSON.stringify(name)}`, `known: ${Object.keys(RUNBOOKS).join(", ")}, none`);
+    }
+    if (ctx.runbook === codeOceanPrivateCloud) {
+      const { targets, notes } = codeOceanTargets(ctx.outputs);
+      ctx.deployment = targets;
+      for (const message of notes) ctx.emit({ type: "note", step: "read-outputs", message });
+      return `runbook ${name}: services ${targets.servicesInstanceId}, workers ${targets.workerAsgs.map((a) => `${a.name} (${a.output})`).join(", ") || "none"}`;
+    }
+    return `runbook none: ${Object.keys(ctx.outputs).length} outputs`;
+  },
+};
+
+async function configuredRunbook(ctx: RunContext): Promise<string | undefined> {
+  const all = await ctx.stack!.getAllConfig();
+  return all["upgrade:runbook"]?.value;
+}
+
+export const checkoutRelease: Step<RunContext> = {
+  id: "checkout-release",
+  title: "Check out the release",
+  when: (ctx) => ctx.options.release !== undefined,
+  async check(ctx) {
+    const tag = ctx.options.release!;
+    const head = await git(ctx, "rev-parse", "HEAD");
+    const target = await git(ctx, "rev-parse", "--verify", "--quiet", `refs/tags/${tag}^{commit}`).catch(() => undefined);
+    if (target === undefined) {
+      throw refused(`check out release ${tag}`, `no tag ${tag} in ${ctx.options.cwd}`, "git fetch --tags, or check the release name");
+    }
+    const dirty = await git(ctx, "status", "--porcelain", "--untracked-files=no");
+    if (dirty) {
+      throw refused(`check out release ${tag}`, `the working tree has uncommitted changes:\n${dirty}`, "commit or stash them first; the deployed code must be exactly the release");
+    }
+    return head === target ? `already at ${tag}` : undefined;
+  },
+  plan: async (ctx) => `would git checkout ${ctx.options.release} and npm ci`,
+  async run(ctx) {
+    const tag = ctx.options.release!;
+    await git(ctx, "checkout", "--quiet", tag);
+    if (!fs.existsSync(path.join(ctx.options.cwd, "package-lock.json"))) return `checked out ${tag} (no package-lock.json: npm ci skipped)`;
+    await run("npm", ["ci", "--no-audit", "--no-fund"], { cwd: ctx.options.cwd, env: ctx.env, maxBuffer: 64 << 20 }).catch((err) => {
+      throw new UpgradeError({ what: `install the dependencies of ${tag} (npm ci)`, why: firstErrorLine(String(err.stderr ?? err)), cause: err });
+    });
+    return `checked out ${tag}, npm ci done`;
+  },
+};
+
+async function git(ctx: RunContext, ...args: string[]): Promise<string> {
+  try {
+    const { stdout } = await run("git", args, { cwd: ctx.options.cwd });
+    return stdout.trim();
+  } catch (err) {
+    throw new UpgradeError({ what: `git ${args.join(" ")}`, why: firstErrorLine(String((err as { stderr?: string }).stderr ?? err)), cause: err, permanent: true });
+  }
+}
+
+const engineEvents = (ctx: RunContext, step: string) => (event: EngineEvent) => ctx.emit({ type: "engine", step, event });
+
+export const preview: Step<RunContext> = {
+  id: "preview",
+  title: "Preview the update",
+  readOnly: true,
+  async run(ctx) {
+    ctx.preview = await ctx.stack!.preview({ message: ctx.options.message, onEvent: engineEvents(ctx, "preview") }).catch((err) => {
+      throw new UpgradeError({ what: "preview the update", why: pulumiErrors(err), cause: err });
+    });
+    ctx.changes = ctx.preview.changeSummary as Record<string, number>;
+    const summary = formatChanges(ctx.changes);
+    if (!ctx.options.dryRun && !ctx.options.yes) {
+      const ok = await ctx.options.confirm?.({ changes: ctx.changes });
+      if (!ok) throw refused("apply the update", "the operator declined at the preview", "nothing was applied; alarm actions are restored");
+    }
+    return summary;
+  },
+};
+
+export const up: Step<RunContext> = {
+  id: "up",
+  title: "Apply the update (pulumi up)",
+  plan: async (ctx) => `would apply: ${formatChanges(ctx.changes ?? {})}`,
+  async run(ctx) {
+    const result = await ctx.stack!.up({ message: ctx.options.message, onEvent: engineEvents(ctx, "up"), signal: ctx.signal }).catch((err) => {
+      throw new UpgradeError({ what: "apply the update (pulumi up)", why: pulumiErrors(err), hint: "see the engine events above; the stack holds what was applied before the failure", cause: err });
+    });
+    ctx.changes = result.summary.resourceChanges as Record<string, number>;
+    ctx.outputs = result.outputs;
+    return formatChanges(ctx.changes);
+  },
+};
+
+export function formatChanges(changes: Record<string, number>): string {
+  const parts = Object.entries(changes).filter(([, n]) => n > 0).map(([op, n]) => `${n} ${op}`);
+  return parts.join(", ") || "no changes";
+}
+
+function firstErrorLine(message: string): string {
+  return message.split("\n").map((l) => l.trim()).find((l) => /^error:/i.test(l))?.replace(/^error:\s*/i, "") ?? message.split("\n")[0] ?? message;
+}
+
+/** The engine's own error lines from a failed preview/up, without the CLI's framing. */
+function pulumiErrors(err: unknown): string {
+  const text = String((err as { stderr?: string }).stderr ?? "") + "\n" + String((err as Error).message ?? err);
+  const lines = [...new Set(text.split("\n").map((l) => l.trim()).filter((l) => /^error:/.test(l) && !/update failed|preview failed/.test(l)))];
+  return lines.map((l) => l.replace(/^error:\s*/, "")).join("; ") || firstErrorLine(text);
+}

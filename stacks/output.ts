@@ -1,0 +1,156 @@
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import type { EventSink, StepStatus, UpgradeEvent } from "../lib/events";
+import { formatDuration } from "../lib/wait";
+
+/**
+ * How a run shows itself: `--json` prints each event as one JSON line on stdout and nothing else;
+ * on a TTY a live task list (spinner, elapsed time per step); otherwise plain timestamped lines.
+ * Events arrive already redacted.
+ */
+export type OutputMode = "json" | "tty" | "plain";
+
+export interface Renderer {
+  sink: EventSink;
+  /** Stops the live display (before prompting or exiting). */
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
+export function createRenderer(mode: OutputMode, out: NodeJS.WriteStream = process.stdout, verbose = false): Renderer {
+  if (mode === "json") {
+    return { sink: (e) => void out.write(JSON.stringify(e) + "\n"), pause() {}, resume() {}, close() {} };
+  }
+  if (mode === "plain") return plainRenderer(out, verbose);
+  return ttyRenderer(out, verbose);
+}
+
+/** One line for an engine event worth showing (resource operations and errors), else undefined. */
+export function engineLine(event: EngineEvent): string | undefined {
+  const op = event.resOutputsEvent?.metadata ?? event.resOpFailedEvent?.metadata;
+  if (op && op.op !== "same") {
+    const failed = event.resOpFailedEvent ? " FAILED" : "";
+    return `${symbol(op.op)} ${op.type} ${op.urn.split("::").pop()}${failed}`;
+  }
+  const diag = event.diagnosticEvent;
+  if (diag && (diag.severity === "error" || diag.severity === "warning") && !diag.ephemeral) {
+    return `${diag.severity}: ${diag.message.trim().split("\n")[0]}`;
+  }
+  return undefined;
+}
+
+const symbol = (op: string) => ({ create: "+", update: "~", delete: "-", replace: "+-", "create-replacement": "++", "delete-replaced": "--" })[op] ?? op;
+
+function plainRenderer(out: NodeJS.WriteStream, verbose: boolean): Renderer {
+  const line = (text: string) => out.write(`${new Date().toISOString()} ${text}\n`);
+  const sink: EventSink = (e) => {
+    const text = describeEvent(e, verbose);
+    if (text !== undefined) line(text);
+  };
+  return { sink, pause() {}, resume() {}, close() {} };
+}
+
+function describeEvent(e: UpgradeEvent, verbose: boolean): string | undefined {
+  switch (e.type) {
+    case "run-start":
+      return `upgrade of stack ${e.stack} in ${e.cwd}${e.dryRun ? " (dry run)" : ""} — run ${e.runId}`;
+    case "step-start":
+      return `[${e.step}] ${e.title}…`;
+    case "step-end":
+      return `[${e.step}] ${e.status} in ${formatDuration(e.durationMs)}${e.error ? `: ${e.error}` : e.note ? `: ${e.note}` : ""}`;
+    case "progress":
+      return `[${e.step}] ${e.message}`;
+    case "note":
+      return `${e.step ? `[${e.step}] ` : ""}note: ${e.message}`;
+    case "engine": {
+      const text = engineLine(e.event);
+      return text && (verbose || e.step === "up" || /error/.test(text)) ? `[${e.step}] ${text}` : undefined;
+    }
+    case "summary":
+      return `${e.status === "succeeded" ? "succeeded" : "FAILED"} in ${formatDuration(e.durationMs)} (exit ${e.exitCode})${e.error ? `\n  ${e.error}` : ""}${e.hint && !e.error?.includes(e.hint) ? `\n  hint: ${e.hint}` : ""}`;
+  }
+}
+
+const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+const DONE: Record<StepStatus, string> = { done: "\x1b[32m✔\x1b[0m", skipped: "\x1b[2m–\x1b[0m", failed: "\x1b[31m✖\x1b[0m" };
+
+/** The live task list: one line per step, redrawn in place; finished steps keep their result. */
+function ttyRenderer(out: NodeJS.WriteStream, verbose: boolean): Renderer {
+  interface Row { step: string; title: string; started: number; status?: StepStatus; detail?: string; durationMs?: number }
+  const rows: Row[] = [];
+  let drawn = 0;
+  let frame = 0;
+  let paused = false;
+  const width = () => Math.max(40, (out.columns ?? 100) - 1);
+  const clip = (s: string) => (s.length > width() ? s.slice(0, width() - 1) + "…" : s);
+  const draw = () => {
+    if (paused) return;
+    if (drawn > 0) out.write(`\x1b[${drawn}A`);
+    for (const r of rows) {
+      const icon = r.status ? DONE[r.status] : `\x1b[36m${FRAMES[frame % FRAMES.length]}\x1b[0m`;
+      const elapsed = formatDuration(r.durationMs ?? Date.now() - r.started);
+      out.write(`\x1b[2K${icon} ${clip(`${r.title} (${elapsed})${r.detail ? ` — ${r.detail}` : ""}`)}\n`);
+    }
+    drawn = rows.length;
+  };
+  const timer = setInterval(() => {
+    frame++;
+    if (rows.some((r) => !r.status)) draw();
+  }, 120);
+  timer.unref();
+  const print = (text: string) => {
+    // a line above the live block: erase the block, print, redraw below
+    if (drawn > 0) out.write(`\x1b[${drawn}A\x1b[0J`);
+    drawn = 0;
+    out.write(text + "\n");
+    draw();
+  };
+  const current = (step: string) => [...rows].reverse().find((r) => r.step === step);
+  const sink: EventSink = (e) => {
+    switch (e.type) {
+      case "run-start":
+      case "note":
+        print(describeEvent(e, verbose)!);
+        return;
+      case "step-start":
+        rows.push({ step: e.step, title: e.title, started: Date.parse(e.time) });
+        break;
+      case "step-end": {
+        const row = current(e.step);
+        if (row) Object.assign(row, { status: e.status, durationMs: e.durationMs, detail: e.error ?? e.note });
+        break;
+      }
+      case "progress": {
+        const row = current(e.step);
+        if (row) row.detail = e.message;
+        break;
+      }
+      case "engine": {
+        const text = engineLine(e.event);
+        const row = current(e.step);
+        if (text && row) row.detail = text;
+        if (text && (verbose || /^error/.test(text))) print(`  ${text}`);
+        break;
+      }
+      case "summary":
+        draw();
+        out.write(`\n${e.status === "succeeded" ? "\x1b[32m✔ upgrade succeeded\x1b[0m" : "\x1b[31m✖ upgrade failed\x1b[0m"} in ${formatDuration(e.durationMs)} (exit ${e.exitCode})\n`);
+        if (e.error) out.write(`  ${e.error}\n`);
+        if (e.hint && !e.error?.includes(e.hint)) out.write(`  hint: ${e.hint}\n`);
+        drawn = 0;
+        rows.length = 0;
+        return;
+    }
+    draw();
+  };
+  return {
+    sink,
+    pause: () => void (paused = true),
+    resume: () => {
+      paused = false;
+      drawn = 0;
+      draw();
+    },
+    close: () => clearInterval(timer),
+  };
+}

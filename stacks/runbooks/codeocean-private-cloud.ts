@@ -1,0 +1,58 @@
+import type { Runbook } from "../context";
+import { cancelComputations } from "./codeocean/cancelComputations";
+import { restoreAlarmActions, suspendAlarmActions } from "./codeocean/alarmActions";
+import { noProtectedInstances, removeScaleInProtection, verifyNoProtectedInstances } from "./codeocean/scaleInProtection";
+import { describeObservations, observeWorkers, waitForIdleWorkers } from "./codeocean/waitForIdleWorkers";
+
+/**
+ * Runbook 1 of RUNBOOKS.md, Code Ocean private cloud. Around `pulumi up` (which the driver runs
+ * after select-stack, refresh-config, read-outputs and preview):
+ *   4. stop all running computations       (SSH to the services machine, POST :8300/cancel_computations)
+ *   5. wait for SlotsUtilization to reach 0 on every worker ASG
+ *   6. remove scale-in protection from the workers
+ *   8. keep the deployment's alarms quiet for the window, and restore them afterwards
+ */
+export const codeOceanPrivateCloud: Runbook = {
+  name: "codeocean-private-cloud",
+  beforeUp: [
+    {
+      id: "cancel-computations",
+      title: "Cancel running computations",
+      plan: async () => "would POST localhost:8300/cancel_computations on the services machine over SSH",
+      run: cancelComputations,
+    },
+    {
+      id: "wait-idle-workers",
+      title: "Wait for idle workers",
+      plan: async (ctx) => {
+        const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
+        const now = await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds);
+        return `would wait up to the drain deadline for SlotsUtilization 0; now: ${describeObservations(now)}`;
+      },
+      run: waitForIdleWorkers,
+    },
+    {
+      id: "remove-scale-in-protection",
+      title: "Remove scale-in protection",
+      check: noProtectedInstances,
+      plan: async (ctx) => `would unprotect the instances of ${ctx.deployment!.workerAsgs.map((a) => a.name).join(", ")}`,
+      run: removeScaleInProtection,
+      verify: verifyNoProtectedInstances,
+    },
+    {
+      id: "suspend-alarms",
+      title: "Suspend alarm actions",
+      plan: async () => "would disable the actions of the deployment's enabled alarms (and tag them for restore)",
+      run: suspendAlarmActions,
+    },
+  ],
+  afterUp: [
+    {
+      id: "restore-alarms",
+      title: "Restore alarm actions",
+      always: true,
+      plan: async () => "would re-enable the alarm actions suspended by this run",
+      run: restoreAlarmActions,
+    },
+  ],
+};

@@ -1,0 +1,83 @@
+import { DescribeInstancesCommand } from "@aws-sdk/client-ec2";
+import { awsCall } from "../../../lib/aws";
+import { UpgradeError } from "../../../lib/errors";
+import { withRetry } from "../../../lib/retry";
+import { connectSsh, type SshTarget } from "../../../lib/ssh";
+import type { RunContext } from "../../context";
+
+/**
+ * Runbook step 4: on the services machine, `curl -X POST localhost:8300/cancel_computations`,
+ * over SSH with strict host-key checking. The HTTP status decides: 2xx done, 4xx permanent
+ * (not retried), 5xx and connection failures transient (retried with backoff).
+ */
+export async function cancelComputations(ctx: RunContext): Promise<string> {
+  const target = await servicesSshTarget(ctx);
+  const url = `http://localhost:${ctx.options.servicesPort}/cancel_computations`;
+  const command = `curl -sS -o /dev/null -w '%{http_code}' --max-time 20 -X POST ${url}`;
+  ctx.cancelRequestedAt = new Date();
+  const status = await withRetry(
+    `cancel the running computations (POST ${url} on ${target.host})`,
+    async () => {
+      const session = await connectSsh(target);
+      try {
+        const result = await session.run(command, { timeoutMs: 40_000 });
+        const http = result.stdout.trim();
+        if (/^2\d\d$/.test(http)) return http;
+        const failed = (why: string, permanent: boolean) =>
+          new UpgradeError({
+            what: `cancel the running computations (POST ${url} on ${target.host})`,
+            why,
+            hint: permanent ? "check the services API on that machine; retrying will not help" : undefined,
+            permanent,
+          });
+        if (/^4\d\d$/.test(http)) throw failed(`the services API answered HTTP ${http}`, true);
+        if (/^5\d\d$/.test(http)) throw failed(`the services API answered HTTP ${http}`, false);
+        throw failed(`curl exited ${result.code}${http && http !== "000" ? ` (HTTP ${http})` : ""}: ${result.stderr.trim() || "no answer"}`, false);
+      } finally {
+        session.close();
+      }
+    },
+    {
+      retries: 4,
+      minTimeoutMs: 1000,
+      onRetry: ({ attempt, retriesLeft, error }) =>
+        ctx.emit({
+          type: "progress",
+          step: "cancel-computations",
+          message: `attempt ${attempt} failed (${(error as Error).message.split("\n")[0]}); retrying, ${retriesLeft} left`,
+        }),
+    },
+  );
+  return `HTTP ${status} from ${target.username}@${target.host}`;
+}
+
+export async function servicesSshTarget(ctx: RunContext): Promise<SshTarget> {
+  const { ssh } = ctx.options;
+  const host = ssh.host ?? (await servicesPrivateIp(ctx));
+  return {
+    host,
+    port: ssh.port,
+    username: ssh.user,
+    privateKeyPath: ssh.keyPath,
+    passphrase: ssh.passphrase,
+    knownHostsPath: ssh.knownHostsPath,
+  };
+}
+
+async function servicesPrivateIp(ctx: RunContext): Promise<string> {
+  const id = ctx.deployment!.servicesInstanceId;
+  const out = await awsCall(`look up the services instance ${id}`, () =>
+    ctx.aws().ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] })),
+  );
+  const ip = out.Reservations?.[0]?.Instances?.[0]?.PrivateIpAddress;
+  if (!ip) {
+    throw new UpgradeError({
+      what: `find the SSH address of the services instance ${id}`,
+      why: "EC2 reports no private IP for it",
+      hint: "pass --ssh-host",
+      exitCode: 2,
+      permanent: true,
+    });
+  }
+  return ip;
+}

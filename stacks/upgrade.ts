@@ -1,0 +1,172 @@
+import { randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { createAwsClients, awsSettingsFromEnv, type AwsClients } from "../lib/aws";
+import { describe, ExitCode, UpgradeError } from "../lib/errors";
+import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
+import { createRedactor } from "../lib/redaction";
+import { runSteps, type Step } from "../lib/steps";
+import type { ResolvedOptions, RunContext } from "./context";
+import { checkoutRelease, preview, readOutputs, refreshConfig, selectStack, up } from "./driverSteps";
+import { renderReport } from "./report";
+
+/** Options of one upgrade run; every field but `stack` has a default. */
+export interface UpgradeOptions {
+  /** The Pulumi stack to upgrade (required). */
+  stack: string;
+  /** The Pulumi project directory (default: the current directory). */
+  cwd?: string;
+  /** Which runbook runs around `up`; "auto" (default) reads config `upgrade:runbook`, then the outputs. */
+  runbook?: "auto" | "codeocean-private-cloud" | "none";
+  /** Apply without asking at the preview. */
+  yes?: boolean;
+  /** Read everything, change nothing: print what each step would do and the Pulumi preview. */
+  dryRun?: boolean;
+  /** Message recorded with the Pulumi update. */
+  message?: string;
+  /** A git tag of the project to check out (then `npm ci`) before the update. */
+  release?: string;
+  /** Deadline for the workers to become idle (default 30 min). */
+  drainTimeoutMs?: number;
+  /** Interval between SlotsUtilization polls (default 15 s). */
+  pollIntervalMs?: number;
+  /** CloudWatch period for SlotsUtilization (default 60 s, as the deployment's own alarm). */
+  metricPeriodSeconds?: number;
+  ssh?: { user?: string; keyPath?: string; port?: number; host?: string; knownHostsPath?: string; passphrase?: string };
+  /** Port of the Code Ocean services API on the services machine (default 8300). */
+  servicesPort?: number;
+  /** Extra environment for Pulumi and AWS (backend URL, passphrase, AWS endpoint...); default process.env. */
+  env?: Record<string, string | undefined>;
+  /** Receives every event of the run, in order. */
+  onEvent?: EventSink;
+  /** Asked at the preview unless `yes` or `dryRun`; false refuses the update. */
+  confirm?: (plan: { changes: Record<string, number> }) => Promise<boolean>;
+  /** Aborting stops after the current step (a running `up` is cancelled), restores, exits 130. */
+  signal?: AbortSignal;
+  /** Where to write the Markdown run report; $GITHUB_STEP_SUMMARY is appended to when set. */
+  reportPath?: string;
+}
+
+export interface UpgradeResult {
+  runId: string;
+  status: "succeeded" | "failed";
+  exitCode: ExitCode;
+  steps: StepRecord[];
+  changes?: Record<string, number>;
+  outputs?: Record<string, unknown>;
+  error?: { message: string; what?: string; why?: string; hint?: string };
+  /** The Markdown report. */
+  report: string;
+}
+
+export const DEFAULTS = {
+  drainTimeoutMs: 30 * 60_000,
+  pollIntervalMs: 15_000,
+  metricPeriodSeconds: 60,
+  sshUser: "ec2-user",
+  sshPort: 22,
+  servicesPort: 8300,
+};
+
+/** Upgrades one stack: the driver's steps, the detected runbook around `up`, a report. */
+export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
+  const runId = `${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomUUID().slice(0, 8)}`;
+  const started = Date.now();
+  const env = mergeEnv(options.env);
+  const redactor = createRedactor([env.PULUMI_CONFIG_PASSPHRASE, options.ssh?.passphrase, env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN]);
+  const events: UpgradeEvent[] = [];
+  const emit: EventSink = (event) => {
+    const clean = redactor.value(event);
+    if (clean.type !== "engine") events.push(clean);
+    options.onEvent?.(clean);
+  };
+  const resolved = resolveOptions(options);
+  let aws: AwsClients | undefined;
+  const ctx: RunContext = {
+    runId,
+    options: resolved,
+    emit,
+    redactor,
+    signal: options.signal,
+    env,
+    aws: () => (aws ??= createAwsClients(awsSettingsFromEnv(env))),
+    suspendedAlarms: [],
+  };
+  emit({ type: "run-start", runId, stack: resolved.stack, runbook: resolved.runbook, dryRun: resolved.dryRun, cwd: resolved.cwd, time: new Date(started).toISOString() });
+
+  const steps: StepRecord[] = [];
+  let failure: unknown;
+  const phase = async (list: Array<Step<RunContext>>) => {
+    const outcome = await runSteps(list, ctx, { dryRun: resolved.dryRun, emit, signal: options.signal });
+    steps.push(...outcome.records);
+    failure ??= outcome.failure;
+  };
+  try {
+    await phase([selectStack, refreshConfig, readOutputs]);
+    if (failure === undefined) {
+      const runbook = ctx.runbook;
+      await phase([checkoutRelease, ...(runbook?.beforeUp ?? []), preview, up, ...(runbook?.afterUp ?? [])]);
+    }
+  } finally {
+    aws?.destroy();
+  }
+
+  const interrupted = options.signal?.aborted === true;
+  const exitCode = failure === undefined ? ExitCode.Succeeded : interrupted ? ExitCode.Interrupted : failure instanceof UpgradeError ? failure.exitCode : ExitCode.StepFailed;
+  const status = failure === undefined ? "succeeded" : "failed";
+  const error = failure === undefined ? undefined : errorSummary(failure, redactor.text);
+  emit({ type: "summary", status, exitCode, durationMs: Date.now() - started, steps, changes: ctx.changes, error: error?.message, hint: error?.hint });
+  const report = renderReport({ runId, options: resolved, status, exitCode, steps, changes: ctx.changes, error, events, durationMs: Date.now() - started });
+  writeReports(report, options.reportPath, env.GITHUB_STEP_SUMMARY, emit);
+  const outputs = ctx.outputs && Object.fromEntries(Object.entries(ctx.outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
+  return { runId, status, exitCode, steps, changes: ctx.changes, outputs, error, report };
+}
+
+function resolveOptions(o: UpgradeOptions): ResolvedOptions {
+  return {
+    stack: o.stack,
+    cwd: path.resolve(o.cwd ?? process.cwd()),
+    runbook: o.runbook ?? "auto",
+    yes: o.yes ?? false,
+    dryRun: o.dryRun ?? false,
+    message: o.message,
+    release: o.release,
+    drainTimeoutMs: o.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
+    pollIntervalMs: o.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
+    metricPeriodSeconds: o.metricPeriodSeconds ?? DEFAULTS.metricPeriodSeconds,
+    ssh: {
+      user: o.ssh?.user ?? DEFAULTS.sshUser,
+      port: o.ssh?.port ?? DEFAULTS.sshPort,
+      keyPath: o.ssh?.keyPath,
+      host: o.ssh?.host,
+      knownHostsPath: o.ssh?.knownHostsPath ?? path.join(os.homedir(), ".ssh", "known_hosts"),
+      passphrase: o.ssh?.passphrase,
+    },
+    servicesPort: o.servicesPort ?? DEFAULTS.servicesPort,
+    confirm: o.confirm,
+  };
+}
+
+function mergeEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
+  const merged: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...extra })) if (v !== undefined) merged[k] = v;
+  return merged;
+}
+
+function errorSummary(err: unknown, redact: (s: string) => string): UpgradeResult["error"] {
+  if (err instanceof UpgradeError) return { message: redact(err.message), what: err.what, why: redact(err.why), hint: err.hint };
+  return { message: redact(describe(err)) };
+}
+
+function writeReports(report: string, reportPath: string | undefined, stepSummary: string | undefined, emit: EventSink): void {
+  for (const [file, append] of [[reportPath, false], [stepSummary, true]] as const) {
+    if (!file) continue;
+    try {
+      fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+      (append ? fs.appendFileSync : fs.writeFileSync)(file, report);
+    } catch (err) {
+      emit({ type: "note", message: `could not write the report to ${file}: ${describe(err)}` });
+    }
+  }
+}
