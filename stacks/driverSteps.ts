@@ -123,6 +123,9 @@ export const preview: Step<RunContext> = {
   title: "Preview the update",
   readOnly: true,
   async run(ctx) {
+    if (ctx.options.dryRun && ctx.options.release) {
+      ctx.emit({ type: "note", step: "preview", message: `dry run: the preview is of the current checkout, not of release ${ctx.options.release} (a dry run does not check it out)` });
+    }
     ctx.preview = await ctx.stack!.preview({ message: ctx.options.message, onEvent: engineEvents(ctx, "preview") }).catch((err) => {
       throw new UpgradeError({ what: "preview the update", why: pulumiErrors(err), cause: err });
     });

@@ -86,7 +86,8 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
     computations: Object.fromEntries(asgs.map((asg, i) => [asg, 5 - i])),
     drainMs: options.drainMs ?? 6000,
     publishMs: 2000,
-    env: bed.env,
+    // straight to moto: the fault proxy is for the driver's calls, and its call log stays the driver's
+    env: { ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url },
   });
   const sshd = bed.sshd!;
   const upgradeArgs = [

@@ -81,8 +81,10 @@ export async function observeWorkers(
   const groups = await describeGroups(ctx, asgs);
   const periodMs = periodSeconds * 1000;
   const now = Date.now();
-  // Period-aligned window reaching back far enough to show the last values before the cancel.
-  const start = new Date(Math.floor((Math.min(now, cancelRequestedAt.getTime()) - 15 * 60_000) / periodMs) * periodMs);
+  // A period-aligned window reaching back to before the cancel (to show the last busy values),
+  // at least 15 minutes and at most 3 hours.
+  const from = Math.max(Math.min(now - 15 * 60_000, cancelRequestedAt.getTime() - periodMs), now - 3 * 3_600_000);
+  const start = new Date(Math.floor(from / periodMs) * periodMs);
   const end = new Date(Math.ceil((now + 1) / periodMs) * periodMs);
   const data = await awsCall("read CodeOcean/SlotsUtilization", () =>
     ctx.aws().cloudWatch.send(
