@@ -1,0 +1,172 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { upgrade, type UpgradeOptions } from "../../stacks/upgrade";
+import { startSandbox, type Sandbox } from "../sandbox";
+import { awsSnapshot } from "../sandbox/awsState";
+import { runCli } from "../sandbox/cli";
+import { startCodeOceanScenario, type CodeOceanScenario } from "../sandbox/codeocean";
+
+// Refusals change nothing; transient faults are retried; permanent ones are not.
+let bed: Sandbox;
+let refusals: CodeOceanScenario;
+
+beforeAll(async () => {
+  bed = await startSandbox();
+  refusals = await startCodeOceanScenario(bed, { stackName: "refusals", workers: 2, gpuWorkers: 1 });
+});
+afterAll(async () => {
+  await refusals?.stop();
+  await bed?.stop();
+});
+
+function optionsFor(scenario: CodeOceanScenario, extra: Partial<UpgradeOptions> = {}): UpgradeOptions {
+  const sshd = bed.sshd!;
+  return {
+    stack: scenario.deployment.stackName,
+    cwd: scenario.deployment.workDir,
+    yes: true,
+    env: bed.env,
+    ssh: { host: sshd.host, port: sshd.port, user: sshd.user, keyPath: sshd.privateKeyPath, knownHostsPath: sshd.knownHostsPath },
+    servicesPort: scenario.services.port,
+    pollIntervalMs: 1000,
+    metricPeriodSeconds: 10,
+    drainTimeoutMs: 60_000,
+    ...extra,
+  };
+}
+
+async function expectUnchanged(scenario: CodeOceanScenario, action: () => Promise<void>): Promise<void> {
+  const before = await awsSnapshot(bed.env);
+  const history = (await scenario.deployment.stack.history()).length;
+  await action();
+  expect(await awsSnapshot(bed.env)).toEqual(before);
+  expect((await scenario.deployment.stack.history()).length).toBe(history);
+}
+
+test("bad input exits 2 with what, why and a hint, and changes nothing", async () => {
+  await expectUnchanged(refusals, async () => {
+    const unknownStack = await runCli(["upgrade", ...refusals.upgradeArgs, "--stack", "nope", "--yes"], bed.env);
+    expect(unknownStack.code).toBe(2);
+    expect(unknownStack.stdout + unknownStack.stderr).toMatch(/could not select the stack nope: no stack of that name.*\n.*known stacks: refusals/);
+
+    const noTty = await runCli(["upgrade", ...refusals.upgradeArgs], bed.env);
+    expect(noTty.code).toBe(2);
+    expect(noTty.stderr).toMatch(/not a terminal[\s\S]*hint: pass --yes/);
+
+    const badDuration = await runCli(["upgrade", ...refusals.upgradeArgs, "--yes", "--drain-timeout", "soon"], bed.env);
+    expect(badDuration.code).toBe(2);
+    expect(badDuration.stderr).toMatch(/--drain-timeout: "soon" is not a duration/);
+
+    const noStack = await runCli(["upgrade", "--yes"], bed.env);
+    expect(noStack.code).toBe(2);
+    expect(noStack.stderr).toMatch(/--stack/);
+  });
+  expect(refusals.services.requests()).toEqual([]);
+});
+
+test("a dirty working tree or an unknown tag refuses --release with exit 3 before anything changes", async () => {
+  const file = path.join(refusals.deployment.workDir, "index.ts");
+  const original = fs.readFileSync(file, "utf8");
+  await expectUnchanged(refusals, async () => {
+    const unknown = await upgrade(optionsFor(refusals, { release: "9.9.9" }));
+    expect(unknown.exitCode).toBe(3);
+    expect(unknown.error?.message).toMatch(/no tag 9\.9\.9/);
+
+    fs.appendFileSync(file, "\n// local hotfix\n");
+    try {
+      const dirty = await upgrade(optionsFor(refusals, { release: "2.0.0" }));
+      expect(dirty.exitCode).toBe(3);
+      expect(dirty.error?.message).toMatch(/uncommitted changes[\s\S]*index\.ts/);
+      expect(dirty.steps.find((s) => s.step === "checkout-release")).toMatchObject({ status: "failed" });
+      expect(dirty.steps.map((s) => s.step)).not.toContain("cancel-computations");
+    } finally {
+      fs.writeFileSync(file, original);
+    }
+  });
+  expect(refusals.services.requests()).toEqual([]);
+  expect(execFileSync("git", ["describe", "--tags"], { cwd: refusals.deployment.workDir, encoding: "utf8" }).trim()).toBe("1.0.0");
+});
+
+test("a services host key that does not match is refused once, not retried, nothing changed", async () => {
+  const wrong = path.join(bed.dir, "known_hosts_other");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(bed.dir, "impostor")]);
+  const key = fs.readFileSync(path.join(bed.dir, "impostor.pub"), "utf8").split(" ").slice(0, 2).join(" ");
+  fs.writeFileSync(wrong, `[127.0.0.1]:${bed.sshd!.port} ${key}\n`);
+  await expectUnchanged(refusals, async () => {
+    const events: string[] = [];
+    const result = await upgrade(optionsFor(refusals, {
+      ssh: { ...optionsFor(refusals).ssh, knownHostsPath: wrong },
+      onEvent: (e) => e.type === "progress" && events.push(e.message),
+    }));
+    expect(result.exitCode).toBe(1);
+    expect(result.error?.message).toMatch(/host key it presented does not match/);
+    expect(events).toEqual([]); // no retry
+  });
+  expect(refusals.services.requests()).toEqual([]);
+});
+
+test("a 4xx from the services API fails the step without retrying", async () => {
+  refusals.services.setMode({ kind: "error", status: 403, times: 5 });
+  try {
+    await expectUnchanged(refusals, async () => {
+      const result = await upgrade(optionsFor(refusals));
+      expect(result.exitCode).toBe(1);
+      expect(result.error?.message).toMatch(/services API answered HTTP 403/);
+      expect(result.steps.map((s) => [s.step, s.status])).toEqual([
+        ["select-stack", "done"], ["refresh-config", "done"], ["read-outputs", "done"],
+        ["cancel-computations", "failed"], ["restore-alarms", "done"],
+      ]);
+    });
+    expect(refusals.services.requests()).toHaveLength(1);
+  } finally {
+    refusals.services.setMode({ kind: "normal" });
+  }
+});
+
+test("workers that never drain: exit 3 at the deadline with the last values, nothing changed after the cancel", async () => {
+  refusals.services.setMode({ kind: "never-drains" });
+  const progress: string[] = [];
+  await expectUnchanged(refusals, async () => {
+    const result = await upgrade(optionsFor(refusals, { drainTimeoutMs: 6000, onEvent: (e) => e.type === "progress" && progress.push(e.message) }));
+    expect(result.exitCode).toBe(3);
+    expect(result.error?.message).toMatch(/not drained within 0:0\d; last seen: workers-refusals-1-asg: .*workers-gpu-refusals-asg: /);
+    expect(result.steps.map((s) => s.step)).not.toContain("up");
+  });
+  expect(progress.length).toBeGreaterThanOrEqual(3);
+  expect(progress.at(-1)).toMatch(/deadline 0:06/);
+});
+
+test("an update that skips stripping scale-in protection fails as it would in production", async () => {
+  execFileSync("git", ["checkout", "-q", "2.0.0"], { cwd: refusals.deployment.workDir });
+  try {
+    await expect(refusals.deployment.stack.up()).rejects.toThrow(/protected from scale-in/);
+  } finally {
+    execFileSync("git", ["checkout", "-q", "1.0.0"], { cwd: refusals.deployment.workDir });
+  }
+});
+
+test("transient faults are retried: services 5xx, throttled GetMetricData, a 5xx and a dropped call on Auto Scaling", async () => {
+  const scenario = await startCodeOceanScenario(bed, { stackName: "faults", workers: 2, gpuWorkers: 1 });
+  try {
+    scenario.services.setMode({ kind: "error", status: 503, times: 2 });
+    bed.aws!.clearCalls();
+    bed.aws!.inject({ action: "GetMetricData", kind: "throttle", times: 2 });
+    bed.aws!.inject({ action: "SetInstanceProtection", kind: "server-error", times: 1 });
+    bed.aws!.inject({ action: "DisableAlarmActions", kind: "drop", times: 1 });
+    const retries: string[] = [];
+    const result = await upgrade(optionsFor(scenario, { release: "2.0.0", onEvent: (e) => e.type === "progress" && e.step === "cancel-computations" && retries.push(e.message) }));
+    expect(result.error).toBeUndefined();
+    expect(result.exitCode).toBe(0);
+    expect(scenario.services.requests().map((r) => r.status)).toEqual([503, 503, 200]);
+    expect(retries).toHaveLength(2);
+    expect(retries[0]).toMatch(/attempt 1 failed \(.*HTTP 503\); retrying/);
+    const statuses = (action: string) => bed.aws!.calls().filter((c) => c.action === action).map((c) => c.status);
+    expect(statuses("GetMetricData").slice(0, 3)).toEqual([400, 400, 200]);
+    expect(statuses("SetInstanceProtection").slice(0, 2)).toEqual([500, 200]);
+    expect(statuses("DisableAlarmActions")).toEqual(["dropped", 200]);
+    expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
+  } finally {
+    await scenario.stop();
+  }
+});
