@@ -1,0 +1,51 @@
+import { createRedactor } from "../../lib/redaction";
+import { formatDuration, parseDuration, pollUntil } from "../../lib/wait";
+import { identify } from "../sandbox/faultProxy";
+
+test("parseDuration reads the CLI's durations and refuses the rest", () => {
+  expect(parseDuration("30m")).toBe(1_800_000);
+  expect(parseDuration("15s")).toBe(15_000);
+  expect(parseDuration("1h30m")).toBe(5_400_000);
+  expect(parseDuration("500ms")).toBe(500);
+  expect(parseDuration("90")).toBe(90_000);
+  for (const bad of ["", "soon", "10x", "m", "5m junk", "-5s"]) expect(parseDuration(bad)).toBeUndefined();
+  expect(formatDuration(3_725_000)).toBe("1:02:05");
+  expect(formatDuration(65_000)).toBe("1:05");
+});
+
+test("pollUntil reports progress each poll and fails at the deadline with the last value", async () => {
+  let clock = 0;
+  const seen: number[] = [];
+  const failure = pollUntil<number>({
+    intervalMs: 1,
+    timeoutMs: 3,
+    now: () => clock,
+    poll: async (n) => {
+      clock += 1;
+      return { done: false, seen: n * 10 };
+    },
+    onProgress: ({ seen: s }) => seen.push(s),
+    onTimeout: (last, elapsed) => new Error(`gave up after ${elapsed}ms at ${last}`),
+  });
+  await expect(failure).rejects.toThrow(/gave up after \d+ms at (20|30)/);
+  expect(seen.length).toBeGreaterThanOrEqual(2);
+  await expect(pollUntil({ intervalMs: 1, timeoutMs: 100, poll: async (n) => ({ done: n === 3, seen: n }), onTimeout: () => new Error("x") })).resolves.toBe(3);
+});
+
+test("the redactor hides secrets in text and nested values, PEM keys line by line", () => {
+  const pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----";
+  const r = createRedactor(["hunter2-passphrase", undefined, "abc"]);
+  r.add(pem);
+  expect(r.text("passphrase is hunter2-passphrase.")).toBe("passphrase is [secret].");
+  expect(r.text("abc stays (too short to redact safely)")).toContain("abc");
+  expect(r.value({ a: ["x hunter2-passphrase"], n: 1, key: "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW" }))
+    .toEqual({ a: ["x [secret]"], n: 1, key: "[secret]" });
+});
+
+test("the fault proxy identifies service and action for query and JSON protocols", () => {
+  const auth = { authorization: "AWS4-HMAC-SHA256 Credential=testing/20261124/us-east-1/autoscaling/aws4_request, SignedHeaders=host" };
+  expect(identify({ headers: auth }, Buffer.from("Action=SetInstanceProtection&Version=2011-01-01&InstanceIds.member.1=i-1")))
+    .toEqual({ service: "autoscaling", action: "SetInstanceProtection", params: expect.objectContaining({ "InstanceIds.member.1": "i-1" }) });
+  const json = { authorization: auth.authorization.replace("autoscaling", "monitoring"), "x-amz-target": "GraniteServiceVersion20100801.GetMetricData" };
+  expect(identify({ headers: json }, Buffer.from("{}"))).toEqual({ service: "monitoring", action: "GetMetricData", params: {} });
+});
