@@ -175,9 +175,11 @@ export function buildProgram(): Command {
     .command("up")
     .description("start the bed in the background and write an env file to `source`")
     .option("--dir <dir>", "state dir (env file, status, log)", ".sandbox")
-    .action(async (opts: { dir: string }) => {
+    .option("--with <what>", "also stand up: codeocean (the fixture deployment at 1.0.0 with computations running)")
+    .action(async (opts: { dir: string; with?: string }) => {
+      if (opts.with !== undefined && opts.with !== "codeocean") throw badInput("read --with", `unknown ${JSON.stringify(opts.with)}`, "use --with codeocean");
       const { sandboxUp } = await import("../test/sandbox/control");
-      await sandboxUp({ dir: opts.dir });
+      await sandboxUp({ dir: opts.dir, withCodeOcean: opts.with === "codeocean" });
     });
   sandbox
     .command("status")

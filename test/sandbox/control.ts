@@ -8,6 +8,8 @@ import { delay } from "./processes";
 export interface SandboxControlOptions {
   /** State dir (env file, status, log); default .sandbox in the current directory. */
   dir?: string;
+  /** Also deploy the Code Ocean fixture at 1.0.0 with computations running (`--with codeocean`). */
+  withCodeOcean?: boolean;
   log?: (line: string) => void;
 }
 
@@ -28,7 +30,7 @@ function readStatus(dir: string): SandboxStatus | undefined {
   }
 }
 
-export async function sandboxUp({ dir = ".sandbox", log = console.log }: SandboxControlOptions = {}): Promise<SandboxStatus> {
+export async function sandboxUp({ dir = ".sandbox", log = console.log, withCodeOcean = false }: SandboxControlOptions = {}): Promise<SandboxStatus> {
   dir = path.resolve(dir);
   const current = readStatus(dir);
   if (current && current.state !== "stopped" && current.state !== "failed" && alive(current.pid)) {
@@ -39,17 +41,18 @@ export async function sandboxUp({ dir = ".sandbox", log = console.log }: Sandbox
   fs.rmSync(path.join(dir, "status.json"), { force: true });
   const logFile = path.join(dir, "daemon.log");
   const out = fs.openSync(logFile, "w");
-  const daemon = spawn(process.execPath, [path.join(__dirname, "daemon.js"), dir], {
+  const daemon = spawn(process.execPath, [path.join(__dirname, "daemon.js"), dir, ...(withCodeOcean ? ["--with-codeocean"] : [])], {
     detached: true,
     stdio: ["ignore", out, out],
   });
   daemon.unref();
   const deadline = Date.now() + 90_000;
-  log(`starting the sandbox (moto, fault proxy, sshd, Pulumi file backend) in ${dir} ...`);
+  log(`starting the sandbox (moto, fault proxy, sshd, Pulumi file backend${withCodeOcean ? ", the Code Ocean deployment" : ""}) in ${dir} ...`);
   while (Date.now() < deadline) {
     const status = readStatus(dir);
     if (status?.state === "ready") {
       log(`sandbox ready. Load its environment with:\n  source ${status.envFile}`);
+      if (status.hint) log(status.hint);
       return status;
     }
     if (status?.state === "failed" || daemon.exitCode !== null) {
@@ -69,6 +72,7 @@ export function sandboxStatus({ dir = ".sandbox", log = console.log }: SandboxCo
     return undefined;
   }
   log(`sandbox: ${status.state} since ${status.startedAt}; env file: ${status.envFile}`);
+  if (status.hint) log(status.hint);
   for (const p of status.processes) log(`  ${p.name}: pid ${p.pid} ${alive(p.pid) ? "running" : "GONE"}`);
   return status;
 }
@@ -90,6 +94,6 @@ export async function sandboxDown({ dir = ".sandbox", log = console.log }: Sandb
       process.kill(p.pid, "SIGKILL");
     }
   }
-  fs.rmSync(path.join(dir, "bed"), { recursive: true, force: true });
+  for (const sub of ["bed", "codeocean-deployment"]) fs.rmSync(path.join(dir, sub), { recursive: true, force: true });
   log(`sandbox stopped (${status.processes.length} processes)`);
 }
