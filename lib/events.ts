@@ -20,6 +20,9 @@ export type UpgradeEvent =
   | { type: "progress"; step: string; message: string; data?: Record<string, unknown> }
   | { type: "note"; step?: string; message: string }
   | { type: "engine"; step: string; event: EngineEvent }
+  /** Recorded before something is suspended (alarm actions, maintenance mode...), and when it is restored. */
+  | { type: "suspend"; step: string; what: string; items: string[] }
+  | { type: "restore"; step: string; what: string; items: string[] }
   | {
       type: "summary";
       status: "succeeded" | "failed";

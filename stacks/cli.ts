@@ -25,6 +25,7 @@ interface UpgradeFlags {
   knownHosts?: string;
   servicesPort: string;
   report?: string;
+  forceUnlock?: boolean;
   verbose?: boolean;
 }
 
@@ -105,6 +106,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     },
     servicesPort: port("--services-port", flags.servicesPort),
     reportPath: flags.report,
+    forceUnlock: flags.forceUnlock,
     onEvent: renderer.sink,
     signal: controller.signal,
     confirm: async ({ changes }) => {
@@ -161,11 +163,41 @@ export function buildProgram(): Command {
     .option("--known-hosts <file>", "known_hosts file for strict host-key checking", "~/.ssh/known_hosts")
     .addOption(new Option("--services-port <port>", "port of the services API on the services machine").default(String(DEFAULTS.servicesPort)).hideHelp())
     .option("--report <file>", "write the Markdown run report there ($GITHUB_STEP_SUMMARY is also honoured)")
+    .option("--force-unlock", "take over the run lock of a run that is gone (reported as stale)")
     .option("--verbose", "engine events and stack traces")
     .addHelpText("after", EXAMPLES)
     .action(async (flags: UpgradeFlags) => {
       if (flags.knownHosts?.startsWith("~/")) flags.knownHosts = `${process.env.HOME}/${flags.knownHosts.slice(2)}`;
       await runUpgrade(flags);
+    });
+
+  program
+    .command("status")
+    .description("the last run of a stack from the local journal: steps, outcomes, times, what is still suspended")
+    .requiredOption("--stack <name>", "the Pulumi stack")
+    .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
+    .option("--json", "print it as one JSON object")
+    .action(async (flags: { stack: string; cwd: string; json?: boolean }) => {
+      const { lastRun } = await import("./journal");
+      const { formatDuration } = await import("../lib/wait");
+      const run = lastRun(process.env, flags.cwd, flags.stack);
+      if (!run) {
+        if (flags.json) process.stdout.write(JSON.stringify({ stack: flags.stack, lastRun: null }) + "\n");
+        else process.stdout.write(`no run of stack ${flags.stack} recorded for ${flags.cwd} on this machine\n`);
+        return;
+      }
+      if (flags.json) {
+        process.stdout.write(JSON.stringify({ stack: flags.stack, lastRun: run }) + "\n");
+        return;
+      }
+      const state = run.status === "running" ? `unfinished (running now, or stopped during ${run.unfinishedStep ?? "a step boundary"})` : `${run.status} (exit ${run.exitCode})`;
+      const lines = [`stack ${flags.stack}: last run ${run.runId}, started ${run.startedAt ?? "?"}: ${state}`];
+      for (const s of run.steps) lines.push(`  ${s.status.padEnd(7)} ${s.step.padEnd(28)} ${formatDuration(s.durationMs).padStart(7)}  ${s.error ?? s.note ?? ""}`);
+      if (run.unfinishedStep) lines.push(`  started ${run.unfinishedStep} (no end recorded)`);
+      for (const [what, items] of Object.entries(run.stillSuspended)) lines.push(`  still suspended (${what}): ${items.join(", ")} — the next run restores them`);
+      if (run.error) lines.push(`  error: ${run.error}`);
+      lines.push(`  journal: ${run.journal}`);
+      process.stdout.write(lines.join("\n") + "\n");
     });
 
   const sandbox = program

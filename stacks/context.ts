@@ -3,6 +3,8 @@ import type { AwsClients } from "../lib/aws";
 import type { EventSink } from "../lib/events";
 import type { Redactor } from "../lib/redaction";
 import type { Step } from "../lib/steps";
+import type { RunState } from "./journal";
+import type { RunLock } from "./lock";
 
 /** Everything the steps of one run share. Steps fill in what later steps read. */
 export interface RunContext {
@@ -23,6 +25,9 @@ export interface RunContext {
   cancelRequestedAt?: Date;
   /** Alarm names whose actions this run disabled (also tagged on the alarms themselves). */
   suspendedAlarms: string[];
+  /** The previous run of this stack when it did not finish (crashed, killed), from the local journal. */
+  resumeFrom?: RunState;
+  lock?: RunLock;
   preview?: PreviewResult;
   changes?: Record<string, number>;
 }
@@ -63,5 +68,7 @@ export interface ResolvedOptions {
   metricPeriodSeconds: number;
   ssh: SshSettings;
   servicesPort: number;
+  /** Take over a stale run lock. */
+  forceUnlock: boolean;
   confirm?: (plan: { changes: Record<string, number> }) => Promise<boolean>;
 }

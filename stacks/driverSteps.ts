@@ -9,6 +9,8 @@ import { findPulumi } from "../lib/toolchain";
 import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
 import { codeOceanTargets } from "./runbooks/codeocean/targets";
+import { lastRun } from "./journal";
+import { acquireRunLock, describeHolder, isStale, lockPath, readHolder } from "./lock";
 
 const run = promisify(execFile);
 
@@ -38,6 +40,39 @@ export const selectStack: Step<RunContext> = {
       throw new UpgradeError({ what: `select the stack ${stack}`, why: firstErrorLine(message), cause: err });
     }
     return `${stack} in ${cwd} (pulumi v${install.version}, ${install.source})`;
+  },
+};
+
+export const lockStack: Step<RunContext> = {
+  id: "lock-stack",
+  title: "Lock the stack for this run",
+  readOnly: true, // a dry run only looks at the lock
+  async run(ctx) {
+    const { url } = await ctx.stack!.workspace.whoAmI();
+    const project = (await ctx.stack!.workspace.projectSettings()).name;
+    const file = lockPath(url ?? ctx.env.PULUMI_BACKEND_URL ?? "", project, ctx.options.stack);
+    if (!file) {
+      return `backend ${url} does not hold run locks yet: only Pulumi's own update lock applies`;
+    }
+    if (ctx.options.dryRun) {
+      const holder = readHolder(file);
+      return holder ? `held by ${describeHolder(holder)}${isStale(holder) ? " (stale)" : ""}; a dry run does not take it` : "free (a dry run does not take it)";
+    }
+    ctx.lock = acquireRunLock(file, ctx.runId, ctx.options.forceUnlock);
+    if (ctx.lock.tookOver) {
+      ctx.emit({ type: "note", step: "lock-stack", message: `--force-unlock: took over the stale lock of ${describeHolder(ctx.lock.tookOver)}` });
+    }
+    const previous = lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId);
+    if (previous?.status === "running") {
+      ctx.resumeFrom = previous;
+      const suspended = Object.entries(previous.stillSuspended).map(([what, items]) => `${what}: ${items.join(", ")}`).join("; ");
+      ctx.emit({
+        type: "note",
+        step: "lock-stack",
+        message: `resuming after run ${previous.runId}, which stopped ${previous.unfinishedStep ? `during ${previous.unfinishedStep}` : "between steps"} without finishing${suspended ? `; it left suspended: ${suspended}` : ""}`,
+      });
+    }
+    return `locked (${file})`;
   },
 };
 

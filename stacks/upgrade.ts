@@ -8,7 +8,8 @@ import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
 import { createRedactor } from "../lib/redaction";
 import { runSteps, type Step } from "../lib/steps";
 import type { ResolvedOptions, RunContext } from "./context";
-import { checkoutRelease, preview, readOutputs, refreshConfig, selectStack, up } from "./driverSteps";
+import { checkoutRelease, lockStack, preview, readOutputs, refreshConfig, selectStack, up } from "./driverSteps";
+import { openJournal } from "./journal";
 import { renderReport } from "./report";
 
 /** Options of one upgrade run; every field but `stack` has a default. */
@@ -46,6 +47,8 @@ export interface UpgradeOptions {
   signal?: AbortSignal;
   /** Where to write the Markdown run report; $GITHUB_STEP_SUMMARY is appended to when set. */
   reportPath?: string;
+  /** Take over a run lock whose holder is gone (reported as stale). */
+  forceUnlock?: boolean;
 }
 
 export interface UpgradeResult {
@@ -58,6 +61,8 @@ export interface UpgradeResult {
   error?: { message: string; what?: string; why?: string; hint?: string };
   /** The Markdown report. */
   report: string;
+  /** The run journal (JSON lines), read by `upgrade-orchestrator status`. */
+  journal: string;
 }
 
 export const DEFAULTS = {
@@ -75,13 +80,15 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   const started = Date.now();
   const env = mergeEnv(options.env);
   const redactor = createRedactor([env.PULUMI_CONFIG_PASSPHRASE, options.ssh?.passphrase, env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN]);
+  const resolved = resolveOptions(options);
   const events: UpgradeEvent[] = [];
+  const journal = openJournal(env, resolved.cwd, resolved.stack, runId);
   const emit: EventSink = (event) => {
     const clean = redactor.value(event);
     if (clean.type !== "engine") events.push(clean);
+    journal.record(clean);
     options.onEvent?.(clean);
   };
-  const resolved = resolveOptions(options);
   let aws: AwsClients | undefined;
   const ctx: RunContext = {
     runId,
@@ -103,12 +110,13 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     failure ??= outcome.failure;
   };
   try {
-    await phase([selectStack, refreshConfig, readOutputs]);
+    await phase([selectStack, lockStack, refreshConfig, readOutputs]);
     if (failure === undefined) {
       const runbook = ctx.runbook;
       await phase([checkoutRelease, ...(runbook?.beforeUp ?? []), preview, up, ...(runbook?.afterUp ?? [])]);
     }
   } finally {
+    ctx.lock?.release();
     aws?.destroy();
   }
 
@@ -120,7 +128,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   const report = renderReport({ runId, options: resolved, status, exitCode, steps, changes: ctx.changes, error, events, durationMs: Date.now() - started });
   writeReports(report, options.reportPath, env.GITHUB_STEP_SUMMARY, emit);
   const outputs = ctx.outputs && Object.fromEntries(Object.entries(ctx.outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
-  return { runId, status, exitCode, steps, changes: ctx.changes, outputs, error, report };
+  return { runId, status, exitCode, steps, changes: ctx.changes, outputs, error, report, journal: journal.path };
 }
 
 function resolveOptions(o: UpgradeOptions): ResolvedOptions {
@@ -144,6 +152,7 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
       passphrase: o.ssh?.passphrase,
     },
     servicesPort: o.servicesPort ?? DEFAULTS.servicesPort,
+    forceUnlock: o.forceUnlock ?? false,
     confirm: o.confirm,
   };
 }

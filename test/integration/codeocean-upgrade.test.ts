@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 const STEP_IDS = [
-  "select-stack", "refresh-config", "read-outputs", "checkout-release", "cancel-computations", "wait-idle-workers",
+  "select-stack", "lock-stack", "refresh-config", "read-outputs", "checkout-release", "cancel-computations", "wait-idle-workers",
   "remove-scale-in-protection", "suspend-alarms", "preview", "up", "restore-alarms",
 ];
 
@@ -51,11 +51,11 @@ test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0: drains, unprotects
 
   // the services API got exactly one cancel request
   expect(scenario.services.requests()).toEqual([{ method: "POST", path: "/cancel_computations", status: 200 }]);
-  // one GetMetricData per poll, and a progress event per poll
+  // one GetMetricData per poll (and one for cancel-computations' check), and a progress event per poll
   const polls = events.filter((e) => e.type === "progress" && e.step === "wait-idle-workers");
   const metricCalls = bed.aws!.calls().filter((c) => c.action === "GetMetricData");
   expect(polls.length).toBeGreaterThan(0);
-  expect(metricCalls).toHaveLength(polls.length);
+  expect(metricCalls).toHaveLength(polls.length + 1);
   // SetInstanceProtection in batches of at most 50 ids: 55 general workers → 50 + 5, 2 GPU workers → 2
   const batches = bed.aws!.calls().filter((c) => c.action === "SetInstanceProtection")
     .map((c) => [c.params.AutoScalingGroupName, Object.keys(c.params).filter((k) => k.startsWith("InstanceIds.member.")).length]);
@@ -110,6 +110,7 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
   expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringContaining("workersGpuAsgId is null") }));
   const byId = Object.fromEntries(result.steps.map((s) => [s.step, s]));
   expect(byId["preview"]).toMatchObject({ status: "done" });
+  expect(byId["lock-stack"]).toMatchObject({ status: "done", note: "free (a dry run does not take it)" });
   for (const id of ["refresh-config", "checkout-release", "cancel-computations", "wait-idle-workers", "remove-scale-in-protection", "suspend-alarms", "up", "restore-alarms"]) {
     expect(byId[id]).toMatchObject({ status: "skipped", note: expect.stringMatching(/^dry run: would /) });
   }

@@ -58,6 +58,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       bed = pulumiBed(path.join(dir, "pulumi"));
       Object.assign(env, bed.env);
     }
+    // run journals of the driver under test stay inside the bed
+    env.UPGRADE_ORCHESTRATOR_STATE = path.join(dir, "state");
     if (aws) {
       moto = await startMoto();
       stops.push(() => moto!.stop());

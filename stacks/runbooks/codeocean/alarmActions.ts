@@ -44,6 +44,7 @@ export async function suspendAlarmActions(ctx: RunContext): Promise<string> {
     );
   }
   const names = enabled.map((a) => a.AlarmName!);
+  if (names.length > 0) ctx.emit({ type: "suspend", step: "suspend-alarms", what: "alarm-actions", items: names });
   for (const batch of chunk(names, 100)) {
     await awsCall(`disable the actions of ${batch.length} alarms`, () =>
       ctx.aws().cloudWatch.send(new DisableAlarmActionsCommand({ AlarmNames: batch })),
@@ -73,6 +74,7 @@ export async function restoreAlarmActions(ctx: RunContext): Promise<string> {
       ctx.aws().cloudWatch.send(new EnableAlarmActionsCommand({ AlarmNames: batch })),
     );
   }
+  if (names.length > 0) ctx.emit({ type: "restore", step: "restore-alarms", what: "alarm-actions", items: names });
   for (const alarm of restore) {
     await awsCall(`clear the suspension tag of alarm ${alarm.AlarmName}`, () =>
       ctx.aws().cloudWatch.send(new UntagResourceCommand({ ResourceARN: alarm.AlarmArn, TagKeys: [SUSPENDED_TAG] })),

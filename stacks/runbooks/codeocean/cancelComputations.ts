@@ -4,6 +4,7 @@ import { UpgradeError } from "../../../lib/errors";
 import { withRetry } from "../../../lib/retry";
 import { connectSsh, type SshTarget } from "../../../lib/ssh";
 import type { RunContext } from "../../context";
+import { observeWorkers } from "./waitForIdleWorkers";
 
 /**
  * Runbook step 4: on the services machine, `curl -X POST localhost:8300/cancel_computations`,
@@ -49,6 +50,29 @@ export async function cancelComputations(ctx: RunContext): Promise<string> {
     },
   );
   return `HTTP ${status} from ${target.username}@${target.host}`;
+}
+
+/**
+ * check: cancelling is disruptive, so it is not repeated when its effect is in place: a run that
+ * crashed after cancelling (local journal), or workers already idle (the world, for pipelines
+ * whose journal went with their machine).
+ */
+export async function computationsAlreadyCancelled(ctx: RunContext): Promise<string | undefined> {
+  const previous = ctx.resumeFrom;
+  const cancelled = previous?.steps.find((s) => s.step === "cancel-computations" && s.status === "done");
+  if (previous && cancelled && previous.cancelRequestedAt) {
+    ctx.cancelRequestedAt = new Date(previous.cancelRequestedAt);
+    return `already requested at ${previous.cancelRequestedAt} by run ${previous.runId}`;
+  }
+  const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
+  if (asgs.length === 0) return undefined;
+  const seen = await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds);
+  if (seen.every((o) => o.state === "idle")) {
+    // idle already: the wait needs a fresh zero, so it counts from now
+    ctx.cancelRequestedAt = new Date(Date.now() - ctx.options.metricPeriodSeconds * 1000);
+    return `workers already idle (${seen.map((o) => `${o.asg}: ${o.reason}`).join(", ")}): nothing to cancel`;
+  }
+  return undefined;
 }
 
 export async function servicesSshTarget(ctx: RunContext): Promise<SshTarget> {

@@ -14,10 +14,11 @@ export function chunk<T>(items: T[], size: number): T[][] {
 }
 
 export async function protectedInstances(ctx: RunContext): Promise<Map<string, string[]>> {
-  const groups = await describeGroups(ctx, ctx.deployment!.workerAsgs.map((a) => a.name));
+  const names = ctx.deployment!.workerAsgs.map((a) => a.name);
+  const groups = await describeGroups(ctx, names);
   const result = new Map<string, string[]>();
-  for (const [name, group] of groups) {
-    const ids = (group.Instances ?? []).filter((i) => i.ProtectedFromScaleIn).map((i) => i.InstanceId!);
+  for (const name of names) {
+    const ids = (groups.get(name)?.Instances ?? []).filter((i) => i.ProtectedFromScaleIn).map((i) => i.InstanceId!);
     if (ids.length > 0) result.set(name, ids);
   }
   return result;
