@@ -60,7 +60,8 @@ export const lockStack: Step<RunContext> = {
     }
     ctx.lock = acquireRunLock(file, ctx.runId, ctx.options.forceUnlock);
     if (ctx.lock.tookOver) {
-      ctx.emit({ type: "note", step: "lock-stack", message: `--force-unlock: took over the stale lock of ${describeHolder(ctx.lock.tookOver)}` });
+      const how = ctx.options.forceUnlock ? "--force-unlock: took over" : "took over (its process has exited)";
+      ctx.emit({ type: "note", step: "lock-stack", message: `${how} the stale run lock of ${describeHolder(ctx.lock.tookOver)}` });
     }
     const previous = lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId);
     if (previous?.status === "running") {

@@ -45,15 +45,24 @@ export function readHolder(file: string): LockHolder | undefined {
   }
 }
 
-export function isStale(holder: LockHolder, now = Date.now()): boolean {
-  if (holder.host === os.hostname()) {
-    try {
-      process.kill(holder.pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ESRCH") return true;
-    }
+/**
+ * "gone": its process on this host has exited (certain: taken over with a warning);
+ * "silent": its heartbeat stopped (it may be another machine cut off: --force-unlock decides).
+ */
+export function staleness(holder: LockHolder, now = Date.now()): "gone" | "silent" | undefined {
+  if (holder.host === os.hostname() && !processAlive(holder.pid)) return "gone";
+  return now - Date.parse(holder.heartbeat) > STALE_AFTER_MS ? "silent" : undefined;
+}
+
+export const isStale = (holder: LockHolder) => staleness(holder) !== undefined;
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ESRCH";
   }
-  return now - Date.parse(holder.heartbeat) > STALE_AFTER_MS;
 }
 
 export function describeHolder(h: LockHolder): string {
@@ -70,10 +79,11 @@ export function acquireRunLock(file: string, runId: string, forceUnlock: boolean
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     const holder = readHolder(file);
-    if (holder && !isStale(holder)) {
+    const stale = holder && staleness(holder);
+    if (holder && !stale) {
       throw refused("lock the stack for this run", `it is held by ${describeHolder(holder)}`, "wait for that run to finish; `upgrade-orchestrator status` shows its progress");
     }
-    if (!forceUnlock) {
+    if (!forceUnlock && stale !== "gone") {
       throw refused(
         "lock the stack for this run",
         holder ? `a stale lock is left by ${describeHolder(holder)} (its process is gone or silent since ${holder.heartbeat})` : `the lock file ${file} is unreadable`,

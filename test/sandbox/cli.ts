@@ -40,3 +40,48 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
     });
   });
 }
+
+/**
+ * Starts the CLI in its own process group and calls `onEvent` for each JSON line, so a test can
+ * kill it (kill -9 of the whole group, as a cancelled CI job does) or interrupt it at a chosen moment.
+ */
+export interface LiveCli {
+  pid: number;
+  /** Resolves with the exit code (or 128+signal number) once the process is gone. */
+  exited: Promise<number>;
+  stdout(): string;
+  stderr(): string;
+  /** Sends a signal to the CLI process itself, or with `group` to its whole process group. */
+  signal(signal: NodeJS.Signals, group?: boolean): void;
+}
+
+export function startCli(args: string[], env: Record<string, string | undefined>, onEvent: (event: Record<string, unknown> & { type: string }) => void = () => {}): LiveCli {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does)`);
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let stdout = "";
+  let stderr = "";
+  let partial = "";
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d;
+    partial += d;
+    const lines = partial.split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line.trim()) onEvent(JSON.parse(line) as Record<string, unknown> & { type: string });
+  });
+  child.stderr.on("data", (d: Buffer) => (stderr += d));
+  const signals: Record<string, number> = { SIGKILL: 9, SIGINT: 2, SIGTERM: 15 };
+  const exited = new Promise<number>((resolve) => child.on("exit", (code, sig) => resolve(code ?? 128 + (signals[sig ?? ""] ?? 0))));
+  return {
+    pid: child.pid!,
+    exited,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    signal(sig, group = false) {
+      try {
+        process.kill(group ? -child.pid! : child.pid!, sig);
+      } catch {
+        /* gone */
+      }
+    },
+  };
+}
