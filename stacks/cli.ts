@@ -26,6 +26,7 @@ interface UpgradeFlags {
   servicesPort: string;
   report?: string;
   forceUnlock?: boolean;
+  repair?: boolean;
   verbose?: boolean;
 }
 
@@ -107,6 +108,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     servicesPort: port("--services-port", flags.servicesPort),
     reportPath: flags.report,
     forceUnlock: flags.forceUnlock,
+    repair: flags.repair,
     onEvent: renderer.sink,
     signal: controller.signal,
     confirm: async ({ changes }) => {
@@ -164,6 +166,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--services-port <port>", "port of the services API on the services machine").default(String(DEFAULTS.servicesPort)).hideHelp())
     .option("--report <file>", "write the Markdown run report there ($GITHUB_STEP_SUMMARY is also honoured)")
     .option("--force-unlock", "take over the run lock of a run that is gone (reported as stale)")
+    .option("--repair", "clear what an interrupted `pulumi up` left (its lock, pending operations) when the driver cannot be sure it is gone")
     .option("--verbose", "engine events and stack traces")
     .addHelpText("after", EXAMPLES)
     .action(async (flags: UpgradeFlags) => {

@@ -70,5 +70,7 @@ export interface ResolvedOptions {
   servicesPort: number;
   /** Take over a stale run lock. */
   forceUnlock: boolean;
+  /** Clear what an interrupted `up` left (engine lock, pending operations) even when its holder is not certainly gone. */
+  repair: boolean;
   confirm?: (plan: { changes: Record<string, number> }) => Promise<boolean>;
 }

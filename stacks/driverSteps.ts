@@ -10,7 +10,8 @@ import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
 import { codeOceanTargets } from "./runbooks/codeocean/targets";
 import { lastRun } from "./journal";
-import { acquireRunLock, describeHolder, isStale, lockPath, readHolder } from "./lock";
+import * as os from "node:os";
+import { acquireRunLock, describeHolder, engineLocks, isStale, lockPath, processAlive, readHolder } from "./lock";
 
 const run = promisify(execFile);
 
@@ -76,6 +77,55 @@ export const lockStack: Step<RunContext> = {
     return `locked (${file})`;
   },
 };
+
+/**
+ * An `up` that was killed leaves Pulumi's lock on the stack and pending operations in its state;
+ * the next `up` would then fail ("the stack is currently locked"). This step finds both, explains
+ * them, and clears them with Pulumi's own tools (`pulumi cancel`, `pulumi refresh
+ * --clear-pending-creates`): by itself when the evidence is certain (the lock's process on this
+ * host is gone, and our journal shows our run died in `up`), otherwise only with --repair.
+ */
+export const repairInterruptedUpdate: Step<RunContext> = {
+  id: "repair-interrupted-update",
+  title: "Check for an interrupted update",
+  readOnly: true, // a dry run reports; it repairs nothing
+  async run(ctx) {
+    const stack = ctx.stack!;
+    const state = (await stack.exportStack()).deployment as { pending_operations?: Array<{ type: string; resource: { urn: string } }> };
+    const pending = state.pending_operations ?? [];
+    const { url } = await stack.workspace.whoAmI();
+    const project = (await stack.workspace.projectSettings()).name;
+    const locks = engineLocks(url ?? "", project, ctx.options.stack) ?? [];
+    if (pending.length === 0 && locks.length === 0) return "none";
+    const here = os.hostname();
+    const running = locks.filter((l) => l.hostname === here && processAlive(l.pid));
+    if (running.length > 0) {
+      throw refusedRun(`a Pulumi operation is running on this stack (pid ${running[0]!.pid} on ${here} since ${running[0]!.timestamp})`, "wait for it to finish");
+    }
+    const what = [
+      ...locks.map((l) => `Pulumi's lock from pid ${l.pid} on ${l.hostname} (${l.timestamp}${l.hostname === here ? ", process gone" : ", another host"})`),
+      ...pending.map((p) => `pending ${p.type} of ${p.resource.urn.split("::").slice(-2).join(" ")}`),
+    ];
+    const plan = `${locks.length ? "pulumi cancel (removes the lock)" : ""}${locks.length && pending.length ? ", then " : ""}${pending.length ? "pulumi refresh --clear-pending-creates (reads the real state of pending resources; a resource whose create was interrupted is dropped from the state and may need `pulumi import`)" : ""}`;
+    ctx.emit({ type: "note", step: "repair-interrupted-update", message: `an earlier update was interrupted and left: ${what.join("; ")}. Repair: ${plan}` });
+    if (ctx.options.dryRun) return `dry run: would ${plan}`;
+    const certain = locks.every((l) => l.hostname === here) && (pending.length === 0 || ctx.resumeFrom?.unfinishedStep === "up");
+    if (!certain && !ctx.options.repair) {
+      throw refusedRun(`an interrupted update left ${what.join("; ")}`, `check that no pulumi command is running on it anywhere, then re-run with --repair (${plan})`);
+    }
+    if (locks.length > 0) await stack.cancel();
+    if (pending.length > 0) {
+      await stack.refresh({ clearPendingCreates: true, onEvent: (event) => ctx.emit({ type: "engine", step: "repair-interrupted-update", event }) }).catch((err) => {
+        throw new UpgradeError({ what: "refresh the stack after the interrupted update", why: pulumiErrors(err), cause: err });
+      });
+    }
+    return `repaired: ${plan}`;
+  },
+};
+
+function refusedRun(why: string, hint: string): UpgradeError {
+  return refused("start the update", why, hint);
+}
 
 export const refreshConfig: Step<RunContext> = {
   id: "refresh-config",

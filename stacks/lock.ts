@@ -107,3 +107,32 @@ export function acquireRunLock(file: string, runId: string, forceUnlock: boolean
     },
   };
 }
+
+/** Pulumi's own update lock of a DIY (file://) backend: `.pulumi/locks/<org>/<project>/<stack>/<id>.json`. */
+export interface EngineLock {
+  file: string;
+  pid: number;
+  username: string;
+  hostname: string;
+  timestamp: string;
+}
+
+export function engineLocks(backendUrl: string, project: string, stack: string): EngineLock[] | undefined {
+  if (!backendUrl.startsWith("file://")) return undefined;
+  const root = path.join(fileURLToPath(backendUrl.replace(/^file:\/\/~/, `file://${os.homedir()}`)), ".pulumi", "locks");
+  if (!fs.existsSync(root)) return [];
+  const found: EngineLock[] = [];
+  for (const org of fs.readdirSync(root)) {
+    const dir = path.join(root, org, project, stack);
+    if (!fs.existsSync(dir)) continue;
+    for (const name of fs.readdirSync(dir).filter((f) => f.endsWith(".json"))) {
+      const file = path.join(dir, name);
+      try {
+        found.push({ file, ...(JSON.parse(fs.readFileSync(file, "utf8")) as Omit<EngineLock, "file">) });
+      } catch {
+        found.push({ file, pid: -1, username: "?", hostname: "?", timestamp: "?" });
+      }
+    }
+  }
+  return found;
+}

@@ -8,7 +8,7 @@ import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
 import { createRedactor } from "../lib/redaction";
 import { runSteps, type Step } from "../lib/steps";
 import type { ResolvedOptions, RunContext } from "./context";
-import { checkoutRelease, lockStack, preview, readOutputs, refreshConfig, selectStack, up } from "./driverSteps";
+import { checkoutRelease, lockStack, preview, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, up } from "./driverSteps";
 import { openJournal } from "./journal";
 import { renderReport } from "./report";
 
@@ -49,6 +49,8 @@ export interface UpgradeOptions {
   reportPath?: string;
   /** Take over a run lock whose holder is gone (reported as stale). */
   forceUnlock?: boolean;
+  /** Clear what an interrupted `up` left behind (Pulumi's lock, pending operations); see `repair-interrupted-update`. */
+  repair?: boolean;
 }
 
 export interface UpgradeResult {
@@ -110,7 +112,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     failure ??= outcome.failure;
   };
   try {
-    await phase([selectStack, lockStack, refreshConfig, readOutputs]);
+    await phase([selectStack, lockStack, repairInterruptedUpdate, refreshConfig, readOutputs]);
     if (failure === undefined) {
       const runbook = ctx.runbook;
       await phase([checkoutRelease, ...(runbook?.beforeUp ?? []), preview, up, ...(runbook?.afterUp ?? [])]);
@@ -153,6 +155,7 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
     },
     servicesPort: o.servicesPort ?? DEFAULTS.servicesPort,
     forceUnlock: o.forceUnlock ?? false,
+    repair: o.repair ?? false,
     confirm: o.confirm,
   };
 }

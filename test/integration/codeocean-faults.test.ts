@@ -114,7 +114,8 @@ test("a 4xx from the services API fails the step without retrying", async () => 
       expect(result.exitCode).toBe(1);
       expect(result.error?.message).toMatch(/services API answered HTTP 403/);
       expect(result.steps.map((s) => [s.step, s.status])).toEqual([
-        ["select-stack", "done"], ["lock-stack", "done"], ["refresh-config", "done"], ["read-outputs", "done"],
+        ["select-stack", "done"], ["lock-stack", "done"], ["repair-interrupted-update", "done"],
+        ["refresh-config", "done"], ["read-outputs", "done"],
         ["cancel-computations", "failed"], ["restore-alarms", "done"],
       ]);
     });

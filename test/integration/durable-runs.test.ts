@@ -1,3 +1,6 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import { awsSnapshot } from "../sandbox/awsState";
 import { runCli, startCli } from "../sandbox/cli";
 import { startCodeOceanScenario, type CodeOceanScenario } from "../sandbox/codeocean";
@@ -108,4 +111,55 @@ test("Ctrl-C during up: the update is cancelled, alarms restored, exit 130, the 
     expect(second.code).toBe(0);
     expect((await s.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
     return "exit 130, restored; rerun succeeded";
+  }));
+
+test("kill -9 of the whole run during up (driver and engine), then the same command: repaired, succeeds", () =>
+  scenario("kill -9 in up", async () => {
+    const s = await startCodeOceanScenario(bed, { stackName: "crashup", workers: 1, gpuWorkers: 1, drainMs: 3000 });
+    scenarios.push(s);
+    const args = ["upgrade", ...s.upgradeArgs, "--release", "2.0.0", "--yes", "--json"];
+    let killed = false;
+    const first = startCli(args, bed.env, (e) => {
+      const op = (e as { event?: { resourcePreEvent?: { metadata?: { op?: string } } } }).event?.resourcePreEvent?.metadata?.op;
+      if (!killed && e.type === "engine" && e.step === "up" && op === "create-replacement") {
+        killed = true;
+        first.signal("SIGKILL", true);
+      }
+    });
+    expect(await first.exited).toBe(137);
+    // the killed engine left its lock (and, depending on the moment, pending operations)
+    const { url } = await s.deployment.stack.workspace.whoAmI();
+    const lockDir = path.join(fileURLToPath(url!), ".pulumi", "locks", "organization", "codeocean-deployment", "crashup");
+    const lockFiles = () => fs.readdirSync(lockDir).filter((f) => f.endsWith(".json"));
+    expect(lockFiles()).toHaveLength(1);
+
+    const second = await runCli(args, bed.env);
+    expect(second.code).toBe(0);
+    const events = second.events();
+    expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/interrupted and left: Pulumi's lock from pid \d+ .*process gone/) }));
+    expect(events).toContainEqual(expect.objectContaining({ type: "step-end", step: "repair-interrupted-update", status: "done", note: expect.stringMatching(/^repaired: pulumi cancel/) }));
+    expect(s.services.requests().filter((r) => r.path === "/cancel_computations")).toHaveLength(1);
+    expect(lockFiles()).toEqual([]);
+    expect((await s.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
+    const alarms = await alarmsOf("crashup");
+    expect(Object.values(alarms).every((enabled) => enabled)).toBe(true);
+    return "repaired, succeeded";
+  }));
+
+test("an engine lock from another host is not cleared without --repair", () =>
+  scenario("foreign engine lock", async () => {
+    const s = await startCodeOceanScenario(bed, { stackName: "foreign", workers: 1, gpuWorkers: 0 });
+    scenarios.push(s);
+    const { url } = await s.deployment.stack.workspace.whoAmI();
+    const dir = path.join(fileURLToPath(url!), ".pulumi", "locks", "organization", "codeocean-deployment", "foreign");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "e0d1.json"), JSON.stringify({ pid: 4242, username: "ci", hostname: "runner-7", timestamp: new Date().toISOString() }));
+    const refusedRun = await runCli(["upgrade", ...s.upgradeArgs, "--yes", "--json"], bed.env);
+    expect(refusedRun.code).toBe(3);
+    expect(refusedRun.events().at(-1)).toMatchObject({ error: expect.stringMatching(/pid 4242 on runner-7.*another host/), hint: expect.stringMatching(/--repair/) });
+    expect(s.services.requests()).toEqual([]);
+    const repaired = await runCli(["upgrade", ...s.upgradeArgs, "--yes", "--json", "--repair"], bed.env);
+    expect(repaired.code).toBe(0);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith(".json"))).toEqual([]);
+    return "refused, then --repair succeeded";
   }));
