@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,11 +11,42 @@ import { startSandbox, type Sandbox } from "../sandbox";
 // fault-suite table at the end.
 let bed: Sandbox;
 const scenarios: CodeOceanScenario[] = [];
+// Known secrets for the whole suite: the Pulumi passphrase (the bed's), an SSH key protected by a
+// passphrase, and the deployment's database password. None may appear anywhere but encrypted.
+const SSH_KEY_PASSPHRASE = "suite-ssh-key-passphrase-7c1e";
+const DB_PASSWORD = "suite-db-password-51ab";
+let sshKey: string;
+const captured: string[] = [];
+let env: Record<string, string>;
 const table: Array<{ scenario: string; outcome: string; seconds: number }> = [];
 
 beforeAll(async () => {
   bed = await startSandbox();
+  sshKey = path.join(bed.dir, "operator_key");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", SSH_KEY_PASSPHRASE, "-f", sshKey]);
+  fs.appendFileSync(path.join(bed.dir, "ssh", "authorized_keys"), fs.readFileSync(`${sshKey}.pub`));
+  env = { ...bed.env, UPGRADE_SSH_KEY_PASSPHRASE: SSH_KEY_PASSPHRASE };
 });
+
+/** The suite's scenario: a deployment whose upgrade uses the passphrase-protected key. */
+async function deploy(options: Parameters<typeof startCodeOceanScenario>[1]): Promise<{ s: CodeOceanScenario; args: string[] }> {
+  const s = await startCodeOceanScenario(bed, { ...options, dbPassword: DB_PASSWORD });
+  scenarios.push(s);
+  const args = [...s.upgradeArgs];
+  args[args.indexOf("--ssh-key") + 1] = sshKey;
+  return { s, args };
+}
+
+const run = async (args: string[], extraEnv: Record<string, string> = {}) => {
+  const result = await runCli(args, { ...env, ...extraEnv });
+  captured.push(result.stdout, result.stderr);
+  return result;
+};
+const start = (args: string[], onEvent: Parameters<typeof startCli>[2]) => {
+  const cli = startCli(args, env, onEvent);
+  void cli.exited.then(() => captured.push(cli.stdout(), cli.stderr()));
+  return cli;
+};
 afterAll(async () => {
   for (const s of scenarios) await s.stop();
   await bed?.stop();
@@ -39,23 +71,22 @@ const alarmsOf = async (stack: string) =>
 
 test("kill -9 during wait-idle-workers, then the same command: resumes without cancelling twice", () =>
   scenario("kill -9 in wait-idle-workers", async () => {
-    const s = await startCodeOceanScenario(bed, { stackName: "crashwait", workers: 2, gpuWorkers: 1, drainMs: 15_000 });
-    scenarios.push(s);
+    const { s, args: bedArgs } = await deploy({ stackName: "crashwait", workers: 2, gpuWorkers: 1, drainMs: 15_000 });
     const alarmsBefore = await alarmsOf("crashwait");
-    const args = ["upgrade", ...s.upgradeArgs, "--release", "2.0.0", "--yes", "--json"];
-    const first = startCli(args, bed.env, (e) => {
+    const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
+    const first = start(args, (e) => {
       if (e.type === "progress" && e.step === "wait-idle-workers") first.signal("SIGKILL", true);
     });
     expect(await first.exited).toBe(137);
 
-    const status = await runCli(["status", "--stack", "crashwait", "--cwd", s.deployment.workDir, "--json"], bed.env);
+    const status = await run(["status", "--stack", "crashwait", "--cwd", s.deployment.workDir, "--json"]);
     const last = JSON.parse(status.stdout).lastRun;
     expect(last).toMatchObject({ status: "running", unfinishedStep: "wait-idle-workers" });
     expect(last.steps.map((x: { step: string }) => x.step)).toContain("cancel-computations");
-    const human = await runCli(["status", "--stack", "crashwait", "--cwd", s.deployment.workDir], bed.env);
+    const human = await run(["status", "--stack", "crashwait", "--cwd", s.deployment.workDir]);
     expect(human.stdout).toMatch(/unfinished .*stopped during wait-idle-workers/);
 
-    const second = await runCli(args, bed.env);
+    const second = await run(args);
     expect(second.code).toBe(0);
     const events = second.events();
     expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/took over \(its process has exited\)/) }));
@@ -68,14 +99,13 @@ test("kill -9 during wait-idle-workers, then the same command: resumes without c
 
 test("two concurrent runs on one stack: exactly one proceeds, the other is refused naming the holder", () =>
   scenario("two concurrent runs", async () => {
-    const s = await startCodeOceanScenario(bed, { stackName: "twice", workers: 1, gpuWorkers: 0, drainMs: 4000 });
-    scenarios.push(s);
-    const args = ["upgrade", ...s.upgradeArgs, "--yes", "--json"];
+    const { s, args: bedArgs } = await deploy({ stackName: "twice", workers: 1, gpuWorkers: 0, drainMs: 4000 });
+    const args = ["upgrade", ...bedArgs, "--yes", "--json"];
     let locked!: () => void;
     const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const first = startCli(args, bed.env, (e) => e.type === "step-end" && e.step === "lock-stack" && locked());
+    const first = start(args, (e) => e.type === "step-end" && e.step === "lock-stack" && locked());
     await isLocked;
-    const second = await runCli(args, bed.env);
+    const second = await run(args);
     expect(second.code).toBe(3);
     const summary = second.events().at(-1);
     expect(summary).toMatchObject({ type: "summary", exitCode: 3, error: expect.stringMatching(/held by run \S+ by \S+ on \S+ \(pid \d+\) since /) });
@@ -85,12 +115,11 @@ test("two concurrent runs on one stack: exactly one proceeds, the other is refus
 
 test("Ctrl-C during up: the update is cancelled, alarms restored, exit 130, the next run succeeds", () =>
   scenario("SIGINT in up", async () => {
-    const s = await startCodeOceanScenario(bed, { stackName: "sigint", workers: 1, gpuWorkers: 1, drainMs: 3000 });
-    scenarios.push(s);
+    const { s, args: bedArgs } = await deploy({ stackName: "sigint", workers: 1, gpuWorkers: 1, drainMs: 3000 });
     const alarmsBefore = await alarmsOf("sigint");
-    const args = ["upgrade", ...s.upgradeArgs, "--release", "2.0.0", "--yes", "--json"];
+    const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
     let sent = false;
-    const first = startCli(args, bed.env, (e) => {
+    const first = start(args, (e) => {
       if (!sent && e.type === "step-start" && e.step === "up") {
         sent = true;
         setTimeout(() => first.signal("SIGINT"), 300);
@@ -106,7 +135,7 @@ test("Ctrl-C during up: the update is cancelled, alarms restored, exit 130, the 
     const after = await alarmsOf("sigint");
     for (const [name, enabled] of Object.entries(after)) expect([name, enabled]).toEqual([name, alarmsBefore[name] ?? true]);
 
-    const second = await runCli(args, bed.env);
+    const second = await run(args);
     expect(second.stderr).toBe("");
     expect(second.code).toBe(0);
     expect((await s.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
@@ -115,11 +144,10 @@ test("Ctrl-C during up: the update is cancelled, alarms restored, exit 130, the 
 
 test("kill -9 of the whole run during up (driver and engine), then the same command: repaired, succeeds", () =>
   scenario("kill -9 in up", async () => {
-    const s = await startCodeOceanScenario(bed, { stackName: "crashup", workers: 1, gpuWorkers: 1, drainMs: 3000 });
-    scenarios.push(s);
-    const args = ["upgrade", ...s.upgradeArgs, "--release", "2.0.0", "--yes", "--json"];
+    const { s, args: bedArgs } = await deploy({ stackName: "crashup", workers: 1, gpuWorkers: 1, drainMs: 3000 });
+    const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
     let killed = false;
-    const first = startCli(args, bed.env, (e) => {
+    const first = start(args, (e) => {
       const op = (e as { event?: { resourcePreEvent?: { metadata?: { op?: string } } } }).event?.resourcePreEvent?.metadata?.op;
       if (!killed && e.type === "engine" && e.step === "up" && op === "create-replacement") {
         killed = true;
@@ -133,7 +161,7 @@ test("kill -9 of the whole run during up (driver and engine), then the same comm
     const lockFiles = () => fs.readdirSync(lockDir).filter((f) => f.endsWith(".json"));
     expect(lockFiles()).toHaveLength(1);
 
-    const second = await runCli(args, bed.env);
+    const second = await run(args);
     expect(second.code).toBe(0);
     const events = second.events();
     expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/interrupted and left: Pulumi's lock from pid \d+ .*process gone/) }));
@@ -148,18 +176,42 @@ test("kill -9 of the whole run during up (driver and engine), then the same comm
 
 test("an engine lock from another host is not cleared without --repair", () =>
   scenario("foreign engine lock", async () => {
-    const s = await startCodeOceanScenario(bed, { stackName: "foreign", workers: 1, gpuWorkers: 0 });
-    scenarios.push(s);
+    const { s, args: bedArgs } = await deploy({ stackName: "foreign", workers: 1, gpuWorkers: 0 });
     const { url } = await s.deployment.stack.workspace.whoAmI();
     const dir = path.join(fileURLToPath(url!), ".pulumi", "locks", "organization", "codeocean-deployment", "foreign");
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, "e0d1.json"), JSON.stringify({ pid: 4242, username: "ci", hostname: "runner-7", timestamp: new Date().toISOString() }));
-    const refusedRun = await runCli(["upgrade", ...s.upgradeArgs, "--yes", "--json"], bed.env);
+    const refusedRun = await run(["upgrade", ...bedArgs, "--yes", "--json"]);
     expect(refusedRun.code).toBe(3);
     expect(refusedRun.events().at(-1)).toMatchObject({ error: expect.stringMatching(/pid 4242 on runner-7.*another host/), hint: expect.stringMatching(/--repair/) });
     expect(s.services.requests()).toEqual([]);
-    const repaired = await runCli(["upgrade", ...s.upgradeArgs, "--yes", "--json", "--repair"], bed.env);
+    const repaired = await run(["upgrade", ...bedArgs, "--yes", "--json", "--repair"]);
     expect(repaired.code).toBe(0);
     expect(fs.readdirSync(dir).filter((f) => f.endsWith(".json"))).toEqual([]);
     return "refused, then --repair succeeded";
+  }));
+
+test("no secret reaches stdout, stderr, JSON events, journals, reports or plaintext state", () =>
+  scenario("secrets scan", async () => {
+    const { s, args: bedArgs } = await deploy({ stackName: "secrets", workers: 1, gpuWorkers: 1, drainMs: 2000 });
+    const report = path.join(bed.dir, "secrets-report.md");
+    const ok = await run(["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json", "--report", report, "--verbose"]);
+    expect(ok.code).toBe(0);
+    const files = (dir: string): string[] =>
+      fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? files(path.join(dir, d.name)) : [path.join(dir, d.name)])) : [];
+    const journals = files(bed.env.UPGRADE_ORCHESTRATOR_STATE!);
+    const state = files(fileURLToPath(bed.pulumi!.backendUrl)).filter((f) => f.endsWith(".json"));
+    expect(journals.length).toBeGreaterThanOrEqual(1);
+    expect(state.some((f) => f.includes(`${path.sep}stacks${path.sep}`))).toBe(true);
+    const haystack = [...captured, ...[...journals, ...state, report].map((f) => fs.readFileSync(f, "utf8"))].join("\n");
+    expect(haystack).toContain("upgrade-orchestrator"); // the scan reads real content
+    const key = fs.readFileSync(sshKey, "utf8").split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"));
+    for (const secret of [bed.pulumi!.passphrase, SSH_KEY_PASSPHRASE, DB_PASSWORD, ...key]) {
+      expect({ secret, found: haystack.includes(secret) }).toEqual({ secret, found: false });
+    }
+    // the DB password is in the state, encrypted
+    const stackState = fs.readFileSync(state.find((f) => f.endsWith(`${path.sep}secrets.json`))!, "utf8");
+    const encrypted = /"dbPassword":\{"4dabf18193072939515e22adb298388d":"1b47061264138c4ac30d75fd1eb44270","ciphertext":"v1:/.test(stackState);
+    expect({ dbPasswordEncryptedInState: encrypted }).toEqual({ dbPasswordEncryptedInState: true });
+      return "none found";
   }));

@@ -25,6 +25,8 @@ export interface DeployOptions {
   gpuWorkers?: number;
   asgDrainTimeoutSeconds?: number;
   dir?: string;
+  /** The database password the deployment's services get, as a Pulumi secret (default: a fixed test value). */
+  dbPassword?: string;
 }
 
 const git = (cwd: string, ...args: string[]) =>
@@ -57,6 +59,7 @@ export async function deployCodeOcean(bed: Sandbox, options: DeployOptions = {})
     workers: { value: String(options.workers ?? 3) },
     gpuWorkers: { value: String(options.gpuWorkers ?? 2) },
     asgDrainTimeoutSeconds: { value: String(options.asgDrainTimeoutSeconds ?? 10) },
+    dbPassword: { value: options.dbPassword ?? "fixture-db-password", secret: true },
   });
   const result = await stack.up();
   return { workDir, stackName, stack, outputs: result.outputs };
