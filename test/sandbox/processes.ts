@@ -86,10 +86,9 @@ export function startGuarded({ name, command, args, env, cwd }: StartOptions): M
       running.delete(proc);
       if (hasExited) return;
       signalGroup(pid, "SIGTERM");
-      const stopped = await Promise.race([exitedPromise.then(() => true), delay(5000).then(() => false)]);
-      if (!stopped) {
+      if (!(await exitsWithin(exitedPromise, 5000))) {
         signalGroup(pid, "SIGKILL");
-        await Promise.race([exitedPromise, delay(2000)]);
+        await exitsWithin(exitedPromise, 2000);
       }
     },
   };
@@ -103,6 +102,13 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   } catch {
     /* already gone */
   }
+}
+
+/** Whether `exited` settles within `ms`; the timer does not outlive the answer. */
+function exitsWithin(exited: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  return Promise.race([exited.then(() => true), timeout]).finally(() => clearTimeout(timer));
 }
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
