@@ -203,6 +203,46 @@ export function buildProgram(): Command {
       process.stdout.write(lines.join("\n") + "\n");
     });
 
+  const backendai = program.command("backendai").description("Backend.AI (runbook 3): upgrade paths");
+  backendai
+    .command("path")
+    .description("plan the upgrade path between two Backend.AI releases over the release catalog")
+    .requiredOption("--from <version>", "the version running now, e.g. 23.09.8")
+    .requiredOption("--to <version>", "the version wanted, e.g. 24.03.2")
+    .option("--direct", "check one direct hop instead of planning a path")
+    .option("--catalog <file>", "a release catalog JSON ({releases:[{version,date}]}) instead of the shipped one")
+    .option("--json", "print one JSON object")
+    .addHelpText("after", "\nExit codes: 0 allowed, 2 malformed input, 3 refused by the upgrade rules (the reason is printed).")
+    .action(async (flags: { from: string; to: string; direct?: boolean; catalog?: string; json?: boolean }) => {
+      const { checkHop, parseVersion, planPath } = await import("../workflows/backendai/versions");
+      const { shippedCatalog } = await import("../workflows/backendai/catalog");
+      for (const [flag, value] of [["--from", flags.from], ["--to", flags.to]] as const) {
+        const parsed = parseVersion(value);
+        if ("error" in parsed && !/pre-release/.test(parsed.error)) throw badInput(`read ${flag}`, parsed.error, "use a release number such as 24.03.2");
+      }
+      let catalog;
+      try {
+        catalog = flags.catalog ? JSON.parse((await import("node:fs")).readFileSync(flags.catalog, "utf8")) : shippedCatalog();
+      } catch (err) {
+        throw badInput("read --catalog", (err as Error).message, "pass a JSON file {\"releases\": [{\"version\": \"24.03.2\", \"date\": \"2024-04-17\"}]}");
+      }
+      if (flags.direct) {
+        const hop = checkHop(catalog, flags.from, flags.to);
+        process.stdout.write(flags.json ? JSON.stringify(hop) + "\n" : `${flags.from} → ${flags.to}: ${hop.allowed ? "allowed" : "refused"}: ${hop.reason}\n`);
+        if (!hop.allowed) process.exitCode = ExitCode.Refused;
+        return;
+      }
+      const result = planPath(catalog, flags.from, flags.to);
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(result) + "\n");
+      } else if (result.allowed) {
+        process.stdout.write(`${[result.from, ...result.path].join(" → ")}\n${result.notes.map((n) => `  note: ${n}\n`).join("")}`);
+      } else {
+        process.stdout.write(`refused: ${result.reason}\n${result.nearest ? `  nearest allowed: ${[result.from, ...result.nearest.path].join(" → ")}\n` : ""}`);
+      }
+      if (!result.allowed) process.exitCode = ExitCode.Refused;
+    });
+
   const sandbox = program
     .command("sandbox")
     .description("the local test bed: moto (AWS), a fault-injecting proxy, sshd and a Pulumi file backend");
