@@ -36,7 +36,9 @@ export interface PulumiInstall {
 export function findPulumi(env: NodeJS.ProcessEnv = process.env): PulumiInstall {
   const version = pulumiSdkVersion();
   const onPath = whichPulumi(env);
-  if (onPath && pulumiVersionOf(onPath) === `v${version}`) {
+  const pathVersion = onPath ? pulumiVersionOf(onPath) : undefined;
+  // A CLI on PATH serves when it is at least the SDK's version (the Automation API's own rule).
+  if (onPath && pathVersion && compareVersions(pathVersion.replace(/^v/, ""), version) >= 0) {
     const binDir = path.dirname(onPath);
     return { root: path.dirname(binDir), binDir, version, source: "PATH" };
   }
@@ -45,10 +47,18 @@ export function findPulumi(env: NodeJS.ProcessEnv = process.env): PulumiInstall 
   if (fs.existsSync(path.join(binDir, ".complete"))) return { root, binDir, version, source: "cache" };
   throw new UpgradeError({
     what: `find the Pulumi CLI v${version}`,
-    why: onPath ? `${onPath} is ${pulumiVersionOf(onPath) ?? "of unknown version"}, and ${binDir} is not built` : `no pulumi on PATH and ${binDir} is not built`,
-    hint: "run `npm run provision` (builds it into the cache), or put pulumi of that version on PATH",
+    why: onPath ? `${onPath} is ${pathVersion ?? "of unknown version"}, older than the SDK, and ${binDir} is not built` : `no pulumi (with pulumi-language-nodejs beside it) on PATH, and ${binDir} is not built`,
+    hint: `run \`npm run provision\` (builds it into the cache), or put pulumi >= v${version} on PATH`,
     permanent: true,
   });
+}
+
+/** Compares dotted numeric versions ("3.248.0"); pre-release suffixes are ignored. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
+  const pb = b.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
+  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
+  return 0;
 }
 
 function whichPulumi(env: NodeJS.ProcessEnv): string | undefined {

@@ -49,3 +49,11 @@ test("the fault proxy identifies service and action for query and JSON protocols
   const json = { authorization: auth.authorization.replace("autoscaling", "monitoring"), "x-amz-target": "GraniteServiceVersion20100801.GetMetricData" };
   expect(identify({ headers: json }, Buffer.from("{}"))).toEqual({ service: "monitoring", action: "GetMetricData", params: {} });
 });
+
+test("compareVersions orders Pulumi CLI versions numerically", async () => {
+  const { compareVersions } = await import("../../lib/toolchain");
+  expect(compareVersions("3.248.0", "3.248.0")).toBe(0);
+  expect(compareVersions("3.260.1", "3.248.0")).toBeGreaterThan(0);
+  expect(compareVersions("3.99.0", "3.248.0")).toBeLessThan(0);
+  expect(compareVersions("4.0.0-alpha.1", "3.248.0")).toBeGreaterThan(0);
+});
