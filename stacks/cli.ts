@@ -24,6 +24,7 @@ interface UpgradeFlags {
   sshHost?: string;
   knownHosts?: string;
   servicesPort: string;
+  servicesTimeout: string;
   report?: string;
   forceUnlock?: boolean;
   repair?: boolean;
@@ -106,6 +107,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
       passphrase: process.env.UPGRADE_SSH_KEY_PASSPHRASE,
     },
     servicesPort: port("--services-port", flags.servicesPort),
+    servicesTimeoutMs: duration("--services-timeout", flags.servicesTimeout),
     reportPath: flags.report,
     forceUnlock: flags.forceUnlock,
     repair: flags.repair,
@@ -164,6 +166,7 @@ export function buildProgram(): Command {
     .option("--ssh-host <host>", "SSH host (default: the services instance's private IP from EC2)")
     .option("--known-hosts <file>", "known_hosts file for strict host-key checking", "~/.ssh/known_hosts")
     .addOption(new Option("--services-port <port>", "port of the services API on the services machine").default(String(DEFAULTS.servicesPort)).hideHelp())
+    .addOption(new Option("--services-timeout <duration>", "deadline of one cancel request").default("20s").hideHelp())
     .option("--report <file>", "write the Markdown run report there ($GITHUB_STEP_SUMMARY is also honoured)")
     .option("--force-unlock", "take over the run lock of a run that is gone (reported as stale)")
     .option("--repair", "clear what an interrupted `pulumi up` left (its lock, pending operations) when the driver cannot be sure it is gone")

@@ -28,6 +28,8 @@ export interface RunContext {
   /** The previous run of this stack when it did not finish (crashed, killed), from the local journal. */
   resumeFrom?: RunState;
   lock?: RunLock;
+  /** Set by plan-update: the stack already matches the code, so nothing needs draining or applying. */
+  upToDate?: boolean;
   preview?: PreviewResult;
   changes?: Record<string, number>;
 }
@@ -68,6 +70,8 @@ export interface ResolvedOptions {
   metricPeriodSeconds: number;
   ssh: SshSettings;
   servicesPort: number;
+  /** How long one cancel request may take before it counts as failed (and is retried). */
+  servicesTimeoutMs: number;
   /** Take over a stale run lock. */
   forceUnlock: boolean;
   /** Clear what an interrupted `up` left (engine lock, pending operations) even when its holder is not certainly gone. */

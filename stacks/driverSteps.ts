@@ -91,7 +91,7 @@ export const repairInterruptedUpdate: Step<RunContext> = {
   readOnly: true, // a dry run reports; it repairs nothing
   async run(ctx) {
     const stack = ctx.stack!;
-    const state = (await stack.exportStack()).deployment as { pending_operations?: Array<{ type: string; resource: { urn: string } }> };
+    const state = (await pulumiCall("read the stack's state", () => stack.exportStack())).deployment as { pending_operations?: Array<{ type: string; resource: { urn: string } }> };
     const pending = state.pending_operations ?? [];
     const { url } = await stack.workspace.whoAmI();
     const project = (await stack.workspace.projectSettings()).name;
@@ -115,9 +115,9 @@ export const repairInterruptedUpdate: Step<RunContext> = {
     }
     if (locks.length > 0) await stack.cancel();
     if (pending.length > 0) {
-      await stack.refresh({ clearPendingCreates: true, onEvent: (event) => ctx.emit({ type: "engine", step: "repair-interrupted-update", event }) }).catch((err) => {
-        throw new UpgradeError({ what: "refresh the stack after the interrupted update", why: pulumiErrors(err), cause: err });
-      });
+      await pulumiCall("refresh the stack after the interrupted update", () =>
+        stack.refresh({ clearPendingCreates: true, onEvent: (event) => ctx.emit({ type: "engine", step: "repair-interrupted-update", event }) }),
+      );
     }
     return `repaired: ${plan}`;
   },
@@ -132,7 +132,7 @@ export const refreshConfig: Step<RunContext> = {
   title: "Refresh the stack config",
   plan: async () => "would run `pulumi config refresh -f` (rewrites the local Pulumi.<stack>.yaml)",
   async run(ctx) {
-    await ctx.stack!.refreshConfig();
+    await pulumiCall("refresh the stack config (pulumi config refresh -f)", () => ctx.stack!.refreshConfig());
     return "local config replaced by the config of the last deployment";
   },
 };
@@ -142,7 +142,7 @@ export const readOutputs: Step<RunContext> = {
   title: "Read the stack outputs",
   readOnly: true,
   async run(ctx) {
-    ctx.outputs = await ctx.stack!.outputs();
+    ctx.outputs = await pulumiCall("read the stack outputs", () => ctx.stack!.outputs());
     const configured = ctx.options.runbook !== "auto" ? ctx.options.runbook : await configuredRunbook(ctx);
     const name = configured ?? (ctx.outputs.ec2ServicesInstanceId ? codeOceanPrivateCloud.name : "none");
     if (name !== "none") {
@@ -202,6 +202,35 @@ async function git(ctx: RunContext, ...args: string[]): Promise<string> {
   }
 }
 
+/**
+ * Before anything disruptive: does the update change anything? When the stack already matches the
+ * code (a re-run after an `up` that completed, or a release already deployed), cancelling
+ * computations and draining workers would only hurt: the runbook's steps are skipped.
+ */
+export const planUpdate: Step<RunContext> = {
+  id: "plan-update",
+  title: "Check what the update changes",
+  readOnly: true,
+  async run(ctx) {
+    const plan = await pulumiCall("preview the update", () => ctx.stack!.preview({ onEvent: engineEvents(ctx, "plan-update") }));
+    const changes = plan.changeSummary as Record<string, number>;
+    const none = Object.entries(changes).every(([op, n]) => op === "same" || n === 0);
+    if (ctx.options.dryRun && ctx.options.release && !(await checkoutRelease.check!(ctx))) {
+      return `${formatChanges(changes)} for the current checkout; release ${ctx.options.release} is not checked out in a dry run`;
+    }
+    ctx.upToDate = none;
+    return none ? "no changes: the stack already matches the code" : formatChanges(changes);
+  },
+};
+
+/** The step, skipped (recorded as such) when plan-update found nothing to change. */
+export function unlessUpToDate(step: Step<RunContext>): Step<RunContext> {
+  return {
+    ...step,
+    check: async (ctx) => (ctx.upToDate ? "nothing to update" : step.check?.(ctx)),
+  };
+}
+
 const engineEvents = (ctx: RunContext, step: string) => (event: EngineEvent) => ctx.emit({ type: "engine", step, event });
 
 export const preview: Step<RunContext> = {
@@ -212,12 +241,10 @@ export const preview: Step<RunContext> = {
     if (ctx.options.dryRun && ctx.options.release) {
       ctx.emit({ type: "note", step: "preview", message: `dry run: the preview is of the current checkout, not of release ${ctx.options.release} (a dry run does not check it out)` });
     }
-    ctx.preview = await ctx.stack!.preview({ message: ctx.options.message, onEvent: engineEvents(ctx, "preview") }).catch((err) => {
-      throw new UpgradeError({ what: "preview the update", why: pulumiErrors(err), cause: err });
-    });
+    ctx.preview = await pulumiCall("preview the update", () => ctx.stack!.preview({ message: ctx.options.message, onEvent: engineEvents(ctx, "preview") }));
     ctx.changes = ctx.preview.changeSummary as Record<string, number>;
     const summary = formatChanges(ctx.changes);
-    if (!ctx.options.dryRun && !ctx.options.yes) {
+    if (!ctx.options.dryRun && !ctx.options.yes && !ctx.upToDate) {
       const ok = await ctx.options.confirm?.({ changes: ctx.changes });
       if (!ok) throw refused("apply the update", "the operator declined at the preview", "nothing was applied; alarm actions are restored");
     }
@@ -230,9 +257,11 @@ export const up: Step<RunContext> = {
   title: "Apply the update (pulumi up)",
   plan: async (ctx) => `would apply: ${formatChanges(ctx.changes ?? {})}`,
   async run(ctx) {
-    const result = await ctx.stack!.up({ message: ctx.options.message, onEvent: engineEvents(ctx, "up"), signal: ctx.signal }).catch((err) => {
-      throw new UpgradeError({ what: "apply the update (pulumi up)", why: pulumiErrors(err), hint: "see the engine events above; the stack holds what was applied before the failure", cause: err });
-    });
+    const result = await pulumiCall(
+      "apply the update (pulumi up)",
+      () => ctx.stack!.up({ message: ctx.options.message, onEvent: engineEvents(ctx, "up"), signal: ctx.signal }),
+      "see the engine events above; the stack holds what was applied before the failure",
+    );
     ctx.changes = result.summary.resourceChanges as Record<string, number>;
     ctx.outputs = result.outputs;
     return formatChanges(ctx.changes);
@@ -242,6 +271,22 @@ export const up: Step<RunContext> = {
 export function formatChanges(changes: Record<string, number>): string {
   const parts = Object.entries(changes).filter(([, n]) => n > 0).map(([op, n]) => `${n} ${op}`);
   return parts.join(", ") || "no changes";
+}
+
+/**
+ * Runs one Automation API call and turns its failure into an error for people. A wrong or missing
+ * passphrase is bad input (exit 2), with the hint the operator needs.
+ */
+async function pulumiCall<T>(what: string, call: () => Promise<T>, hint?: string): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const why = pulumiErrors(err);
+    if (/passphrase/i.test(why)) {
+      throw new UpgradeError({ what, why, hint: "check PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) for this stack", exitCode: 2, permanent: true, cause: err });
+    }
+    throw new UpgradeError({ what, why, hint, cause: err });
+  }
 }
 
 function firstErrorLine(message: string): string {

@@ -8,7 +8,7 @@ import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
 import { createRedactor } from "../lib/redaction";
 import { runSteps, type Step } from "../lib/steps";
 import type { ResolvedOptions, RunContext } from "./context";
-import { checkoutRelease, lockStack, preview, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, up } from "./driverSteps";
+import { checkoutRelease, lockStack, planUpdate, preview, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
 import { openJournal } from "./journal";
 import { renderReport } from "./report";
 
@@ -37,6 +37,8 @@ export interface UpgradeOptions {
   ssh?: { user?: string; keyPath?: string; port?: number; host?: string; knownHostsPath?: string; passphrase?: string };
   /** Port of the Code Ocean services API on the services machine (default 8300). */
   servicesPort?: number;
+  /** Deadline of one cancel request (default 20 s); a request that hangs is retried. */
+  servicesTimeoutMs?: number;
   /** Extra environment for Pulumi and AWS (backend URL, passphrase, AWS endpoint...); default process.env. */
   env?: Record<string, string | undefined>;
   /** Receives every event of the run, in order. */
@@ -115,7 +117,8 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     await phase([selectStack, lockStack, repairInterruptedUpdate, refreshConfig, readOutputs]);
     if (failure === undefined) {
       const runbook = ctx.runbook;
-      await phase([checkoutRelease, ...(runbook?.beforeUp ?? []), preview, up, ...(runbook?.afterUp ?? [])]);
+      const beforeUp = (runbook?.beforeUp ?? []).map(unlessUpToDate);
+      await phase([checkoutRelease, planUpdate, ...beforeUp, preview, unlessUpToDate(up), ...(runbook?.afterUp ?? [])]);
     }
   } finally {
     ctx.lock?.release();
@@ -154,6 +157,7 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
       passphrase: o.ssh?.passphrase,
     },
     servicesPort: o.servicesPort ?? DEFAULTS.servicesPort,
+    servicesTimeoutMs: o.servicesTimeoutMs ?? 20_000,
     forceUnlock: o.forceUnlock ?? false,
     repair: o.repair ?? false,
     confirm: o.confirm,

@@ -1,7 +1,12 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as os from "node:os";
+import { DeleteAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
+import { LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
+import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 import { upgrade, type UpgradeOptions } from "../../stacks/upgrade";
+import { copyFixture } from "../sandbox/fixtures";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { awsSnapshot } from "../sandbox/awsState";
 import { runCli } from "../sandbox/cli";
@@ -32,6 +37,8 @@ function optionsFor(scenario: CodeOceanScenario, extra: Partial<UpgradeOptions> 
     pollIntervalMs: 1000,
     metricPeriodSeconds: 10,
     drainTimeoutMs: 60_000,
+    // the deployment is at 1.0.0: without a release to deploy there is nothing to update (and nothing to drain)
+    release: "2.0.0",
     ...extra,
   };
 }
@@ -115,11 +122,27 @@ test("a 4xx from the services API fails the step without retrying", async () => 
       expect(result.error?.message).toMatch(/services API answered HTTP 403/);
       expect(result.steps.map((s) => [s.step, s.status])).toEqual([
         ["select-stack", "done"], ["lock-stack", "done"], ["repair-interrupted-update", "done"],
-        ["refresh-config", "done"], ["read-outputs", "done"],
+        ["refresh-config", "done"], ["read-outputs", "done"], ["checkout-release", "done"], ["plan-update", "done"],
         ["cancel-computations", "failed"], ["restore-alarms", "done"],
       ]);
     });
     expect(refusals.services.requests()).toHaveLength(1);
+  } finally {
+    refusals.services.setMode({ kind: "normal" });
+  }
+});
+
+test("a services API that hangs: each request times out, is retried within the budget, then the run stops with nothing changed", async () => {
+  refusals.services.setMode({ kind: "hang" });
+  const retries: string[] = [];
+  try {
+    await expectUnchanged(refusals, async () => {
+      const result = await upgrade(optionsFor(refusals, { servicesTimeoutMs: 1000, onEvent: (e) => e.type === "progress" && e.step === "cancel-computations" && retries.push(e.message) }));
+      expect(result.exitCode).toBe(1);
+      expect(result.error?.message).toMatch(/cancel the running computations .*: no answer within 1s \(curl timed out\)/);
+    });
+    expect(retries).toHaveLength(4);
+    expect(refusals.services.requests().filter((r) => r.status === "hung")).toHaveLength(5);
   } finally {
     refusals.services.setMode({ kind: "normal" });
   }
@@ -169,5 +192,109 @@ test("transient faults are retried: services 5xx, throttled GetMetricData, a 5xx
     expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
   } finally {
     await scenario.stop();
+  }
+});
+
+test("a project dir without Pulumi.yaml, and a wrong passphrase: exit 2, named, nothing changed", async () => {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), "uo-empty-"));
+  await expectUnchanged(refusals, async () => {
+    const noProject = await upgrade(optionsFor(refusals, { cwd: empty }));
+    expect(noProject.exitCode).toBe(2);
+    expect(noProject.error?.message).toMatch(/could not open the Pulumi project in .*uo-empty-.*: there is no Pulumi.yaml there\n  hint: pass --cwd/);
+
+    const wrong = await runCli(["upgrade", ...refusals.upgradeArgs, "--yes", "--json"], { ...bed.env, PULUMI_CONFIG_PASSPHRASE: "not-the-passphrase" });
+    expect(wrong.code).toBe(2);
+    const summary = wrong.events().at(-1);
+    expect(summary).toMatchObject({ type: "summary", exitCode: 2, error: expect.stringMatching(/passphrase/i), hint: expect.stringMatching(/PULUMI_CONFIG_PASSPHRASE/) });
+    expect(wrong.stdout + wrong.stderr).not.toContain("not-the-passphrase");
+  });
+  expect(refusals.services.requests()).toEqual([]);
+});
+
+test("a stack without ec2ServicesInstanceId is refused for the Code Ocean runbook (exit 2)", async () => {
+  const workDir = copyFixture("echo-project");
+  const pulumiCommand = await PulumiCommand.get({ root: bed.pulumi!.install.root });
+  const stack = await LocalWorkspace.createStack({ stackName: "not-codeocean", workDir }, { pulumiCommand, envVars: bed.env });
+  await stack.setConfig("message", { value: "hi" });
+  await stack.up();
+  const result = await upgrade({ ...optionsFor(refusals), stack: "not-codeocean", cwd: workDir, runbook: "codeocean-private-cloud" });
+  expect(result.exitCode).toBe(2);
+  expect(result.error?.message).toMatch(/the stack has no ec2ServicesInstanceId output\n  hint: .*--runbook none/);
+  expect((await stack.history()).length).toBe(1);
+  fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+test("SSH refused (nothing listens on the port): retried, then a clear failure, nothing changed", async () => {
+  const closed = 1; // tcpmux: nothing listens there on loopback
+  const retries: string[] = [];
+  await expectUnchanged(refusals, async () => {
+    const result = await upgrade(optionsFor(refusals, {
+      ssh: { ...optionsFor(refusals).ssh, port: closed },
+      onEvent: (e) => e.type === "progress" && e.step === "cancel-computations" && retries.push(e.message),
+    }));
+    expect(result.exitCode).toBe(1);
+    expect(result.error?.message).toMatch(/could not connect to .*@127\.0\.0\.1:1: .*ECONNREFUSED[\s\S]*hint: check that the host is up/);
+  });
+  expect(retries).toHaveLength(4);
+});
+
+test("5xx forever from the services API: retried within the budget, then exit 1, nothing changed", async () => {
+  refusals.services.setMode({ kind: "error", status: 502, times: 100 });
+  try {
+    await expectUnchanged(refusals, async () => {
+      const result = await upgrade(optionsFor(refusals));
+      expect(result.exitCode).toBe(1);
+      expect(result.error?.message).toMatch(/services API answered HTTP 502/);
+    });
+    expect(refusals.services.requests().filter((r) => r.status === 502)).toHaveLength(5);
+  } finally {
+    refusals.services.setMode({ kind: "normal" });
+  }
+});
+
+test("a worker ASG output naming an ASG that does not exist: its own error, not 'idle'", async () => {
+  const ghost = await startCodeOceanScenario(bed, { stackName: "ghost", workers: 1, gpuWorkers: 1 });
+  try {
+    const aws = createAwsClients(awsSettingsFromEnv(bed.env));
+    await aws.autoScaling.send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: "workers-gpu-ghost-asg", ForceDelete: true }));
+    aws.destroy();
+    await expectUnchanged(ghost, async () => {
+      const result = await upgrade(optionsFor(ghost));
+      expect(result.exitCode).toBe(1);
+      expect(result.error?.message).toMatch(/could not find the worker auto scaling groups: workers-gpu-ghost-asg does not exist in this account and region/);
+    });
+    expect(ghost.services.requests()).toEqual([]);
+  } finally {
+    await ghost.stop();
+  }
+});
+
+test("a metric with no datapoints is unknown, never idle: the deadline refuses with exit 3", async () => {
+  const silent = await startCodeOceanScenario(bed, { stackName: "silent", workers: 1, gpuWorkers: 0, publishMetrics: false });
+  try {
+    await expectUnchanged(silent, async () => {
+      const result = await upgrade(optionsFor(silent, { drainTimeoutMs: 4000 }));
+      expect(result.exitCode).toBe(3);
+      expect(result.error?.message).toMatch(/last seen: workers-silent-1-asg: unknown \(no datapoints\)/);
+    });
+  } finally {
+    await silent.stop();
+  }
+});
+
+test("`up` failing in a resource: exit 1 naming the resource error, alarms still restored", async () => {
+  const broken = await startCodeOceanScenario(bed, { stackName: "broken", workers: 1, gpuWorkers: 1, drainMs: 2000 });
+  try {
+    const before = (await awsSnapshot(bed.env)).alarms;
+    bed.aws!.inject({ action: "CreateAutoScalingGroup", kind: "server-error", times: 10 });
+    const result = await upgrade(optionsFor(broken, { release: "2.0.0" }));
+    bed.aws!.clearFaults();
+    expect(result.exitCode).toBe(1);
+    expect(result.error?.message).toMatch(/could not apply the update \(pulumi up\): .*InternalFailure/);
+    expect(result.steps.at(-1)).toMatchObject({ step: "restore-alarms", status: "done" });
+    const after = (await awsSnapshot(bed.env)).alarms;
+    for (const name of Object.keys(before).filter((n) => n.includes("-broken-"))) expect([name, after[name]]).toEqual([name, true]);
+  } finally {
+    await broken.stop();
   }
 });

@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 const STEP_IDS = [
-  "select-stack", "lock-stack", "repair-interrupted-update", "refresh-config", "read-outputs", "checkout-release", "cancel-computations", "wait-idle-workers",
+  "select-stack", "lock-stack", "repair-interrupted-update", "refresh-config", "read-outputs", "checkout-release", "plan-update", "cancel-computations", "wait-idle-workers",
   "remove-scale-in-protection", "suspend-alarms", "preview", "up", "restore-alarms",
 ];
 
@@ -110,6 +110,7 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
   expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringContaining("workersGpuAsgId is null") }));
   const byId = Object.fromEntries(result.steps.map((s) => [s.step, s]));
   expect(byId["preview"]).toMatchObject({ status: "done" });
+  expect(byId["plan-update"]).toMatchObject({ status: "done", note: expect.stringMatching(/release 2\.0\.0 is not checked out in a dry run/) });
   expect(byId["repair-interrupted-update"]).toMatchObject({ status: "done", note: "none" });
   expect(byId["lock-stack"]).toMatchObject({ status: "done", note: "free (a dry run does not take it)" });
   for (const id of ["refresh-config", "checkout-release", "cancel-computations", "wait-idle-workers", "remove-scale-in-protection", "suspend-alarms", "up", "restore-alarms"]) {

@@ -100,7 +100,7 @@ test("kill -9 during wait-idle-workers, then the same command: resumes without c
 test("two concurrent runs on one stack: exactly one proceeds, the other is refused naming the holder", () =>
   scenario("two concurrent runs", async () => {
     const { s, args: bedArgs } = await deploy({ stackName: "twice", workers: 1, gpuWorkers: 0, drainMs: 4000 });
-    const args = ["upgrade", ...bedArgs, "--yes", "--json"];
+    const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
     let locked!: () => void;
     const isLocked = new Promise<void>((resolve) => (locked = resolve));
     const first = start(args, (e) => e.type === "step-end" && e.step === "lock-stack" && locked());
@@ -181,11 +181,11 @@ test("an engine lock from another host is not cleared without --repair", () =>
     const dir = path.join(fileURLToPath(url!), ".pulumi", "locks", "organization", "codeocean-deployment", "foreign");
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, "e0d1.json"), JSON.stringify({ pid: 4242, username: "ci", hostname: "runner-7", timestamp: new Date().toISOString() }));
-    const refusedRun = await run(["upgrade", ...bedArgs, "--yes", "--json"]);
+    const refusedRun = await run(["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"]);
     expect(refusedRun.code).toBe(3);
     expect(refusedRun.events().at(-1)).toMatchObject({ error: expect.stringMatching(/pid 4242 on runner-7.*another host/), hint: expect.stringMatching(/--repair/) });
     expect(s.services.requests()).toEqual([]);
-    const repaired = await run(["upgrade", ...bedArgs, "--yes", "--json", "--repair"]);
+    const repaired = await run(["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json", "--repair"]);
     expect(repaired.code).toBe(0);
     expect(fs.readdirSync(dir).filter((f) => f.endsWith(".json"))).toEqual([]);
     return "refused, then --repair succeeded";

@@ -78,6 +78,8 @@ export interface ScenarioOptions extends DeployOptions {
   drainMs?: number;
   /** CloudWatch period the driver reads (the simulator publishes every 2 s). */
   metricPeriodSeconds?: number;
+  /** false: the simulator publishes no SlotsUtilization. */
+  publishMetrics?: boolean;
 }
 
 export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOptions = {}): Promise<CodeOceanScenario> {
@@ -89,6 +91,7 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
     computations: Object.fromEntries(asgs.map((asg, i) => [asg, 5 - i])),
     drainMs: options.drainMs ?? 6000,
     publishMs: 2000,
+    publishMetrics: options.publishMetrics,
     // straight to moto: the fault proxy is for the driver's calls, and its call log stays the driver's
     env: { ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url },
   });

@@ -21,6 +21,8 @@ export interface ServicesSimulatorOptions {
   env: Record<string, string | undefined>;
   /** Port on 127.0.0.1 (default: a free one; the real service uses 8300). */
   port?: number;
+  /** false: publish no SlotsUtilization at all (a services machine whose metric agent is broken). */
+  publishMetrics?: boolean;
 }
 
 export type SimulatorMode = { kind: "normal" } | { kind: "error"; status: number; times: number } | { kind: "hang" } | { kind: "never-drains" };
@@ -87,7 +89,7 @@ export async function startServicesSimulator(options: ServicesSimulatorOptions):
       Value: Math.round((100 * n) / slots),
       Unit: "Percent" as const,
     }));
-    if (MetricData.length > 0) {
+    if (MetricData.length > 0 && options.publishMetrics !== false) {
       await aws.cloudWatch.send(new PutMetricDataCommand({ Namespace: "CodeOcean", MetricData })).catch(() => undefined);
     }
   };

@@ -14,14 +14,15 @@ import { observeWorkers } from "./waitForIdleWorkers";
 export async function cancelComputations(ctx: RunContext): Promise<string> {
   const target = await servicesSshTarget(ctx);
   const url = `http://localhost:${ctx.options.servicesPort}/cancel_computations`;
-  const command = `curl -sS -o /dev/null -w '%{http_code}' --max-time 20 -X POST ${url}`;
+  const seconds = Math.max(1, Math.round(ctx.options.servicesTimeoutMs / 1000));
+  const command = `curl -sS -o /dev/null -w '%{http_code}' --max-time ${seconds} -X POST ${url}`;
   ctx.cancelRequestedAt = new Date();
   const status = await withRetry(
     `cancel the running computations (POST ${url} on ${target.host})`,
     async () => {
       const session = await connectSsh(target);
       try {
-        const result = await session.run(command, { timeoutMs: 40_000 });
+        const result = await session.run(command, { timeoutMs: seconds * 1000 + 20_000 });
         const http = result.stdout.trim();
         if (/^2\d\d$/.test(http)) return http;
         const failed = (why: string, permanent: boolean) =>
@@ -33,7 +34,8 @@ export async function cancelComputations(ctx: RunContext): Promise<string> {
           });
         if (/^4\d\d$/.test(http)) throw failed(`the services API answered HTTP ${http}`, true);
         if (/^5\d\d$/.test(http)) throw failed(`the services API answered HTTP ${http}`, false);
-        throw failed(`curl exited ${result.code}${http && http !== "000" ? ` (HTTP ${http})` : ""}: ${result.stderr.trim() || "no answer"}`, false);
+        const timedOut = result.code === 28;
+        throw failed(timedOut ? `no answer within ${seconds}s (curl timed out)` : `curl exited ${result.code}${http && http !== "000" ? ` (HTTP ${http})` : ""}: ${result.stderr.trim() || "no answer"}`, false);
       } finally {
         session.close();
       }

@@ -1,0 +1,52 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { runCli } from "../sandbox/cli";
+
+// `npm run sandbox -- up`, `source` the env file, `npm run sandbox -- down`: nothing it started survives.
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test("sandbox up writes a sourceable env file; down stops every process it started", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uo-sandbox-cli-"));
+  try {
+    const up = await runCli(["sandbox", "up", "--dir", dir], {});
+    expect(up.stderr).toBe("");
+    expect(up.code).toBe(0);
+    expect(up.stdout).toContain(`source ${path.join(dir, "env")}`);
+    const status = JSON.parse(fs.readFileSync(path.join(dir, "status.json"), "utf8")) as { processes: Array<{ name: string; pid: number }> };
+    const pids = status.processes.map((p) => p.pid);
+    expect(status.processes.map((p) => p.name)).toEqual(["moto server", "sshd", "fault proxy (in this daemon)"]);
+    expect(pids.every(alive)).toBe(true);
+
+    // a shell that sources the env file reaches every peer
+    const probe = execFileSync("bash", ["-c", `
+      source ${path.join(dir, "env")}
+      curl -s -o /dev/null -w '%{http_code}\\n' "$AWS_ENDPOINT_URL/__fault-proxy/calls"
+      ssh -i "$UO_SSH_KEY" -o UserKnownHostsFile="$UO_SSH_KNOWN_HOSTS" -o StrictHostKeyChecking=yes -o BatchMode=yes -p "$UO_SSH_PORT" "$UO_SSH_USER@$UO_SSH_HOST" echo ssh-ok
+      pulumi version
+      echo "$PULUMI_BACKEND_URL"`], { encoding: "utf8" }).trim().split("\n");
+    expect(probe.slice(0, 3)).toEqual(["200", "ssh-ok", expect.stringMatching(/^v3\./)]);
+    expect(probe[3]).toMatch(/^file:\/\//);
+
+    const st = await runCli(["sandbox", "status", "--dir", dir], {});
+    expect([st.code, st.stdout]).toEqual([0, expect.stringMatching(/sshd: pid \d+ running/)]);
+
+    const down = await runCli(["sandbox", "down", "--dir", dir], {});
+    expect(down.code).toBe(0);
+    expect(pids.filter(alive)).toEqual([]);
+    const leftovers = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").filter((l) => l.includes(dir));
+    expect(leftovers).toEqual([]);
+    expect((await runCli(["sandbox", "status", "--dir", dir], {})).code).toBe(1);
+  } finally {
+    await runCli(["sandbox", "down", "--dir", dir], {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
