@@ -36,6 +36,8 @@ export interface ServicesSimulator {
   /** When cancel_computations was last accepted. */
   cancelledAt(): Date | undefined;
   requests(): Array<{ method: string; path: string; status: number | "hung" }>;
+  /** Back to the start: computations running, normal mode, no requests seen; publishes at once. */
+  reset(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -109,6 +111,13 @@ export async function startServicesSimulator(options: ServicesSimulatorOptions):
     running,
     cancelledAt: () => (cancelAt === undefined ? undefined : new Date(cancelAt)),
     requests: () => [...seen],
+    reset: async () => {
+      mode = { kind: "normal" };
+      for (const res of hung) res.destroy();
+      cancelAt = undefined;
+      seen.length = 0;
+      await publish();
+    },
     stop: async () => {
       clearInterval(timer);
       for (const res of hung) res.destroy();
