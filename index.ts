@@ -1,24 +1,63 @@
+import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
+import { BackendAiCluster } from "./workflows/backendai/resource";
+import { parseClusterConfig, type ClusterConfig } from "./workflows/backendai/settings";
 
 /**
- * The orchestrator's own Pulumi program (Pulumi.yaml, stack configs in stacks/config): one
- * workflow resource per system configured under `upgrade-orchestrator:systems`. The workflow
- * resources (BackendAiCluster, ...) arrive with their issues; until one is registered, a
- * configured system is refused at preview rather than silently ignored.
+ * The orchestrator's own Pulumi program (Pulumi.yaml; stack configs in stacks/config): one
+ * workflow resource per system configured under `upgrade-orchestrator:systems`, each validated
+ * against its kind's schema (an error names the key). The stack's `versions` output reports the
+ * version each system last completed.
  */
 const config = new pulumi.Config();
-const systems = config.getObject<Record<string, { kind?: string }>>("systems") ?? {};
+const systems = config.getObject<Record<string, { kind?: unknown }>>("systems") ?? {};
 
-const registered: Record<string, (name: string, settings: unknown) => pulumi.Output<string>> = {};
+type Declare = (name: string, settings: unknown, key: string) => pulumi.Output<string>;
+
+const kinds: Record<string, Declare> = {
+  backendai(name, settings, key) {
+    const parsed = parseClusterConfig(settings, key);
+    if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
+    return new BackendAiCluster(name, withKeys(parsed.config, key)).version;
+  },
+};
+
+class ConfigError extends Error {
+  constructor(problems: string[]) {
+    super(`invalid stack config:\n  ${problems.join("\n  ")}`);
+    // Shown to people as the preview's error; the stack trace adds nothing.
+    this.stack = this.message;
+  }
+}
+
+/** The SSH keys the config points at, read here and handed on as Pulumi secrets only. */
+function withKeys(cluster: ClusterConfig, key: string) {
+  const { kind: _kind, ...settings } = cluster;
+  return {
+    ...settings,
+    hosts: settings.hosts.map(({ ssh: { privateKeyPath, privateKeyConfig, ...ssh }, ...host }, i) => {
+      let privateKey: pulumi.Output<string>;
+      if (privateKeyConfig !== undefined) {
+        privateKey = config.requireSecret(privateKeyConfig);
+      } else {
+        try {
+          privateKey = pulumi.secret(fs.readFileSync(privateKeyPath!, "utf8"));
+        } catch (err) {
+          throw new ConfigError([`${key}.hosts[${i}].ssh.privateKeyPath: cannot read ${privateKeyPath} (${(err as Error).message})`]);
+        }
+      }
+      return { ...host, ssh: { ...ssh, privateKey } };
+    }),
+  };
+}
 
 export const versions: Record<string, pulumi.Output<string>> = {};
 for (const [name, settings] of Object.entries(systems)) {
-  const declare = settings.kind ? registered[settings.kind] : undefined;
+  const key = `upgrade-orchestrator:systems.${name}`;
+  const kind = typeof settings?.kind === "string" ? settings.kind : undefined;
+  const declare = kind === undefined ? undefined : kinds[kind];
   if (!declare) {
-    throw new Error(
-      `upgrade-orchestrator:systems.${name}.kind is ${JSON.stringify(settings.kind)}: ` +
-        `no workflow of that kind exists (known: ${Object.keys(registered).join(", ") || "none yet"})`,
-    );
+    throw new ConfigError([`${key}.kind: ${JSON.stringify(settings?.kind)} is not a workflow kind (known: ${Object.keys(kinds).join(", ")})`]);
   }
-  versions[name] = declare(name, settings);
+  versions[name] = declare(name, settings, key);
 }

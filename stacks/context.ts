@@ -43,6 +43,8 @@ export interface CodeOceanTargets {
 /** A runbook for an external project: steps around `pulumi up`. */
 export interface Runbook {
   name: string;
+  /** Run `pulumi config refresh -f` first: the stack's config is the one of its last deployment. */
+  refreshConfig?: boolean;
   beforeUp: Array<Step<RunContext>>;
   afterUp: Array<Step<RunContext>>;
 }

@@ -127,12 +127,23 @@ function refusedRun(why: string, hint: string): UpgradeError {
   return refused("start the update", why, hint);
 }
 
+/**
+ * `pulumi config refresh -f`, where the runbook asks for it (Code Ocean's step 3: the deployment's
+ * config lives with its last deployment). Elsewhere the local stack config is the change being
+ * applied (an own stack's new `version`), and refreshing would silently revert it.
+ */
 export const refreshConfig: Step<RunContext> = {
   id: "refresh-config",
   title: "Refresh the stack config",
+  check: async (ctx) => (ctx.runbook?.refreshConfig ? undefined : `runbook ${ctx.runbook?.name ?? "none"}: the local stack config is what this run applies`),
   plan: async () => "would run `pulumi config refresh -f` (rewrites the local Pulumi.<stack>.yaml)",
   async run(ctx) {
-    await pulumiCall("refresh the stack config (pulumi config refresh -f)", () => ctx.stack!.refreshConfig());
+    try {
+      await pulumiCall("refresh the stack config (pulumi config refresh -f)", () => ctx.stack!.refreshConfig());
+    } catch (err) {
+      if (err instanceof UpgradeError && /no previous deployment/.test(err.why)) return "no previous deployment: the local config is the only config";
+      throw err;
+    }
     return "local config replaced by the config of the last deployment";
   },
 };
@@ -293,9 +304,29 @@ function firstErrorLine(message: string): string {
   return message.split("\n").map((l) => l.trim()).find((l) => /^error:/i.test(l))?.replace(/^error:\s*/i, "") ?? message.split("\n")[0] ?? message;
 }
 
-/** The engine's own error lines from a failed preview/up, without the CLI's framing. */
-function pulumiErrors(err: unknown): string {
+/**
+ * The engine's own error lines from a failed preview/up, without the CLI's framing. A program
+ * that threw ("failed with an unhandled exception:") is followed by its exception's message,
+ * indented on the next lines: that message is what the operator needs (not its stack trace).
+ */
+export function pulumiErrors(err: unknown): string {
   const text = String((err as { stderr?: string }).stderr ?? "") + "\n" + String((err as Error).message ?? err);
-  const lines = [...new Set(text.split("\n").map((l) => l.trim()).filter((l) => /^error:/.test(l) && !/update failed|preview failed/.test(l)))];
-  return lines.map((l) => l.replace(/^error:\s*/, "")).join("; ") || firstErrorLine(text);
+  const all = text.split("\n");
+  const found: string[] = [];
+  all.forEach((raw, i) => {
+    const line = raw.trim();
+    if (!/^error:/.test(line) || /update failed|preview failed/.test(line)) return;
+    let message = line.replace(/^error:\s*/, "");
+    if (/unhandled exception:?$/.test(message)) {
+      const detail: string[] = [];
+      for (const next of all.slice(i + 1)) {
+        const t = next.trim();
+        if (!t || /^at /.test(t) || /^error:/.test(t)) break;
+        detail.push(t.replace(/^(Error|ConfigError):\s*/, ""));
+      }
+      if (detail.length > 0) message = `the program failed: ${detail.join(" ")}`;
+    }
+    if (!found.includes(message)) found.push(message);
+  });
+  return found.join("; ") || firstErrorLine(text);
 }

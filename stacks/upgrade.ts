@@ -114,7 +114,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     failure ??= outcome.failure;
   };
   try {
-    await phase([selectStack, lockStack, repairInterruptedUpdate, refreshConfig, readOutputs]);
+    await phase([selectStack, lockStack, repairInterruptedUpdate, readOutputs, refreshConfig]);
     if (failure === undefined) {
       const runbook = ctx.runbook;
       const beforeUp = (runbook?.beforeUp ?? []).map(unlessUpToDate);

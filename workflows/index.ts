@@ -1,2 +1,4 @@
 /** Workflow resources for other Pulumi projects (package entry "./workflows"); one per sibling runbook. */
-export {};
+export { BackendAiCluster, type BackendAiClusterArgs, type BackendAiHostArgs } from "./backendai/resource";
+export { planPath, checkHop, parseVersion, type Catalog, type PlanResult, type Release } from "./backendai/versions";
+export { shippedCatalog } from "./backendai/catalog";

@@ -6,7 +6,7 @@ import { describeObservations, observeWorkers, waitForIdleWorkers } from "./code
 
 /**
  * Runbook 1 of RUNBOOKS.md, Code Ocean private cloud. Around `pulumi up` (which the driver runs
- * after select-stack, refresh-config, read-outputs and preview):
+ * after select-stack, read-outputs, refresh-config (3. `pulumi config refresh -f`) and preview):
  *   4. stop all running computations       (SSH to the services machine, POST :8300/cancel_computations)
  *   5. wait for SlotsUtilization to reach 0 on every worker ASG
  *   6. remove scale-in protection from the workers
@@ -14,6 +14,7 @@ import { describeObservations, observeWorkers, waitForIdleWorkers } from "./code
  */
 export const codeOceanPrivateCloud: Runbook = {
   name: "codeocean-private-cloud",
+  refreshConfig: true,
   beforeUp: [
     {
       id: "cancel-computations",

@@ -128,7 +128,7 @@ test("a 4xx from the services API fails the step without retrying", async () => 
       expect(result.error?.message).toMatch(/services API answered HTTP 403/);
       expect(result.steps.map((s) => [s.step, s.status])).toEqual([
         ["select-stack", "done"], ["lock-stack", "done"], ["repair-interrupted-update", "done"],
-        ["refresh-config", "done"], ["read-outputs", "done"], ["checkout-release", "done"], ["plan-update", "done"],
+        ["read-outputs", "done"], ["refresh-config", "done"], ["checkout-release", "done"], ["plan-update", "done"],
         ["cancel-computations", "failed"], ["restore-alarms", "done"],
       ]);
     });

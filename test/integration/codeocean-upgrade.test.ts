@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 const STEP_IDS = [
-  "select-stack", "lock-stack", "repair-interrupted-update", "refresh-config", "read-outputs", "checkout-release", "plan-update", "cancel-computations", "wait-idle-workers",
+  "select-stack", "lock-stack", "repair-interrupted-update", "read-outputs", "refresh-config", "checkout-release", "plan-update", "cancel-computations", "wait-idle-workers",
   "remove-scale-in-protection", "suspend-alarms", "preview", "up", "restore-alarms",
 ];
 

@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 const BOUNDARIES = [
-  "select-stack", "lock-stack", "repair-interrupted-update", "refresh-config", "read-outputs", "checkout-release",
+  "select-stack", "lock-stack", "repair-interrupted-update", "read-outputs", "refresh-config", "checkout-release",
   "plan-update", "cancel-computations", "wait-idle-workers", "remove-scale-in-protection", "suspend-alarms", "preview", "up",
 ];
 

@@ -165,3 +165,11 @@ export function checkHop(catalog: Catalog, fromText: string, toText: string): { 
   if (to.date < from.date) return { allowed: false, reason: `${to.version} was published before ${from.version}` };
   return { allowed: true, reason: `a major upgrade from ${from.version}, the latest of its line when ${lineOf(to.version)} began` };
 }
+
+/** Orders two release versions (negative when a is older); undefined when either is not a release. */
+export function compareReleases(a: string, b: string): number | undefined {
+  const pa = parseVersion(a);
+  const pb = parseVersion(b);
+  if ("error" in pa || "error" in pb) return undefined;
+  return key(pa) - key(pb);
+}

@@ -1,0 +1,181 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { pythonVenv } from "../../lib/toolchain";
+import { REPO_ROOT } from "./fixtures";
+import type { Sandbox } from "./index";
+import { startPostgres, type Postgres } from "./postgres";
+
+/**
+ * A fixture Backend.AI cluster on the bed: every component is a "host" reached through the bed's
+ * sshd, with its own Python virtualenv, a real process started and stopped by a service script,
+ * and real pip installing the fixture wheels (test/fixtures/backendai/build_wheels.py) from a
+ * local package directory, as on an air-gapped host. The manager's Alembic migrations run against
+ * the bed's real PostgreSQL.
+ */
+export const FIXTURE_RELEASES = ["23.09.8", "23.09.10", "24.03.0", "24.03.2"] as const;
+export const DEFAULT_COMPONENTS = ["manager", "agent", "storage-proxy"] as const;
+
+export interface FixtureHost {
+  component: string;
+  dir: string;
+  python: string;
+  /** The manager's alembic.ini (holds the database URL). */
+  alembicIni?: string;
+  service: { start: string; stop: string; status: string };
+}
+
+export interface BackendAiFixture {
+  readonly wheelsDir: string;
+  readonly postgres: Postgres;
+  readonly hosts: FixtureHost[];
+  /** Head revision of each fixture release. */
+  readonly heads: Record<string, string>;
+  /** Settings for a BackendAiCluster at `version` (the SSH key in clear: wrap it as a secret). */
+  settings(version: string): {
+    version: string;
+    hosts: Array<{
+      component: string;
+      ssh: { host: string; port: number; user: string; privateKey: string; knownHostsPath: string };
+      python: string;
+      alembicIni?: string;
+      service: FixtureHost["service"];
+    }>;
+    packageIndex: { noIndex: boolean; findLinks: string[] };
+  };
+  installedVersion(component: string): string | undefined;
+  running(component: string): boolean;
+  /** The database's Alembic revision(s). */
+  revision(): string[];
+  /** Columns of a table in the manager's database. */
+  columns(table: string): string[];
+  stop(): Promise<void>;
+}
+
+const SERVICE_SCRIPT = `#!/usr/bin/env bash
+# start|stop|status of one fixture Backend.AI component: a real process, its pid in run/pid.
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+run="$here/run"
+export BACKENDAI_RUN_DIR="$run" BACKENDAI_ALEMBIC_INI="$here/alembic.ini"
+alive() { [ -f "$run/pid" ] && kill -0 "$(cat "$run/pid")" 2>/dev/null; }
+case "\${1:-}" in
+  start)
+    alive && exit 0
+    mkdir -p "$run"; rm -f "$run/ready"
+    setsid "$here/venv/bin/python" -m "ai.backend.$MODULE.server" >"$here/server.log" 2>&1 </dev/null &
+    echo $! > "$run/pid"
+    for _ in $(seq 150); do
+      [ -f "$run/ready" ] && exit 0
+      alive || { rm -f "$run/pid"; tail -n 3 "$here/server.log" >&2; exit 1; }
+      sleep 0.1
+    done
+    echo "$MODULE did not report ready within 15s" >&2; exit 1 ;;
+  stop)
+    alive || { rm -f "$run/pid" "$run/ready"; exit 0; }
+    pid="$(cat "$run/pid")"; kill -TERM "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { rm -f "$run/pid" "$run/ready"; exit 0; }; sleep 0.1; done
+    kill -KILL "$pid"; rm -f "$run/pid" "$run/ready" ;;
+  status) alive ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
+`;
+
+export async function startBackendAiCluster(
+  bed: Sandbox,
+  options: { version: string; components?: string[]; dir?: string },
+): Promise<BackendAiFixture> {
+  if (!bed.sshd) throw new Error("the Backend.AI fixture needs the bed's sshd");
+  const sshd = bed.sshd;
+  const tools = pythonVenv();
+  const toolsPython = path.join(tools, "bin", "python");
+  const root = options.dir ?? path.join(bed.dir, "backendai");
+  const wheelsDir = path.join(root, "wheels");
+  const components = options.components ?? [...DEFAULT_COMPONENTS];
+  fs.mkdirSync(root, { recursive: true });
+  const built = execFileSync(toolsPython, [path.join(REPO_ROOT, "test", "fixtures", "backendai", "build_wheels.py"), wheelsDir, ...FIXTURE_RELEASES], { encoding: "utf8" });
+  const heads = JSON.parse(built.trim().split("\n").at(-1)!) as Record<string, string>;
+  const toolsSitePackages = execFileSync(toolsPython, ["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], { encoding: "utf8" }).trim();
+
+  const postgres = await startPostgres();
+  const hosts: FixtureHost[] = [];
+  const stop = async () => {
+    for (const host of hosts) {
+      try {
+        execFileSync(path.join(host.dir, "svc.sh"), ["stop"], { stdio: "ignore", timeout: 15_000 });
+      } catch {
+        /* already stopped */
+      }
+    }
+    await postgres.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  };
+  try {
+    for (const component of components) {
+      const dir = path.join(root, component);
+      fs.mkdirSync(dir, { recursive: true });
+      const venv = path.join(dir, "venv");
+      // The host's own environment; the bed's tools (pip, Alembic, SQLAlchemy, psycopg) are
+      // visible in it through a .pth file, as they would be installed in a real host's venv.
+      execFileSync(toolsPython, ["-m", "venv", "--without-pip", venv]);
+      const python = path.join(venv, "bin", "python");
+      const sitePackages = execFileSync(python, ["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], { encoding: "utf8" }).trim();
+      fs.writeFileSync(path.join(sitePackages, "bed-tools.pth"), `${toolsSitePackages}\n`);
+      execFileSync(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-index", "--find-links", wheelsDir, `backend.ai-${component}==${options.version}`]);
+      const script = path.join(dir, "svc.sh");
+      fs.writeFileSync(script, SERVICE_SCRIPT.replace(/\$MODULE/g, component.replace(/-/g, "_")), { mode: 0o755 });
+      const host: FixtureHost = { component, dir, python, service: { start: `${script} start`, stop: `${script} stop`, status: `${script} status` } };
+      if (component === "manager") {
+        host.alembicIni = path.join(dir, "alembic.ini");
+        fs.writeFileSync(host.alembicIni, `[alembic]\nscript_location = ai.backend.manager.models:alembic\nsqlalchemy.url = ${postgres.url}\n`, { mode: 0o600 });
+        execFileSync(python, ["-m", "alembic", "-c", host.alembicIni, "upgrade", "head"], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+      }
+      hosts.push(host);
+    }
+    for (const host of hosts) execFileSync(path.join(host.dir, "svc.sh"), ["start"], { stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  const hostOf = (component: string) => {
+    const host = hosts.find((h) => h.component === component);
+    if (!host) throw new Error(`no ${component} in the fixture cluster`);
+    return host;
+  };
+  const privateKey = fs.readFileSync(sshd.privateKeyPath, "utf8");
+  return {
+    wheelsDir,
+    postgres,
+    hosts,
+    heads,
+    settings: (version) => ({
+      version,
+      hosts: hosts.map((h) => ({
+        component: h.component,
+        ssh: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey, knownHostsPath: sshd.knownHostsPath },
+        python: h.python,
+        ...(h.alembicIni ? { alembicIni: h.alembicIni } : {}),
+        service: h.service,
+      })),
+      packageIndex: { noIndex: true, findLinks: [wheelsDir] },
+    }),
+    installedVersion(component) {
+      const host = hostOf(component);
+      const out = execFileSync(host.python, ["-c", `import importlib.metadata as m\ntry: print(m.version("backend.ai-${component}"))\nexcept m.PackageNotFoundError: print("")`], { encoding: "utf8" });
+      return out.trim() || undefined;
+    },
+    running(component) {
+      try {
+        execFileSync(path.join(hostOf(component).dir, "svc.sh"), ["status"], { stdio: "ignore" });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    revision: () => postgres.query("SELECT version_num FROM alembic_version ORDER BY 1;").split("\n").filter(Boolean),
+    columns: (table) =>
+      postgres.query(`SELECT column_name FROM information_schema.columns WHERE table_name = '${table}' ORDER BY 1;`).split("\n").filter(Boolean),
+    stop,
+  };
+}

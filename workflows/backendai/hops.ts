@@ -1,0 +1,231 @@
+import { UpgradeError } from "../../lib/errors";
+import type { Step } from "../../lib/steps";
+import type { Progress } from "./progress";
+import {
+  activeSessions,
+  alembic,
+  applyMissingRevisions,
+  atHead,
+  installedVersion,
+  isRunning,
+  pipInstall,
+  postgresVersion,
+  pythonVersion,
+  schemaState,
+  startComponent,
+  stopComponent,
+  type Host,
+} from "./remote";
+import type { PackageIndex } from "./settings";
+import { lineOf } from "./versions";
+
+/**
+ * Runbook 3 of RUNBOOKS.md, one hop at a time (from → to, both releases, planned by versions.ts):
+ *
+ *   stop the manager → pair-specific schema step (old package) → pip install the manager →
+ *   alembic upgrade head → (major) backend.ai mgr schema apply-missing-revisions <from> →
+ *   start the manager → each other component: stop, pip install, start → verify every host.
+ *
+ * Each step checks the host before it acts, so a hop interrupted anywhere is completed by running
+ * it again, and a finished hop is recognised and skipped as a whole (hopDone).
+ */
+export interface ClusterContext {
+  manager: Host;
+  others: Host[];
+  packageIndex?: PackageIndex;
+  info: Progress;
+  warn: Progress;
+}
+
+export interface Hop {
+  from: string;
+  to: string;
+}
+
+export const isMajor = (hop: Hop) => lineOf(hop.from) !== lineOf(hop.to);
+
+/** Release pairs with their own steps (RUNBOOKS.md): the schema must sit at `revision` before the new package. */
+interface PairRule {
+  revision: string;
+  why: string;
+  /** Refuses the hop when the hosts are not ready for it. */
+  precondition?: (ctx: ClusterContext, hop: Hop) => Promise<void>;
+  /** Not automated, said in the progress. */
+  manual?: string;
+}
+
+export const PAIR_RULES: Record<string, PairRule> = {
+  "23.09->24.03": {
+    revision: "85615e005fa3",
+    why: "24.03's migration tree branches from 23.09's at 85615e005fa3; later 23.09 revisions are re-applied by apply-missing-revisions",
+    manual: "24.03 expects Python 3.12 (23.09 ran on 3.11)",
+  },
+  "24.03->24.09": {
+    revision: "3596bc12ec09",
+    why: "24.09's migration tree continues from 3596bc12ec09",
+    async precondition(ctx, hop) {
+      const version = await postgresVersion(ctx.manager);
+      if (version < 160000) {
+        throw new UpgradeError({
+          what: `upgrade ${hop.from} → ${hop.to}`,
+          why: `24.09 needs PostgreSQL 16; the manager's database runs ${Math.floor(version / 10000)}`,
+          hint: "move the database to PostgreSQL 16 (pg_dump, then restore into 16) and run the upgrade again",
+          exitCode: 3,
+          permanent: true,
+        });
+      }
+    },
+  },
+};
+
+export const pairRule = (hop: Hop): PairRule | undefined => PAIR_RULES[`${lineOf(hop.from)}->${lineOf(hop.to)}`];
+
+/** Whether the whole hop is done: every host runs `to`, the schema is at head. */
+export async function hopDone(ctx: ClusterContext, hop: Hop): Promise<boolean> {
+  for (const host of [ctx.manager, ...ctx.others]) {
+    if ((await installedVersion(host)) !== hop.to || !(await isRunning(host))) return false;
+  }
+  return atHead(await schemaState(ctx.manager));
+}
+
+/** Refuses while compute sessions run: a major upgrade is never rolling (RUNBOOKS.md). */
+export async function refuseRunningSessions(ctx: ClusterContext, hops: Hop[]): Promise<void> {
+  const major = hops.find(isMajor);
+  const active = await activeSessions(ctx.manager);
+  if (active === 0) return;
+  if (major) {
+    throw new UpgradeError({
+      what: `upgrade ${hops[0]!.from} → ${hops.at(-1)!.to}`,
+      why: `${active} compute session(s) are running, and ${major.from} → ${major.to} is a major upgrade, which is never rolling`,
+      hint: "stop every workload and announce the downtime, then run the upgrade again",
+      exitCode: 3,
+      permanent: true,
+    });
+  }
+  await ctx.warn(`${active} compute session(s) are running during a minor upgrade; stop mission-critical workloads first`);
+}
+
+export function hopSteps(hop: Hop): Array<Step<ClusterContext>> {
+  const to = hop.to;
+  const rule = pairRule(hop);
+  const steps: Array<Step<ClusterContext>> = [
+    {
+      id: "stop-manager",
+      title: `Stop the manager (${hop.from} → ${to})`,
+      async check(ctx) {
+        if (!(await isRunning(ctx.manager))) return "not running";
+        // Running the target already: a resumed hop that got past start-manager.
+        return (await installedVersion(ctx.manager)) === to ? `already running ${to}` : undefined;
+      },
+      run: async (ctx) => stopComponent(ctx.manager),
+    },
+  ];
+  if (rule) {
+    steps.push({
+      id: "pair-schema-step",
+      title: `Bring the schema to ${rule.revision} with the ${hop.from} package`,
+      async check(ctx) {
+        await rule.precondition?.(ctx, hop);
+        if (rule.manual) await ctx.warn(`${hop.from} → ${to}: ${rule.manual}; the ${ctx.manager.name} environment runs Python ${await pythonVersion(ctx.manager)}`);
+        const installed = await installedVersion(ctx.manager);
+        if (installed !== hop.from) return `the manager package is already ${installed}`;
+        const schema = await schemaState(ctx.manager, rule.revision);
+        return schema.current.includes(rule.revision) ? `schema already at ${rule.revision}` : undefined;
+      },
+      async run(ctx) {
+        const schema = await schemaState(ctx.manager, rule.revision);
+        const direction = schema.hasAncestor ? "downgrade" : "upgrade";
+        await migration(ctx, hop, direction, rule.revision);
+        return `alembic ${direction} ${rule.revision}: ${rule.why}`;
+      },
+    });
+  }
+  steps.push(
+    {
+      id: "install-manager",
+      title: `pip install -U backend.ai-manager==${to}`,
+      check: async (ctx) => ((await installedVersion(ctx.manager)) === to ? `already ${to}` : undefined),
+      run: async (ctx) => pipInstall(ctx.manager, to, ctx.packageIndex),
+      verify: async (ctx) => expectInstalled(ctx.manager, to),
+    },
+    {
+      id: "migrate-schema",
+      title: "alembic upgrade head",
+      async check(ctx) {
+        const schema = await schemaState(ctx.manager);
+        return atHead(schema) ? `already at head ${schema.heads.join(", ")}` : undefined;
+      },
+      run: async (ctx) => migration(ctx, hop, "upgrade", "head"),
+    },
+  );
+  if (isMajor(hop)) {
+    steps.push({
+      id: "apply-missing-revisions",
+      title: `backend.ai mgr schema apply-missing-revisions ${hop.from}`,
+      // It runs before the manager starts; a manager running the target means it ran already.
+      check: async (ctx) => ((await isRunning(ctx.manager)) && (await installedVersion(ctx.manager)) === to ? "ran before the manager was started" : undefined),
+      run: async (ctx) => {
+        const out = await applyMissingRevisions(ctx.manager, hop.from);
+        return out.trim().split("\n").filter(Boolean).length + " line(s) of output";
+      },
+    });
+  }
+  steps.push({
+    id: "start-manager",
+    title: `Start the manager ${to}`,
+    check: async (ctx) => ((await isRunning(ctx.manager)) ? "already running" : undefined),
+    run: async (ctx) => startComponent(ctx.manager),
+  });
+  steps.push({
+    id: "upgrade-components",
+    title: `Other components to ${to}`,
+    async run(ctx) {
+      for (const host of ctx.others) {
+        const installed = await installedVersion(host);
+        if (installed === to && (await isRunning(host))) continue;
+        await stopComponent(host);
+        if (installed !== to) await pipInstall(host, to, ctx.packageIndex);
+        await expectInstalled(host, to);
+        await startComponent(host);
+        await ctx.info(`${host.name}: ${to}, running`);
+      }
+    },
+  });
+  steps.push({
+    id: "verify-versions",
+    title: `Every host reports ${to}`,
+    async run(ctx) {
+      for (const host of [ctx.manager, ...ctx.others]) {
+        await expectInstalled(host, to);
+        if (!(await isRunning(host))) throw new UpgradeError({ what: `verify ${host.name}`, why: "it is not running" });
+      }
+      const schema = await schemaState(ctx.manager);
+      if (!atHead(schema)) throw new UpgradeError({ what: "verify the schema", why: `at ${schema.current.join(", ") || "no revision"}, head is ${schema.heads.join(", ")}` });
+    },
+  });
+  return steps;
+}
+
+async function expectInstalled(host: Host, version: string): Promise<void> {
+  const installed = await installedVersion(host);
+  if (installed !== version) {
+    throw new UpgradeError({ what: `verify ${host.name}`, why: `it reports ${installed ?? "no package installed"}, expected ${version}` });
+  }
+}
+
+/** An Alembic move whose failure names the hop and the revisions; the manager stays stopped. */
+async function migration(ctx: ClusterContext, hop: Hop, direction: "upgrade" | "downgrade", target: string): Promise<void> {
+  const before = await schemaState(ctx.manager).catch(() => undefined);
+  try {
+    await alembic(ctx.manager, direction, target);
+  } catch (err) {
+    const after = await schemaState(ctx.manager).catch(() => undefined);
+    throw new UpgradeError({
+      what: `hop ${hop.from} → ${hop.to}: alembic ${direction} ${target}`,
+      why: `${err instanceof UpgradeError ? err.why : String(err)} (schema was at ${before?.current.join(", ") || "?"}, now at ${after?.current.join(", ") || "?"}, head ${after?.heads.join(", ") || "?"})`,
+      hint: "the manager was left stopped on purpose: fix the migration, then run the upgrade again",
+      permanent: true,
+      cause: err,
+    });
+  }
+}

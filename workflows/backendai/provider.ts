@@ -1,0 +1,180 @@
+import type * as pulumi from "@pulumi/pulumi";
+import { describe, UpgradeError } from "../../lib/errors";
+import type { UpgradeEvent } from "../../lib/events";
+import { runSteps } from "../../lib/steps";
+import { shippedCatalog } from "./catalog";
+import { hopSteps, isMajor, refuseRunningSessions, type ClusterContext, type Hop } from "./hops";
+import { createProgress } from "./progress";
+import { atHead, connectHost, installedVersion, isRunning, schemaState, type Host } from "./remote";
+import { fingerprintSource, parseClusterSettings, type ClusterSettings } from "./settings";
+import { compareReleases, planPath, type Catalog } from "./versions";
+
+/**
+ * The BackendAiCluster provider's work (resource.ts holds only a thin provider that loads this
+ * module at call time, as a dynamic provider must).
+ *
+ * Inputs: the settings (settings.ts) with the target `version`. `check` adds `plannedPath`, the
+ * hops from the version in state to the target, so the preview shows them; a forbidden path fails
+ * the preview with its reason and the nearest allowed path. Outputs: the settings without the SSH
+ * keys, `version` = the last version the whole cluster completed, `plannedPath`.
+ */
+export interface ClusterOutputs {
+  version: string;
+  plannedPath: string[];
+  components: string[];
+  fingerprint: string;
+}
+
+const catalogOf = (settings: Pick<ClusterSettings, "catalog">): Catalog => settings.catalog ?? shippedCatalog();
+
+/** What the engine passes: the settings plus our computed `plannedPath` (and the engine's own keys). */
+type Inputs = Record<string, unknown> & { version?: string; plannedPath?: string[] };
+
+export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult> {
+  const { plannedPath: _planned, __provider: _provider, ...raw } = news;
+  const parsed = parseClusterSettings(raw);
+  if ("issues" in parsed) {
+    return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
+  }
+  const target = parsed.settings.version;
+  const from = typeof olds.version === "string" ? olds.version : undefined;
+  if (from === undefined) {
+    // A new resource adopts the cluster: the path is planned from the installed version at create.
+    return { inputs: { ...news, plannedPath: [] } };
+  }
+  if (from === target) return { inputs: { ...news, plannedPath: olds.plannedPath ?? [] } };
+  const plan = planPath(catalogOf(parsed.settings), from, target);
+  if (!plan.allowed) return { inputs: news, failures: [{ property: "version", reason: refusal(plan) }] };
+  return { inputs: { ...news, plannedPath: plan.path } };
+}
+
+function refusal(plan: Extract<ReturnType<typeof planPath>, { allowed: false }>): string {
+  const nearest = plan.nearest ? `; the nearest allowed change is to ${plan.nearest.to}: ${[plan.from, ...plan.nearest.path].join(" → ")}` : "";
+  return `Backend.AI ${plan.from} → ${plan.to} is not an allowed upgrade: ${plan.reason}${nearest}`;
+}
+
+export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
+  const parsed = parseClusterSettings(strip(news));
+  const fingerprint = "settings" in parsed ? JSON.stringify(fingerprintSource(parsed.settings)) : undefined;
+  const versionChanged = olds.version !== news.version;
+  const settingsChanged = fingerprint !== olds.fingerprint;
+  // A version change is always an in-place update (the runbook), never a replacement.
+  return { changes: versionChanged || settingsChanged, replaces: [], deleteBeforeReplace: false };
+}
+
+/** Adopts an existing cluster: plans from the manager's installed version to the target. */
+export async function create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult> {
+  const settings = settingsOf(inputs);
+  const manager = settings.hosts.find((h) => h.component === "manager")!;
+  const id = `backendai:${manager.ssh.user}@${manager.ssh.host}:${manager.ssh.port ?? 22}`;
+  const outs = await converge(id, settings, undefined);
+  return { id, outs };
+}
+
+export async function update(id: string, olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.UpdateResult> {
+  const settings = settingsOf(news);
+  const outs = await converge(id, settings, typeof olds.version === "string" ? olds.version : undefined);
+  return { outs };
+}
+
+function strip(inputs: Inputs): Record<string, unknown> {
+  const { plannedPath: _p, __provider: _q, ...raw } = inputs;
+  return raw;
+}
+
+function settingsOf(inputs: Inputs): ClusterSettings {
+  const parsed = parseClusterSettings(strip(inputs));
+  if ("issues" in parsed) {
+    throw new UpgradeError({ what: "read the cluster settings", why: parsed.issues.map((i) => `${i.key}: ${i.message}`).join("; "), permanent: true });
+  }
+  return parsed.settings;
+}
+
+/**
+ * Brings the cluster from `from` (the version in state; undefined: read it from the manager) to
+ * the target, hop by hop. Every hop's steps check the hosts before they act, and a hop the hosts
+ * show as done is skipped, so running this again after a crash finishes without redoing work.
+ * A failure leaves the state at the last hop the whole cluster completed.
+ */
+async function converge(id: string, settings: ClusterSettings, from: string | undefined): Promise<ClusterOutputs> {
+  const { info, warn } = createProgress(`backend.ai ${settings.version}`);
+  const timeoutMs = (settings.commandTimeoutSeconds ?? 300) * 1000;
+  const hosts: Host[] = [];
+  const outputs = (version: string, plannedPath: string[]): ClusterOutputs => ({
+    version,
+    plannedPath,
+    components: settings.hosts.map((h) => h.component),
+    fingerprint: JSON.stringify(fingerprintSource(settings)),
+  });
+  try {
+    for (const host of settings.hosts) hosts.push(await connectHost(host, timeoutMs));
+    const manager = hosts.find((h) => h.settings.component === "manager")!;
+    const ctx: ClusterContext = { manager, others: hosts.filter((h) => h !== manager), packageIndex: settings.packageIndex, info, warn };
+    const start = from ?? (await installedVersion(manager));
+    if (!start) {
+      throw new UpgradeError({
+        what: `adopt the Backend.AI cluster of ${manager.name}`,
+        why: "backend.ai-manager is not installed in its Python environment",
+        hint: "BackendAiCluster upgrades an installed cluster; check hosts[].python",
+        permanent: true,
+      });
+    }
+    const plan = planPath(catalogOf(settings), start, settings.version);
+    if (!plan.allowed) throw new UpgradeError({ what: "plan the upgrade", why: refusal(plan), exitCode: 3, permanent: true });
+    for (const note of plan.notes) await info(note);
+    const hops: Hop[] = plan.path.map((to, i) => ({ from: i === 0 ? plan.from : plan.path[i - 1]!, to }));
+    if (hops.length === 0) {
+      await info(`already at ${plan.to}`);
+      return outputs(plan.to, []);
+    }
+    await info(`plan: ${[plan.from, ...plan.path].join(" → ")}`);
+    let completed = plan.from;
+    const pending: Hop[] = [];
+    for (const hop of hops) {
+      if (pending.length === 0 && (await hopDone(ctx, hop))) {
+        await info(`hop ${hop.from} → ${hop.to}: already done on every host, not repeated`);
+        completed = hop.to;
+      } else {
+        pending.push(hop);
+      }
+    }
+    if (pending.length > 0) await refuseRunningSessions(ctx, pending);
+    for (const hop of pending) {
+      await info(`hop ${hop.from} → ${hop.to}${isMajor(hop) ? " (major)" : ""}: starting`);
+      const outcome = await runSteps(hopSteps(hop), ctx, { dryRun: false, emit: (event) => void reportStep(event, hop, info) });
+      if (outcome.failure !== undefined) throw partialFailure(id, outputs(completed, plan.path), hop, outcome.failure);
+      completed = hop.to;
+      await info(`hop ${hop.from} → ${hop.to}: done`);
+    }
+    return outputs(completed, plan.path);
+  } finally {
+    for (const host of hosts) host.close();
+  }
+}
+
+/** Every host runs at least `hop.to`; the manager, at exactly `to`, runs on a schema at head. */
+async function hopDone(ctx: ClusterContext, hop: Hop): Promise<boolean> {
+  for (const host of [ctx.manager, ...ctx.others]) {
+    const installed = await installedVersion(host);
+    const order = installed === undefined ? undefined : compareReleases(installed, hop.to);
+    if (order === undefined || order < 0) return false;
+    if (order === 0 && !(await isRunning(host))) return false;
+  }
+  return (await installedVersion(ctx.manager)) !== hop.to || atHead(await schemaState(ctx.manager));
+}
+
+async function reportStep(event: UpgradeEvent, hop: Hop, info: (m: string) => Promise<void>): Promise<void> {
+  if (event.type !== "step-end") return;
+  const outcome = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
+  await info(`hop ${hop.from} → ${hop.to}: ${event.step} ${outcome}`);
+}
+
+/**
+ * A failed hop as the dynamic provider protocol's partial failure: the engine records `properties`
+ * as the resource's outputs, so the state keeps the last version the whole cluster completed and
+ * the next `up` continues from there.
+ */
+function partialFailure(id: string, properties: ClusterOutputs, hop: Hop, failure: unknown): Error {
+  const message = `Backend.AI upgrade stopped in hop ${hop.from} → ${hop.to}: ${describe(failure)} (the cluster's completed version stays ${properties.version})`;
+  return Object.assign(new Error(message), { id, properties, reasons: [message] });
+}

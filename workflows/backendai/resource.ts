@@ -1,0 +1,68 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * A Backend.AI cluster's version as a Pulumi resource (runbook 3 of RUNBOOKS.md). Changing
+ * `version` plans the upgrade path at preview (`plannedPath`; a forbidden path fails the preview)
+ * and `up` performs it hop by hop over SSH: manager (pip, Alembic, apply-missing-revisions), then
+ * every other component, then a check that every host reports the target.
+ */
+export interface BackendAiHostArgs {
+  /** manager, agent, storage-proxy, webserver, … (exactly one manager). */
+  component: pulumi.Input<string>;
+  ssh: pulumi.Input<{
+    host: pulumi.Input<string>;
+    port?: pulumi.Input<number>;
+    user: pulumi.Input<string>;
+    /** The private key; always stored as a Pulumi secret. */
+    privateKey: pulumi.Input<string>;
+    /** known_hosts holding the host's key (strict checking, no trust on first use). */
+    knownHostsPath?: pulumi.Input<string>;
+  }>;
+  /** The Python interpreter of the component's virtualenv. */
+  python: pulumi.Input<string>;
+  /** The manager's alembic.ini. */
+  alembicIni?: pulumi.Input<string>;
+  /** Default: `sudo systemctl start|stop` and `systemctl is-active --quiet backendai-<component>`. */
+  service?: pulumi.Input<{ start: pulumi.Input<string>; stop: pulumi.Input<string>; status: pulumi.Input<string> }>;
+}
+
+export interface BackendAiClusterArgs {
+  /** The version every component should run, e.g. "24.03.2". */
+  version: pulumi.Input<string>;
+  hosts: pulumi.Input<Array<pulumi.Input<BackendAiHostArgs>>>;
+  /** For air-gapped hosts: a local index or wheel directories. */
+  packageIndex?: pulumi.Input<{ indexUrl?: string; findLinks?: string[]; noIndex?: boolean; trustedHost?: string }>;
+  /** Replaces the shipped release catalog (releases with dates). */
+  catalog?: pulumi.Input<{ releases: Array<{ version: string; date: string }>; source?: string }>;
+  /** Deadline of each remote command in seconds (default 300). */
+  commandTimeoutSeconds?: pulumi.Input<number>;
+}
+
+// The provider is serialized into the state with its closure: it captures only this path and
+// loads the implementation (and its dependencies) when the engine calls it.
+const IMPLEMENTATION = path.join(__dirname, "provider");
+
+const provider: pulumi.dynamic.ResourceProvider = {
+  check: (olds, news) => require(IMPLEMENTATION).check(olds, news),
+  diff: (_id, olds, news) => require(IMPLEMENTATION).diff(olds, news),
+  create: (inputs) => require(IMPLEMENTATION).create(inputs),
+  update: (id, olds, news) => require(IMPLEMENTATION).update(id, olds, news),
+  // Taking the resource out of a stack leaves the cluster as it is.
+  delete: async () => undefined,
+};
+
+export class BackendAiCluster extends pulumi.dynamic.Resource {
+  /** The version the whole cluster last completed (after a failed hop: the hop before it). */
+  declare public readonly version: pulumi.Output<string>;
+  /** The hops of the last planned version change, e.g. ["23.09.10", "24.03.0", "24.03.2"]. */
+  declare public readonly plannedPath: pulumi.Output<string[]>;
+  declare public readonly components: pulumi.Output<string[]>;
+
+  constructor(name: string, args: BackendAiClusterArgs, opts?: pulumi.CustomResourceOptions) {
+    const hosts = pulumi.output(args.hosts).apply((list) =>
+      list.map((host) => ({ ...host, ssh: { ...host.ssh, privateKey: pulumi.secret(host.ssh.privateKey) } })),
+    );
+    super(provider, name, { ...args, hosts, plannedPath: undefined, components: undefined, fingerprint: undefined }, opts, "backendai", "BackendAiCluster");
+  }
+}
