@@ -242,7 +242,11 @@ export function unlessUpToDate(step: Step<RunContext>): Step<RunContext> {
   };
 }
 
-const engineEvents = (ctx: RunContext, step: string) => (event: EngineEvent) => ctx.emit({ type: "engine", step, event });
+/** Engine events for the event stream; the SDK's debug tracing (every RPC it makes) is left out. */
+const engineEvents = (ctx: RunContext, step: string) => (event: EngineEvent) => {
+  if ((event.diagnosticEvent?.severity as string | undefined) === "debug") return;
+  ctx.emit({ type: "engine", step, event });
+};
 
 export const preview: Step<RunContext> = {
   id: "preview",
@@ -317,14 +321,21 @@ export function pulumiErrors(err: unknown): string {
     const line = raw.trim();
     if (!/^error:/.test(line) || /update failed|preview failed/.test(line)) return;
     let message = line.replace(/^error:\s*/, "");
-    if (/unhandled exception:?$/.test(message)) {
+    // The detail a framing line announces, on the lines after it: a thrown exception's message,
+    // or a provider's errors ("1 error occurred:" then "* updating urn:…: <message>").
+    if (/(unhandled exception|errors? occurred):?$/.test(message)) {
       const detail: string[] = [];
       for (const next of all.slice(i + 1)) {
         const t = next.trim();
         if (!t || /^at /.test(t) || /^error:/.test(t)) break;
-        detail.push(t.replace(/^(Error|ConfigError):\s*/, ""));
+        const cleaned = t
+          .replace(/^\*\s*/, "")
+          .replace(/^(creating|updating|deleting|reading) urn:\S+?:\s*/, "")
+          .replace(/^\d+ errors? occurred:?\s*/, "")
+          .replace(/^(Error|ConfigError):\s*/, "");
+        if (cleaned) detail.push(cleaned);
       }
-      if (detail.length > 0) message = `the program failed: ${detail.join(" ")}`;
+      if (detail.length > 0) message = /unhandled/.test(message) ? `the program failed: ${detail.join(" ")}` : detail.join(" ");
     }
     if (!found.includes(message)) found.push(message);
   });

@@ -51,7 +51,11 @@ export interface LiveCli {
   exited: Promise<number>;
   stdout(): string;
   stderr(): string;
-  /** Sends a signal to the CLI process itself, or with `group` to its whole process group. */
+  /**
+   * Sends a signal to the CLI process itself, or with `group` to its whole process group and every
+   * descendant (the engine starts provider plugins that may leave the group; a crash or a
+   * cancelled CI job takes them all).
+   */
   signal(signal: NodeJS.Signals, group?: boolean): void;
 }
 
@@ -77,11 +81,37 @@ export function startCli(args: string[], env: Record<string, string | undefined>
     stdout: () => stdout,
     stderr: () => stderr,
     signal(sig, group = false) {
-      try {
-        process.kill(group ? -child.pid! : child.pid!, sig);
-      } catch {
-        /* gone */
+      const targets = group ? [-child.pid!, ...descendants(child.pid!)] : [child.pid!];
+      for (const target of targets) {
+        try {
+          process.kill(target, sig);
+        } catch {
+          /* gone */
+        }
       }
     },
   };
+}
+
+/** Every live descendant of `pid`, from /proc (Linux). */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // the ppid is the 2nd field after the parenthesised command name
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  const found: number[] = [];
+  for (let queue = [pid]; queue.length > 0; ) {
+    const next = children.get(queue.shift()!) ?? [];
+    found.push(...next);
+    queue.push(...next);
+  }
+  return found;
 }

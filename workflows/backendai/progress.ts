@@ -41,11 +41,14 @@ function connectEngine(): EngineLog | null {
 
 /** Reports one line of progress; never throws (progress must not fail the work). */
 export function createProgress(prefix: string): { info: Progress; warn: Progress } {
-  const send = async (message: string, severity: "info" | "warning") => {
-    if (engineLog === undefined) engineLog = connectEngine();
-    const line = `${prefix}: ${message}`;
-    if (engineLog) await engineLog.log(line, severity).catch(() => undefined);
-    else process.stderr.write(`${severity}: ${line}\n`);
-  };
+  // One line after the other, also when a caller does not wait for the previous one.
+  let queue: Promise<void> = Promise.resolve();
+  const send = (message: string, severity: "info" | "warning") =>
+    (queue = queue.then(async () => {
+      if (engineLog === undefined) engineLog = connectEngine();
+      const line = `${prefix}: ${message}`;
+      if (engineLog) await engineLog.log(line, severity).catch(() => undefined);
+      else process.stderr.write(`${severity}: ${line}\n`);
+    }));
   return { info: (m) => send(m, "info"), warn: (m) => send(m, "warning") };
 }

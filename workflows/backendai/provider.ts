@@ -6,7 +6,7 @@ import { shippedCatalog } from "./catalog";
 import { hopSteps, isMajor, refuseRunningSessions, type ClusterContext, type Hop } from "./hops";
 import { createProgress } from "./progress";
 import { atHead, connectHost, installedVersion, isRunning, schemaState, type Host } from "./remote";
-import { fingerprintSource, parseClusterSettings, type ClusterSettings } from "./settings";
+import { fingerprintOf, parseClusterSettings, type ClusterSettings } from "./settings";
 import { compareReleases, planPath, type Catalog } from "./versions";
 
 /**
@@ -55,7 +55,7 @@ function refusal(plan: Extract<ReturnType<typeof planPath>, { allowed: false }>)
 
 export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
   const parsed = parseClusterSettings(strip(news));
-  const fingerprint = "settings" in parsed ? JSON.stringify(fingerprintSource(parsed.settings)) : undefined;
+  const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
   const versionChanged = olds.version !== news.version;
   const settingsChanged = fingerprint !== olds.fingerprint;
   // A version change is always an in-place update (the runbook), never a replacement.
@@ -104,7 +104,7 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
     version,
     plannedPath,
     components: settings.hosts.map((h) => h.component),
-    fingerprint: JSON.stringify(fingerprintSource(settings)),
+    fingerprint: fingerprintOf(settings),
   });
   try {
     for (const host of settings.hosts) hosts.push(await connectHost(host, timeoutMs));
@@ -175,6 +175,7 @@ async function reportStep(event: UpgradeEvent, hop: Hop, info: (m: string) => Pr
  * the next `up` continues from there.
  */
 function partialFailure(id: string, properties: ClusterOutputs, hop: Hop, failure: unknown): Error {
-  const message = `Backend.AI upgrade stopped in hop ${hop.from} → ${hop.to}: ${describe(failure)} (the cluster's completed version stays ${properties.version})`;
+  const detail = failure instanceof UpgradeError ? `could not ${failure.what}: ${failure.why}${failure.hint ? ` (${failure.hint})` : ""}` : describe(failure);
+  const message = `Backend.AI upgrade stopped in hop ${hop.from} → ${hop.to}; the cluster's completed version stays ${properties.version}: ${detail.replace(/\s*\n\s*/g, " ")}`;
   return Object.assign(new Error(message), { id, properties, reasons: [message] });
 }

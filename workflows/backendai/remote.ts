@@ -20,16 +20,23 @@ export const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export async function connectHost(settings: HostSettings, commandTimeoutMs: number): Promise<Host> {
   const name = `${settings.component}@${settings.ssh.host}${settings.ssh.port ? `:${settings.ssh.port}` : ""}`;
-  const session: SshSession = await withRetry(`connect to ${name}`, () =>
-    connectSsh({
-      host: settings.ssh.host,
-      port: settings.ssh.port,
-      username: settings.ssh.user,
-      privateKey: settings.ssh.privateKey,
-      knownHostsPath: settings.ssh.knownHostsPath,
-    }),
-    { retries: 2, minTimeoutMs: 500 },
-  );
+  let session: SshSession;
+  try {
+    session = await withRetry(`connect to ${name}`, () =>
+      connectSsh({
+        host: settings.ssh.host,
+        port: settings.ssh.port,
+        username: settings.ssh.user,
+        privateKey: settings.ssh.privateKey,
+        knownHostsPath: settings.ssh.knownHostsPath,
+      }),
+      { retries: 2, minTimeoutMs: 500 },
+    );
+  } catch (err) {
+    // Name the component: several hosts often share one address or user.
+    if (!(err instanceof UpgradeError)) throw err;
+    throw new UpgradeError({ what: `connect to the ${settings.component} host (${err.what.replace(/^connect to /, "")})`, why: err.why, hint: err.hint, permanent: err.permanent, cause: err });
+  }
   return {
     settings,
     name,

@@ -134,10 +134,22 @@ export function serviceOf(host: HostSettings): { start: string; stop: string; st
   return host.service ?? { start: `sudo systemctl start ${unit}`, stop: `sudo systemctl stop ${unit}`, status: `systemctl is-active --quiet ${unit}` };
 }
 
-/** The settings that decide what the update does, without secrets: compared by diff, kept in state. */
-export function fingerprintSource(settings: ClusterSettings): unknown {
-  return {
+/**
+ * The settings that decide what the update does, without secrets, as canonical JSON (sorted keys):
+ * kept in the state and compared by diff, so a moved host is an update and a rotated key is not.
+ */
+export function fingerprintOf(settings: ClusterSettings): string {
+  return canonical({
     hosts: settings.hosts.map(({ ssh, ...rest }) => ({ ...rest, ssh: { host: ssh.host, port: ssh.port, user: ssh.user, knownHostsPath: ssh.knownHostsPath } })),
     packageIndex: settings.packageIndex ?? null,
-  };
+  });
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
 }
