@@ -225,12 +225,18 @@ export const planUpdate: Step<RunContext> = {
   async run(ctx) {
     const plan = await pulumiCall("preview the update", () => ctx.stack!.preview({ onEvent: engineEvents(ctx, "plan-update") }));
     const changes = plan.changeSummary as Record<string, number>;
-    const none = Object.entries(changes).every(([op, n]) => op === "same" || n === 0);
+    // A replacement whose delete failed (an ASG held by protected instances) leaves the old
+    // resource in the state marked for deletion: the preview does not count it, but the next `up`
+    // deletes it, so the stack is not up to date and the runbook must run first.
+    const state = (await pulumiCall("read the stack's state", () => ctx.stack!.exportStack())).deployment as { resources?: Array<{ urn: string; delete?: boolean }> };
+    const leftovers = (state.resources ?? []).filter((r) => r.delete).map((r) => r.urn.split("::").at(-1));
+    const none = leftovers.length === 0 && Object.entries(changes).every(([op, n]) => op === "same" || n === 0);
+    const summary = `${formatChanges(changes)}${leftovers.length ? `; ${leftovers.length} replaced resource(s) still to delete (${leftovers.join(", ")})` : ""}`;
     if (ctx.options.dryRun && ctx.options.release && !(await checkoutRelease.check!(ctx))) {
-      return `${formatChanges(changes)} for the current checkout; release ${ctx.options.release} is not checked out in a dry run`;
+      return `${summary} for the current checkout; release ${ctx.options.release} is not checked out in a dry run`;
     }
     ctx.upToDate = none;
-    return none ? "no changes: the stack already matches the code" : formatChanges(changes);
+    return none ? "no changes: the stack already matches the code" : summary;
   },
 };
 

@@ -171,6 +171,11 @@ test("an update that skips stripping scale-in protection fails as it would in pr
   execFileSync("git", ["checkout", "-q", "2.0.0"], { cwd: refusals.deployment.workDir });
   try {
     await expect(refusals.deployment.stack.up()).rejects.toThrow(/protected from scale-in/);
+    // The old ASG stays in the state marked for deletion: the preview does not count it, but the
+    // stack is not up to date (the next `up` deletes it), so the runbook must still run.
+    const dry = await upgrade(optionsFor(refusals, { dryRun: true }));
+    expect(dry.steps.find((s) => s.step === "plan-update")?.note).toMatch(/1 replaced resource\(s\) still to delete \(workers-asg\)/);
+    expect(dry.steps.find((s) => s.step === "cancel-computations")).toMatchObject({ status: "skipped", note: expect.stringMatching(/^dry run: would POST/) });
   } finally {
     execFileSync("git", ["checkout", "-q", "1.0.0"], { cwd: refusals.deployment.workDir });
   }
