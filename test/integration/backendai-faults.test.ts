@@ -82,6 +82,19 @@ test("kill -9 of the whole run in the middle of a hop, then the same command: co
   expect(s.cluster.revision()).toEqual([s.cluster.heads["24.03.2"]]);
 });
 
+test("24.03.11 → 24.09.0 on PostgreSQL 15: refused before anything is touched (24.09 needs 16)", async () => {
+  const s = await scenario("pg15", "24.03.11");
+  expect(s.cluster.postgres.majorVersion).toBeLessThan(16);
+  await s.setVersion("24.09.0");
+  const result = await runCli(s.args, bed.env);
+  expect(result.code).toBe(1);
+  const summary = JSON.parse(result.stdout.trim().split("\n").at(-1)!);
+  expect(summary.error).toMatch(/24\.09 needs PostgreSQL 16; the manager's database runs 1[0-5]/);
+  expect(summary.error).toMatch(/pg_dump, then restore into 16/);
+  expect([s.cluster.installedVersion("manager"), s.cluster.running("manager"), s.cluster.revision()]).toEqual(["24.03.11", true, ["3596bc12ec09"]]);
+  expect(await s.deployedVersion()).toBe("24.03.11");
+});
+
 describe("a cluster at 24.03.0", () => {
   let s: Scenario;
   beforeAll(async () => {

@@ -13,7 +13,7 @@ import { startPostgres, type Postgres } from "./postgres";
  * local package directory, as on an air-gapped host. The manager's Alembic migrations run against
  * the bed's real PostgreSQL.
  */
-export const FIXTURE_RELEASES = ["23.09.8", "23.09.10", "24.03.0", "24.03.2"] as const;
+export const FIXTURE_RELEASES = ["23.09.8", "23.09.10", "24.03.0", "24.03.2", "24.03.11", "24.09.0"] as const;
 export const DEFAULT_COMPONENTS = ["manager", "agent", "storage-proxy"] as const;
 
 export interface FixtureHost {

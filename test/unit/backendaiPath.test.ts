@@ -54,6 +54,12 @@ describe("planning", () => {
     expect(plan("23.09.11", "24.03.8")).toMatchObject({ allowed: true, path: ["24.03.7", "24.03.8"] });
     expect(plan("23.09.11", "24.03.0")).toMatchObject({ allowed: false, reason: expect.stringMatching(/published before 23\.09\.11/), nearest: { to: "24.03.7", path: ["24.03.7"] } });
   });
+  test("24.03 → 24.09 leaves 24.03 from 24.03.11, released the same day as 24.09.0 (the revision history 24.09 bundles)", () => {
+    const result = plan("24.03.2", "24.09.0");
+    expect(result.allowed && result.path.slice(-3)).toEqual(["24.03.10", "24.03.11", "24.09.0"]);
+    expect(checkHop(catalog, "24.03.10", "24.09.0")).toMatchObject({ allowed: false, reason: expect.stringMatching(/starts from 24\.03\.11/) });
+    expect(checkHop(catalog, "24.03.11", "24.09.0").allowed).toBe(true);
+  });
   test("across 24.09 and 24.12 into the new numbering", () => {
     const result = plan("24.09.4", "25.1.0");
     expect(result).toMatchObject({ allowed: true });

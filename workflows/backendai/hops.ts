@@ -88,8 +88,17 @@ export async function hopDone(ctx: ClusterContext, hop: Hop): Promise<boolean> {
   return atHead(await schemaState(ctx.manager));
 }
 
+/**
+ * Before the first hop touches anything: refuse what would stop the run half-way for a reason
+ * known now (running sessions for a major upgrade, a pair's precondition such as PostgreSQL 16).
+ */
+export async function preflight(ctx: ClusterContext, hops: Hop[]): Promise<void> {
+  await refuseRunningSessions(ctx, hops);
+  for (const hop of hops) await pairRule(hop)?.precondition?.(ctx, hop);
+}
+
 /** Refuses while compute sessions run: a major upgrade is never rolling (RUNBOOKS.md). */
-export async function refuseRunningSessions(ctx: ClusterContext, hops: Hop[]): Promise<void> {
+async function refuseRunningSessions(ctx: ClusterContext, hops: Hop[]): Promise<void> {
   const major = hops.find(isMajor);
   const active = await activeSessions(ctx.manager);
   if (active === 0) return;
@@ -125,7 +134,6 @@ export function hopSteps(hop: Hop): Array<Step<ClusterContext>> {
       id: "pair-schema-step",
       title: `Bring the schema to ${rule.revision} with the ${hop.from} package`,
       async check(ctx) {
-        await rule.precondition?.(ctx, hop);
         if (rule.manual) await ctx.warn(`${hop.from} → ${to}: ${rule.manual}; the ${ctx.manager.name} environment runs Python ${await pythonVersion(ctx.manager)}`);
         const installed = await installedVersion(ctx.manager);
         if (installed !== hop.from) return `the manager package is already ${installed}`;

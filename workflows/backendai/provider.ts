@@ -3,7 +3,7 @@ import { describe, UpgradeError } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
 import { runSteps } from "../../lib/steps";
 import { shippedCatalog } from "./catalog";
-import { hopSteps, isMajor, refuseRunningSessions, type ClusterContext, type Hop } from "./hops";
+import { hopSteps, isMajor, preflight, type ClusterContext, type Hop } from "./hops";
 import { createProgress } from "./progress";
 import { atHead, connectHost, installedVersion, isRunning, schemaState, type Host } from "./remote";
 import { fingerprintOf, parseClusterSettings, type ClusterSettings } from "./settings";
@@ -107,6 +107,16 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
     fingerprint: fingerprintOf(settings),
   });
   try {
+    return await upgradeCluster();
+  } catch (err) {
+    // The engine shows a provider's error as one line per message: keep the hint on it.
+    if (err instanceof UpgradeError) throw new Error(oneLine(err));
+    throw err;
+  } finally {
+    for (const host of hosts) host.close();
+  }
+
+  async function upgradeCluster(): Promise<ClusterOutputs> {
     for (const host of settings.hosts) hosts.push(await connectHost(host, timeoutMs));
     const manager = hosts.find((h) => h.settings.component === "manager")!;
     const ctx: ClusterContext = { manager, others: hosts.filter((h) => h !== manager), packageIndex: settings.packageIndex, info, warn };
@@ -138,7 +148,7 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
         pending.push(hop);
       }
     }
-    if (pending.length > 0) await refuseRunningSessions(ctx, pending);
+    if (pending.length > 0) await preflight(ctx, pending);
     for (const hop of pending) {
       await info(`hop ${hop.from} → ${hop.to}${isMajor(hop) ? " (major)" : ""}: starting`);
       const outcome = await runSteps(hopSteps(hop), ctx, { dryRun: false, emit: (event) => void reportStep(event, hop, info) });
@@ -147,10 +157,10 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
       await info(`hop ${hop.from} → ${hop.to}: done`);
     }
     return outputs(completed, plan.path);
-  } finally {
-    for (const host of hosts) host.close();
   }
 }
+
+const oneLine = (err: UpgradeError) => `could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`.replace(/\s*\n\s*/g, " ");
 
 /** Every host runs at least `hop.to`; the manager, at exactly `to`, runs on a schema at head. */
 async function hopDone(ctx: ClusterContext, hop: Hop): Promise<boolean> {
@@ -175,7 +185,7 @@ async function reportStep(event: UpgradeEvent, hop: Hop, info: (m: string) => Pr
  * the next `up` continues from there.
  */
 function partialFailure(id: string, properties: ClusterOutputs, hop: Hop, failure: unknown): Error {
-  const detail = failure instanceof UpgradeError ? `could not ${failure.what}: ${failure.why}${failure.hint ? ` (${failure.hint})` : ""}` : describe(failure);
-  const message = `Backend.AI upgrade stopped in hop ${hop.from} → ${hop.to}; the cluster's completed version stays ${properties.version}: ${detail.replace(/\s*\n\s*/g, " ")}`;
+  const detail = failure instanceof UpgradeError ? oneLine(failure) : describe(failure).replace(/\s*\n\s*/g, " ");
+  const message = `Backend.AI upgrade stopped in hop ${hop.from} → ${hop.to}; the cluster's completed version stays ${properties.version}: ${detail}`;
   return Object.assign(new Error(message), { id, properties, reasons: [message] });
 }

@@ -69,10 +69,14 @@ function lines(releases: Indexed[]): number[] {
 /** The releases of a line, oldest first. */
 const ofLine = (releases: Indexed[], line: number) => releases.filter((r) => lineKey(r.parsed) === line);
 
-/** The gate out of `line` towards `next`: its latest release published before `next`'s first. */
+/**
+ * The gate out of `line` towards `next`: its latest release published before, or on the same day
+ * as, `next`'s first. Same-day releases ship together: 24.03.11 and 24.09.0 (2024-10-21), and
+ * upstream's 24.09 bundles revision_history/24.03.11.json for apply-missing-revisions.
+ */
 function gate(releases: Indexed[], line: number, next: number): Indexed | undefined {
   const nextFirst = ofLine(releases, next)[0]!;
-  return ofLine(releases, line).filter((r) => r.date < nextFirst.date).at(-1);
+  return ofLine(releases, line).filter((r) => r.date <= nextFirst.date).at(-1);
 }
 
 function unknown(releases: Indexed[], text: string, p: Parsed): string {
