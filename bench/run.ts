@@ -1,0 +1,103 @@
+import { runCli } from "../test/sandbox/cli";
+import { startBackendAiCluster } from "../test/sandbox/backendai";
+import { startCodeOceanScenario } from "../test/sandbox/codeocean";
+import { ownStack } from "../test/sandbox/ownStack";
+import { startSandbox } from "../test/sandbox";
+
+/**
+ * `npm run bench`: figures, not tests. Runs each main job once on the sandbox through the CLI
+ * (as a pipeline does, --yes --json) and prints the wall time of every step, and for Backend.AI
+ * of every hop (timed by when the provider's progress lines arrive). Numbers vary with the
+ * machine; the goals (README) are a demo under 3 minutes with a warm toolchain.
+ */
+type Row = [string, number];
+
+// The bed runs Node 20 on purpose (README); the AWS SDK's notice about Node 22 is known.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
+async function timeRun(args: string[], env: Record<string, string>, hopTimes?: Row[]): Promise<{ total: number; steps: Row[] }> {
+  const started = Date.now();
+  const hopStart = new Map<string, number>();
+  let partial = "";
+  const result = await runCli(args, env, {
+    timeoutMs: 900_000,
+    onStdout: (chunk) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        const message = (JSON.parse(line) as { event?: { diagnosticEvent?: { message?: string } } }).event?.diagnosticEvent?.message ?? "";
+        const hop = /hop (\S+ → \S+)(?: \(major\))?: (starting|done)$/.exec(message.trim());
+        if (hop?.[2] === "starting") hopStart.set(hop[1]!, Date.now());
+        if (hop?.[2] === "done") hopTimes?.push([hop[1]!, Date.now() - (hopStart.get(hop[1]!) ?? Date.now())]);
+      }
+    },
+  });
+  const total = Date.now() - started;
+  if (result.code !== 0) throw new Error(`the run failed (exit ${result.code}):\n${result.stderr}\n${result.stdout.slice(-2000)}`);
+  const steps = result.events().flatMap((e) => (e.type === "step-end" ? [[`${e.step} (${e.status})`, e.durationMs as number] as Row] : []));
+  return { total, steps };
+}
+
+function print(title: string, total: number, rows: Row[]): void {
+  const width = Math.max(...rows.map(([name]) => name.length), 10);
+  process.stdout.write(`\n${title}: ${(total / 1000).toFixed(1)}s wall\n`);
+  for (const [name, ms] of rows) process.stdout.write(`  ${name.padEnd(width)}  ${(ms / 1000).toFixed(1).padStart(6)}s\n`);
+}
+
+async function codeOcean(): Promise<void> {
+  const bed = await startSandbox();
+  try {
+    const scenario = await startCodeOceanScenario(bed, { stackName: "bench" });
+    try {
+      const { total, steps } = await timeRun(["upgrade", ...scenario.upgradeArgs, "--release", "2.0.0", "--yes", "--json"], bed.env);
+      print("Code Ocean 1.0.0 → 2.0.0 (3 general + 2 GPU workers, 6 s drain)", total, steps);
+    } finally {
+      await scenario.stop();
+    }
+  } finally {
+    await bed.stop();
+  }
+}
+
+async function backendAi(): Promise<void> {
+  const bed = await startSandbox({ aws: false });
+  try {
+    const cluster = await startBackendAiCluster(bed, { version: "23.09.8" });
+    const settings = cluster.settings("24.03.2");
+    const own = await ownStack(bed, "bench", { sshKey: { value: settings.hosts[0]!.ssh.privateKey, secret: true } });
+    try {
+      const system = (version: string) => {
+        const s = cluster.settings(version);
+        return { bai: { kind: "backendai", ...s, hosts: s.hosts.map(({ ssh: { privateKey: _k, ...ssh }, ...h }) => ({ ...h, ssh: { ...ssh, privateKeyConfig: "sshKey" } })) } };
+      };
+      const args = ["upgrade", "--stack", "bench", "--cwd", own.workDir, "--yes", "--json"];
+      await own.setSystems(system("23.09.8"));
+      const adopt = await timeRun(args, bed.env);
+      print("Backend.AI: adopt the running cluster at 23.09.8 (first up)", adopt.total, adopt.steps);
+      await own.setSystems(system("24.03.2"));
+      const hops: Row[] = [];
+      const upgrade = await timeRun(args, bed.env, hops);
+      print("Backend.AI 23.09.8 → 24.03.2 (3 hosts, 3 hops)", upgrade.total, upgrade.steps);
+      print("  per hop", hops.reduce((n, [, ms]) => n + ms, 0), hops);
+    } finally {
+      await own.remove();
+      await cluster.stop();
+    }
+  } finally {
+    await bed.stop();
+  }
+}
+
+async function main(which: string[]): Promise<void> {
+  const all = which.length === 0;
+  if (all || which.includes("codeocean")) await codeOcean();
+  if (all || which.includes("backendai")) await backendAi();
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);
