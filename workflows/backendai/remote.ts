@@ -146,33 +146,28 @@ export async function applyMissingRevisions(manager: Host, previous: string): Pr
   );
 }
 
-const SESSIONS_SCRIPT = `import sys
+/** One value from the manager's database, connected through its alembic.ini (the URL never leaves the host). */
+const SCALAR_SCRIPT = `import sys
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 engine = create_engine(Config(sys.argv[1]).get_main_option("sqlalchemy.url"))
 with engine.connect() as conn:
-    print(conn.execute(text("SELECT count(*) FROM sessions WHERE status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR')")).scalar())
+    print(conn.execute(text(sys.argv[2])).scalar())
 engine.dispose()`;
+
+async function scalar(manager: Host, what: string, sql: string): Promise<string> {
+  const { python, alembicIni } = manager.settings;
+  return (await manager.run(what, [python, "-", alembicIni!, sql].map(shq).join(" "), { stdin: SCALAR_SCRIPT })).trim();
+}
 
 /** Compute sessions that are not finished (the manager database's `sessions` table). */
 export async function activeSessions(manager: Host): Promise<number> {
-  const { python, alembicIni } = manager.settings;
-  const out = await manager.run("count the running compute sessions", [python, "-", alembicIni!].map(shq).join(" "), { stdin: SESSIONS_SCRIPT });
-  return Number(out.trim());
+  return Number(await scalar(manager, "count the running compute sessions", "SELECT count(*) FROM sessions WHERE status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR')"));
 }
 
-const PG_VERSION_SCRIPT = `import sys
-from alembic.config import Config
-from sqlalchemy import create_engine, text
-engine = create_engine(Config(sys.argv[1]).get_main_option("sqlalchemy.url"))
-with engine.connect() as conn:
-    print(conn.execute(text("SHOW server_version_num")).scalar())
-engine.dispose()`;
-
+/** The server's version as a number (150004 for 15.4). */
 export async function postgresVersion(manager: Host): Promise<number> {
-  const { python, alembicIni } = manager.settings;
-  const out = await manager.run("read the PostgreSQL version", [python, "-", alembicIni!].map(shq).join(" "), { stdin: PG_VERSION_SCRIPT });
-  return Number(out.trim());
+  return Number(await scalar(manager, "read the PostgreSQL version", "SHOW server_version_num"));
 }
 
 export async function pythonVersion(host: Host): Promise<string> {
