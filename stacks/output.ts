@@ -25,18 +25,47 @@ export function createRenderer(mode: OutputMode, out: NodeJS.WriteStream = proce
   return ttyRenderer(out, verbose);
 }
 
-/** One line for an engine event worth showing (resource operations and errors), else undefined. */
+/**
+ * One line for an engine event worth showing, else undefined: what a preview plans (with the
+ * changed inputs that are plain values, e.g. `version: 23.09.8 → 24.03.2`), what `up` did,
+ * what a resource's provider reports (its progress), warnings and errors.
+ */
 export function engineLine(event: EngineEvent): string | undefined {
   const op = event.resOutputsEvent?.metadata ?? event.resOpFailedEvent?.metadata;
-  if (op && op.op !== "same") {
+  // provider resources (the engine's own bookkeeping) are not what an operator plans or watches
+  if (op && op.op !== "same" && !op.type.startsWith("pulumi:providers:")) {
     const failed = event.resOpFailedEvent ? " FAILED" : "";
-    return `${symbol(op.op)} ${op.type} ${op.urn.split("::").pop()}${failed}`;
+    const [before, after] = [op.old?.inputs ?? {}, op.new?.inputs ?? {}];
+    // dynamic providers report no per-property diff: compare the inputs then
+    const keys = op.diffs ?? [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => !k.startsWith("__") && JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+    // what changes, for resources that stay or are replaced (a create or a delete lists no "changes")
+    const changing = ["update", "replace", "create-replacement"].includes(op.op);
+    const changes = changing ? keys.map((key) => change(key, before[key], after[key])).filter(Boolean) : [];
+    return `${symbol(op.op)} ${op.type} ${op.urn.split("::").pop()}${changes.length ? ` (${changes.join("; ")})` : ""}${failed}`;
   }
   const diag = event.diagnosticEvent;
-  if (diag && (diag.severity === "error" || diag.severity === "warning") && !diag.ephemeral) {
-    return `${diag.severity}: ${diag.message.trim().split("\n")[0]}`;
+  if (diag && !diag.ephemeral && (diag.severity === "error" || diag.severity === "warning" || (diag.severity === "info" && diag.urn))) {
+    const text = diag.message.trim().split("\n")[0];
+    return diag.severity === "info" ? `${diag.urn!.split("::").pop()}: ${text}` : `${diag.severity}: ${text}`;
   }
   return undefined;
+}
+
+/** How the engine marks a value that is only known once the update ran (an output of another resource). */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** `key: old → new` for inputs that read as text (scalars, lists of scalars); secrets and objects stay out. */
+function change(key: string, before: unknown, after: unknown): string | undefined {
+  const text = (v: unknown): string | undefined => {
+    if (v === undefined || v === null) return "(none)";
+    if (v === UNKNOWN) return "(known after the update)";
+    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") return String(v);
+    if (Array.isArray(v) && v.every((x) => typeof x === "string" || typeof x === "number")) return v.length ? v.join(", ") : "(none)";
+    return undefined;
+  };
+  const [b, a] = [text(before), text(after)];
+  if (b === undefined || a === undefined || b === "[secret]" || a === "[secret]") return undefined;
+  return `${key}: ${b} → ${a}`;
 }
 
 const symbol = (op: string) => ({ create: "+", update: "~", delete: "-", replace: "+-", "create-replacement": "++", "delete-replaced": "--" })[op] ?? op;
@@ -64,7 +93,8 @@ function describeEvent(e: UpgradeEvent, verbose: boolean): string | undefined {
       return `${e.step ? `[${e.step}] ` : ""}note: ${e.message}`;
     case "engine": {
       const text = engineLine(e.event);
-      return text && (verbose || e.step === "up" || /error/.test(text)) ? `[${e.step}] ${text}` : undefined;
+      // the plan before the confirmation, and what `up` does; plan-update's own preview only with --verbose
+      return text && (verbose || e.step === "up" || e.step === "preview" || /error/.test(text)) ? `[${e.step}] ${text}` : undefined;
     }
     case "summary":
       return `${e.status === "succeeded" ? "succeeded" : "FAILED"} in ${formatDuration(e.durationMs)} (exit ${e.exitCode})${e.error ? `\n  ${e.error}` : ""}${e.hint && !e.error?.includes(e.hint) ? `\n  hint: ${e.hint}` : ""}`;
@@ -129,7 +159,8 @@ function ttyRenderer(out: NodeJS.WriteStream, verbose: boolean): Renderer {
         const text = engineLine(e.event);
         const row = current(e.step);
         if (text && row) row.detail = text;
-        if (text && (verbose || /^error/.test(text))) print(`  ${text}`);
+        // the planned changes stay on screen for the confirmation that follows the preview
+        if (text && (verbose || /^error/.test(text) || e.step === "preview")) print(`  ${text}`);
         break;
       }
       case "summary":

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import type { UpgradeEvent } from "../../lib/events";
 import { upgrade } from "../../stacks/upgrade";
+import { runCli } from "../sandbox/cli";
 import { startBackendAiCluster, type BackendAiFixture } from "../sandbox/backendai";
 import { ownStack, type OwnStack } from "../sandbox/ownStack";
 import { startSandbox, type Sandbox } from "../sandbox";
@@ -79,6 +80,15 @@ test("preview of 23.09.8 → 24.03.2 shows the planned hops, as an update (never
   expect(step?.op).toBe("update");
   expect(step?.new?.inputs.plannedPath).toEqual(["23.09.10", "24.03.0", "24.03.2"]);
   expect(preview.stdout).toMatch(/plannedPath/);
+
+  // what an operator at a terminal sees: the dry run's preview names the change and the hops
+  const dry = await runCli(["upgrade", "--stack", own.stack.name, "--cwd", own.workDir, "--dry-run"], bed.env);
+  outputs.push(dry.stdout, dry.stderr);
+  expect(dry.code).toBe(0);
+  const line = dry.stdout.split("\n").find((l) => l.includes("[preview] ~ pulumi-nodejs:dynamic/backendai:BackendAiCluster bai ("));
+  expect(line).toMatch(/version: 23\.09\.8 → 24\.03\.2/);
+  expect(line).toMatch(/plannedPath: \(none\) → 23\.09\.10, 24\.03\.0, 24\.03\.2/);
+  expect(cluster.installedVersion("manager")).toBe("23.09.8");
 });
 
 test.each([

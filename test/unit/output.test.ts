@@ -1,0 +1,61 @@
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { engineLine } from "../../stacks/output";
+
+// What the terminal shows of engine events: the preview's plan with the changed plain inputs.
+const urn = "urn:pulumi:prod::upgrade-orchestrator::pulumi-nodejs:dynamic/backendai:BackendAiCluster::gpu";
+const type = "pulumi-nodejs:dynamic/backendai:BackendAiCluster";
+const state = (inputs: Record<string, unknown>) => ({ type, urn, inputs, outputs: {} }) as never;
+
+test("a planned update shows its changed plain inputs; secrets and objects stay out", () => {
+  const event = {
+    sequence: 1,
+    timestamp: 0,
+    resOutputsEvent: {
+      metadata: {
+        op: "update", urn, type, provider: "",
+        diffs: ["version", "plannedPath", "hosts", "token"],
+        old: state({ version: "23.09.8", plannedPath: [], hosts: [{ component: "manager" }], token: "[secret]" }),
+        new: state({ version: "24.03.2", plannedPath: ["23.09.10", "24.03.0", "24.03.2"], hosts: [{ component: "agent" }], token: "[secret]" }),
+      },
+    },
+  } as EngineEvent;
+  expect(engineLine(event)).toBe(`~ ${type} gpu (version: 23.09.8 → 24.03.2; plannedPath: (none) → 23.09.10, 24.03.0, 24.03.2)`);
+  // without the engine's list of changed keys (dynamic providers), the inputs are compared
+  delete (event.resOutputsEvent!.metadata as { diffs?: string[] }).diffs;
+  expect(engineLine(event)).toBe(`~ ${type} gpu (version: 23.09.8 → 24.03.2; plannedPath: (none) → 23.09.10, 24.03.0, 24.03.2)`);
+});
+
+test("the engine's provider resources are not listed", () => {
+  const meta = { op: "update", urn: "urn:pulumi:prod::p::pulumi:providers:pulumi-nodejs::default", type: "pulumi:providers:pulumi-nodejs", provider: "" };
+  expect(engineLine({ sequence: 1, timestamp: 0, resOutputsEvent: { metadata: meta } } as EngineEvent)).toBeUndefined();
+});
+
+test("a resource's own progress (info with a urn) is shown; the program's bare info and debug are not", () => {
+  const diag = (severity: string, withUrn: boolean) =>
+    engineLine({ sequence: 1, timestamp: 0, diagnosticEvent: { message: "hop 23.09.8 → 23.09.10: done\n", severity, color: "never", ...(withUrn ? { urn } : {}) } } as EngineEvent);
+  expect(diag("info", true)).toBe("gpu: hop 23.09.8 → 23.09.10: done");
+  expect(diag("info", false)).toBeUndefined();
+  expect(diag("debug", true)).toBeUndefined();
+  expect(diag("warning", false)).toBe("warning: hop 23.09.8 → 23.09.10: done");
+});
+
+test("what was planned or done; unchanged resources are not listed", () => {
+  const meta = { op: "same", urn, type, provider: "" };
+  expect(engineLine({ sequence: 1, timestamp: 0, resOutputsEvent: { metadata: meta } } as EngineEvent)).toBeUndefined();
+  expect(engineLine({ sequence: 1, timestamp: 0, resOutputsEvent: { metadata: { ...meta, op: "update" } } } as EngineEvent)).toBe(`~ ${type} gpu`);
+  expect(engineLine({ sequence: 1, timestamp: 0, resOpFailedEvent: { metadata: { ...meta, op: "update" }, status: 1, steps: 0 } } as EngineEvent)).toBe(`~ ${type} gpu FAILED`);
+  // the step's start is not a line of its own: its outcome is
+  expect(engineLine({ sequence: 1, timestamp: 0, resourcePreEvent: { metadata: { ...meta, op: "update" } } } as EngineEvent)).toBeUndefined();
+});
+
+test("values only known after the update say so; deletes and creates list no changes", () => {
+  const meta = (op: string) => ({
+    op, urn, type, provider: "", diffs: ["name"],
+    old: state({ name: "workers-prod-1-asg" }),
+    new: state({ name: "04da6b54-80e4-46f7-96ec-b56ff0331ba9" }),
+  });
+  const line = (op: string) => engineLine({ sequence: 1, timestamp: 0, resOutputsEvent: { metadata: meta(op) } } as unknown as EngineEvent);
+  expect(line("replace")).toBe(`+- ${type} gpu (name: workers-prod-1-asg → (known after the update))`);
+  expect(line("delete-replaced")).toBe(`-- ${type} gpu`);
+  expect(line("create")).toBe(`+ ${type} gpu`);
+});
