@@ -50,3 +50,33 @@ test("sandbox up writes a sourceable env file; down stops every process it start
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("sandbox up --with backendai: an adopted cluster to upgrade by hand, by editing the stack's config file", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uo-sandbox-cli-"));
+  try {
+    const up = await runCli(["sandbox", "up", "--dir", dir, "--with", "backendai"], {});
+    expect([up.code, up.stderr]).toEqual([0, ""]);
+    const configFile = /set its version in (\S+)/.exec(up.stdout)?.[1];
+    const command = /^\s*(npm run upgrade -- --stack backendai --cwd \S+)$/m.exec(up.stdout)?.[1];
+    expect(configFile && fs.existsSync(configFile)).toBe(true);
+    expect(command).toBeDefined();
+    const status = JSON.parse(fs.readFileSync(path.join(dir, "status.json"), "utf8")) as { processes: Array<{ name: string; pid: number }> };
+    const pids = status.processes.map((p) => p.pid);
+    expect(status.processes.map((p) => p.name)).toContain("postgres");
+
+    // the operator's edit, then a dry run of the printed command shows the planned hops
+    fs.writeFileSync(configFile!, fs.readFileSync(configFile!, "utf8").replace(/version: 23\.09\.8/, "version: 24.03.2"));
+    const cwd = command!.split(" ").at(-1)!;
+    const dry = execFileSync("bash", ["-c", `source ${path.join(dir, "env")} && node ${path.join(__dirname, "..", "..", "dist", "stacks", "cli.js")} upgrade --stack backendai --cwd ${cwd} --dry-run`], { encoding: "utf8" });
+    expect(dry).toMatch(/\[preview\] ~ \S+BackendAiCluster cluster \(.*plannedPath: \(none\) → 23\.09\.10, 24\.03\.0, 24\.03\.2/);
+
+    const down = await runCli(["sandbox", "down", "--dir", dir], {});
+    expect(down.code).toBe(0);
+    expect(pids.filter(alive)).toEqual([]);
+    const leftovers = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").filter((l) => l.includes(dir));
+    expect(leftovers).toEqual([]);
+  } finally {
+    await runCli(["sandbox", "down", "--dir", dir], {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

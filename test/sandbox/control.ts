@@ -1,15 +1,18 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { SandboxStatus } from "./daemon";
+import type { SandboxExtra, SandboxStatus } from "./daemon";
 import { delay } from "./processes";
 
 /** `upgrade-orchestrator sandbox up|status|down`: the test bed in the background, for a shell. */
 export interface SandboxControlOptions {
   /** State dir (env file, status, log); default .sandbox in the current directory. */
   dir?: string;
-  /** Also deploy the Code Ocean fixture at 1.0.0 with computations running (`--with codeocean`). */
-  withCodeOcean?: boolean;
+  /**
+   * Also stand up a system to upgrade by hand: `codeocean`, the Code Ocean fixture at 1.0.0 with
+   * computations running; `backendai`, a fixture Backend.AI cluster at 23.09.8 adopted by an own stack.
+   */
+  with?: SandboxExtra;
   log?: (line: string) => void;
 }
 
@@ -30,7 +33,7 @@ function readStatus(dir: string): SandboxStatus | undefined {
   }
 }
 
-export async function sandboxUp({ dir = ".sandbox", log = console.log, withCodeOcean = false }: SandboxControlOptions = {}): Promise<SandboxStatus> {
+export async function sandboxUp({ dir = ".sandbox", log = console.log, with: extra }: SandboxControlOptions = {}): Promise<SandboxStatus> {
   dir = path.resolve(dir);
   const current = readStatus(dir);
   if (current && current.state !== "stopped" && current.state !== "failed" && alive(current.pid)) {
@@ -41,13 +44,14 @@ export async function sandboxUp({ dir = ".sandbox", log = console.log, withCodeO
   fs.rmSync(path.join(dir, "status.json"), { force: true });
   const logFile = path.join(dir, "daemon.log");
   const out = fs.openSync(logFile, "w");
-  const daemon = spawn(process.execPath, [path.join(__dirname, "daemon.js"), dir, ...(withCodeOcean ? ["--with-codeocean"] : [])], {
+  const daemon = spawn(process.execPath, [path.join(__dirname, "daemon.js"), dir, ...(extra ? [`--with=${extra}`] : [])], {
     detached: true,
     stdio: ["ignore", out, out],
   });
   daemon.unref();
-  const deadline = Date.now() + 90_000;
-  log(`starting the sandbox (moto, fault proxy, sshd, Pulumi file backend${withCodeOcean ? ", the Code Ocean deployment" : ""}) in ${dir} ...`);
+  const deadline = Date.now() + 180_000;
+  const what = { codeocean: ", the Code Ocean deployment", backendai: ", PostgreSQL and a Backend.AI cluster" } as const;
+  log(`starting the sandbox (moto, fault proxy, sshd, Pulumi file backend${extra ? what[extra] : ""}) in ${dir} ...`);
   while (Date.now() < deadline) {
     const status = readStatus(dir);
     if (status?.state === "ready") {

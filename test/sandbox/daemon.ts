@@ -1,7 +1,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { upgrade } from "../../stacks/upgrade";
+import { startBackendAiCluster, type BackendAiFixture } from "./backendai";
 import { startCodeOceanScenario, type CodeOceanScenario } from "./codeocean";
-import { envFileText, startSandbox } from "./index";
+import { envFileText, startSandbox, type Sandbox } from "./index";
+import { ownStack, type OwnStack } from "./ownStack";
+
+export type SandboxExtra = "codeocean" | "backendai";
 
 /**
  * The background process behind `npm run sandbox -- up`: starts the bed, writes the env file and
@@ -15,11 +20,11 @@ export interface SandboxStatus {
   envFile: string;
   processes: Array<{ name: string; pid: number }>;
   error?: string;
-  /** With --with codeocean: how to run the upgrade by hand. */
+  /** With --with: how to run the upgrade by hand. */
   hint?: string;
 }
 
-async function main(dir: string, withCodeOcean: boolean): Promise<void> {
+async function main(dir: string, extra: SandboxExtra | undefined): Promise<void> {
   const statusFile = path.join(dir, "status.json");
   const envFile = path.join(dir, "env");
   const status: SandboxStatus = { state: "starting", pid: process.pid, startedAt: new Date().toISOString(), envFile, processes: [] };
@@ -27,6 +32,7 @@ async function main(dir: string, withCodeOcean: boolean): Promise<void> {
   write();
   let bed;
   let scenario: CodeOceanScenario | undefined;
+  let backendAi: { cluster: BackendAiFixture; own: OwnStack } | undefined;
   const extraEnv: Record<string, string> = { UO_SANDBOX_DIR: dir };
   try {
     bed = await startSandbox({ dir: path.join(dir, "bed") });
@@ -35,7 +41,7 @@ async function main(dir: string, withCodeOcean: boolean): Promise<void> {
     write();
     process.exit(1);
   }
-  if (withCodeOcean) {
+  if (extra === "codeocean") {
     try {
       const deploymentDir = path.join(dir, "codeocean-deployment");
       fs.rmSync(deploymentDir, { recursive: true, force: true });
@@ -55,15 +61,36 @@ async function main(dir: string, withCodeOcean: boolean): Promise<void> {
       process.exit(1);
     }
   }
+  if (extra === "backendai") {
+    try {
+      backendAi = await adoptBackendAi(bed, dir);
+      status.hint = [
+        `A Backend.AI cluster runs 23.09.8 (manager, agent, storage-proxy: real processes, PostgreSQL ${backendAi.cluster.postgres.majorVersion}),`,
+        `adopted by the stack "backendai" of the orchestrator's own project in ${backendAi.own.workDir}.`,
+        `Upgrade it by hand: set its version in ${backendAi.own.configFile} (e.g. 24.03.2), then`,
+        `  source ${envFile}`,
+        `  npm run upgrade -- --stack backendai --cwd ${backendAi.own.workDir}`,
+      ].join("\n");
+      extraEnv.UO_OWN_PROJECT_DIR = backendAi.own.workDir;
+    } catch (err) {
+      await bed.stop();
+      Object.assign(status, { state: "failed", error: `standing up the Backend.AI fixture: ${(err as Error).message}` });
+      write();
+      process.exit(1);
+    }
+  }
   fs.writeFileSync(envFile, envFileText({ ...bed.env, ...extraEnv }), { mode: 0o600 });
   status.processes = [bed.moto?.process, bed.sshd?.process]
     .filter((p) => p !== undefined)
     .map((p) => ({ name: p.name, pid: p.pid }));
   status.processes.push({ name: "fault proxy (in this daemon)", pid: process.pid });
+  if (backendAi) status.processes.push({ name: "postgres", pid: backendAi.cluster.postgres.process.pid });
   status.state = "ready";
   write();
   const shutdown = async () => {
     await scenario?.stop();
+    await backendAi?.own.remove();
+    await backendAi?.cluster.stop();
     await bed.stop();
     status.state = "stopped";
     write();
@@ -75,11 +102,33 @@ async function main(dir: string, withCodeOcean: boolean): Promise<void> {
   setInterval(() => undefined, 1 << 30); // keep the event loop alive
 }
 
+/** The fixture cluster at 23.09.8, and an own stack whose first `up` adopts it. */
+async function adoptBackendAi(bed: Sandbox, dir: string): Promise<{ cluster: BackendAiFixture; own: OwnStack }> {
+  const clusterDir = path.join(dir, "backendai");
+  const projectDir = path.join(dir, "own-project");
+  fs.rmSync(clusterDir, { recursive: true, force: true });
+  fs.rmSync(projectDir, { recursive: true, force: true });
+  const cluster = await startBackendAiCluster(bed, { version: "23.09.8", dir: clusterDir });
+  try {
+    const settings = cluster.settings("23.09.8");
+    const own = await ownStack(bed, "backendai", { sshKey: { value: settings.hosts[0]!.ssh.privateKey, secret: true } }, projectDir);
+    const hosts = settings.hosts.map(({ ssh: { privateKey: _key, ...ssh }, ...host }) => ({ ...host, ssh: { ...ssh, privateKeyConfig: "sshKey" } }));
+    await own.setSystems({ cluster: { kind: "backendai", ...settings, hosts } });
+    const adopted = await upgrade({ stack: "backendai", cwd: projectDir, yes: true, env: bed.env });
+    if (adopted.exitCode !== 0) throw new Error(`the first up failed: ${adopted.error?.message}`);
+    return { cluster, own };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}
+
 if (require.main === module) {
   const dir = process.argv[2];
-  if (!dir) {
-    console.error("usage: daemon <state dir> [--with-codeocean]");
+  const extra = process.argv.find((a) => a.startsWith("--with="))?.slice("--with=".length);
+  if (!dir || (extra !== undefined && extra !== "codeocean" && extra !== "backendai")) {
+    console.error("usage: daemon <state dir> [--with=codeocean|backendai]");
     process.exit(2);
   }
-  void main(dir, process.argv.includes("--with-codeocean"));
+  void main(dir, extra as SandboxExtra | undefined);
 }

@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as yaml from "js-yaml";
 import { LocalWorkspace, PulumiCommand, type ConfigMap, type Stack } from "@pulumi/pulumi/automation";
 import { REPO_ROOT } from "./fixtures";
 import type { Sandbox } from "./index";
@@ -13,15 +14,21 @@ import type { Sandbox } from "./index";
 export interface OwnStack {
   workDir: string;
   stack: Stack;
-  /** Replaces `upgrade-orchestrator:systems` (structured config, read with getObject). */
+  /** The stack's config file, as an operator edits it. */
+  configFile: string;
+  /**
+   * Replaces `upgrade-orchestrator:systems` in the stack's config file as structured YAML, the
+   * way an operator writes it (the secrets set through Pulumi stay as they are).
+   */
   setSystems(systems: Record<string, unknown>): Promise<void>;
   remove(): Promise<void>;
 }
 
-export async function ownStack(bed: Sandbox, stackName: string, config: ConfigMap = {}): Promise<OwnStack> {
+export async function ownStack(bed: Sandbox, stackName: string, config: ConfigMap = {}, dir?: string): Promise<OwnStack> {
   const program = path.join(REPO_ROOT, "dist", "index.js");
   if (!fs.existsSync(program)) throw new Error(`${program} is missing: run \`npm run build\` (npm test does)`);
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "uo-own-"));
+  const workDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "uo-own-"));
+  fs.mkdirSync(workDir, { recursive: true });
   fs.writeFileSync(
     path.join(workDir, "Pulumi.yaml"),
     "name: upgrade-orchestrator\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n",
@@ -33,10 +40,16 @@ export async function ownStack(bed: Sandbox, stackName: string, config: ConfigMa
   const pulumiCommand = await PulumiCommand.get({ root: bed.pulumi!.install.root });
   const stack = await LocalWorkspace.createStack({ stackName, workDir }, { pulumiCommand, envVars: bed.env });
   if (Object.keys(config).length > 0) await stack.setAllConfig(config);
+  const configFile = path.join(workDir, `Pulumi.${stackName}.yaml`);
   return {
     workDir,
     stack,
-    setSystems: (systems) => stack.setConfig("systems", { value: JSON.stringify(systems) }),
+    configFile,
+    async setSystems(systems) {
+      const file = (fs.existsSync(configFile) ? yaml.load(fs.readFileSync(configFile, "utf8")) : undefined) as { config?: Record<string, unknown> } | undefined;
+      const next = { ...file, config: { ...file?.config, "upgrade-orchestrator:systems": systems } };
+      fs.writeFileSync(configFile, yaml.dump(next, { lineWidth: 140 }));
+    },
     async remove() {
       await stack.workspace.removeStack(stackName, { force: true }).catch(() => undefined);
       fs.rmSync(workDir, { recursive: true, force: true });
