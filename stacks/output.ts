@@ -112,7 +112,13 @@ function ttyRenderer(out: NodeJS.WriteStream, verbose: boolean): Renderer {
   let frame = 0;
   let paused = false;
   const width = () => Math.max(40, (out.columns ?? 100) - 1);
-  const clip = (s: string) => (s.length > width() ? s.slice(0, width() - 1) + "…" : s);
+  // A row must never wrap: the redraw moves up one terminal line per row. Its icon and the space
+  // after it take two columns; code points are counted, not UTF-16 units.
+  const clip = (s: string) => {
+    const room = width() - 2;
+    const chars = [...s];
+    return chars.length > room ? chars.slice(0, room - 1).join("") + "…" : s;
+  };
   const draw = () => {
     if (paused) return;
     if (drawn > 0) out.write(`\x1b[${drawn}A`);

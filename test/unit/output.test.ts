@@ -1,5 +1,5 @@
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { engineLine } from "../../stacks/output";
+import { createRenderer, engineLine } from "../../stacks/output";
 
 // What the terminal shows of engine events: the preview's plan with the changed plain inputs.
 const urn = "urn:pulumi:prod::upgrade-orchestrator::pulumi-nodejs:dynamic/backendai:BackendAiCluster::gpu";
@@ -58,4 +58,17 @@ test("values only known after the update say so; deletes and creates list no cha
   expect(line("replace")).toBe(`+- ${type} gpu (name: workers-prod-1-asg → (known after the update))`);
   expect(line("delete-replaced")).toBe(`-- ${type} gpu`);
   expect(line("create")).toBe(`+ ${type} gpu`);
+});
+
+test("the live task list never wraps a row (the redraw counts one terminal line per row)", () => {
+  const written: string[] = [];
+  const out = { columns: 80, write: (s: string) => (written.push(s), true) } as unknown as NodeJS.WriteStream;
+  const renderer = createRenderer("tty", out);
+  renderer.sink({ type: "step-start", step: "lock-stack", title: "Lock the stack for this run", time: new Date().toISOString() });
+  renderer.sink({ type: "step-end", step: "lock-stack", status: "done", durationMs: 120, note: "locked (/work/main/.sandbox/bed/pulumi/state/.pulumi/locks/prod.json) ✔✔✔" });
+  renderer.close();
+  const rows = written.join("").replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").split("\n").filter(Boolean);
+  expect(rows.length).toBeGreaterThan(0);
+  for (const row of rows) expect([row, [...row].length <= 80]).toEqual([row, true]);
+  expect(rows.some((r) => r.includes("Lock the stack for this run (0:00) — locked (/work") && r.endsWith("…"))).toBe(true);
 });
