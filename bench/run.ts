@@ -63,13 +63,9 @@ async function backendAi(): Promise<void> {
   const bed = await startSandbox({ aws: false });
   try {
     const cluster = await startBackendAiCluster(bed, { version: "23.09.8" });
-    const settings = cluster.settings("24.03.2");
-    const own = await ownStack(bed, "bench", { sshKey: { value: settings.hosts[0]!.ssh.privateKey, secret: true } });
+    const own = await ownStack(bed, "bench", { sshKey: { value: cluster.privateKey, secret: true } });
     try {
-      const system = (version: string) => {
-        const s = cluster.settings(version);
-        return { bai: { kind: "backendai", ...s, hosts: s.hosts.map(({ ssh: { privateKey: _k, ...ssh }, ...h }) => ({ ...h, ssh: { ...ssh, privateKeyConfig: "sshKey" } })) } };
-      };
+      const system = (version: string) => ({ bai: cluster.systemConfig(version, "sshKey") });
       const args = ["upgrade", "--stack", "bench", "--cwd", own.workDir, "--yes", "--json"];
       await own.setSystems(system("23.09.8"));
       const adopt = await timeRun(args, bed.env);

@@ -336,7 +336,7 @@ export function pulumiErrors(err: unknown): string {
         if (!t || /^at /.test(t) || /^error:/.test(t)) break;
         const cleaned = t
           .replace(/^\*\s*/, "")
-          .replace(/^(creating|updating|deleting|reading) urn:\S+?:\s*/, "")
+          .replace(/^(creating|updating|deleting|reading) urn:\S+:\s+/, "")
           .replace(/^\d+ errors? occurred:?\s*/, "")
           .replace(/^(Error|ConfigError):\s*/, "");
         if (cleaned) detail.push(cleaned);

@@ -18,16 +18,7 @@ let own: OwnStack;
 const outputs: string[] = [];
 
 /** The own stack's config for the fixture cluster at `version`; the SSH key is a secret config key. */
-function systems(fixture: BackendAiFixture, version: string, name = "bai") {
-  const settings = fixture.settings(version);
-  return {
-    [name]: {
-      kind: "backendai",
-      ...settings,
-      hosts: settings.hosts.map(({ ssh: { privateKey: _key, ...ssh }, ...host }) => ({ ...host, ssh: { ...ssh, privateKeyConfig: "baiSshKey" } })),
-    },
-  };
-}
+const systems = (fixture: BackendAiFixture, version: string) => ({ bai: fixture.systemConfig(version, "baiSshKey") });
 
 async function run(target: OwnStack, onEvent?: (e: UpgradeEvent) => void) {
   const events: UpgradeEvent[] = [];
@@ -51,7 +42,7 @@ const diagnosticsOf = (events: UpgradeEvent[]) =>
 beforeAll(async () => {
   bed = await startSandbox({ aws: false });
   cluster = await startBackendAiCluster(bed, { version: "23.09.8" });
-  own = await ownStack(bed, "bai", { baiSshKey: { value: cluster.settings("23.09.8").hosts[0]!.ssh.privateKey, secret: true } });
+  own = await ownStack(bed, "bai", { baiSshKey: { value: cluster.privateKey, secret: true } });
   await own.setSystems(systems(cluster, "23.09.8"));
 });
 afterAll(async () => {
@@ -108,7 +99,7 @@ test.each([
 
 test("invalid settings fail at preview naming the key", async () => {
   const bad = systems(cluster, "24.03.2");
-  (bad.bai!.hosts[1]!.ssh as Record<string, unknown>).port = "twenty-two";
+  bad.bai.hosts[1]!.ssh.port = "twenty-two";
   await own.setSystems(bad);
   const { result } = await run(own);
   expect(result.exitCode).toBe(1);
@@ -160,7 +151,7 @@ test("no SSH key, database password or passphrase in the plaintext state, the ev
   const stateFiles = files(backend).filter((f) => f.endsWith(".json") && f.includes(`${path.sep}stacks${path.sep}`));
   expect(stateFiles.length).toBeGreaterThan(0);
   const state = stateFiles.map((f) => fs.readFileSync(f, "utf8")).join("\n");
-  const key = cluster.settings("24.03.2").hosts[0]!.ssh.privateKey;
+  const key = cluster.privateKey;
   const keyLines = key.split("\n").filter((l) => l.length >= 16 && !l.startsWith("-----"));
   expect(keyLines.length).toBeGreaterThan(0);
   for (const text of [state, ...outputs]) {

@@ -32,13 +32,12 @@ interface Scenario {
 async function scenario(name: string, version: string): Promise<Scenario> {
   const cluster = await startBackendAiCluster(bed, { version, components: ["manager", "agent"], dir: path.join(bed.dir, name) });
   teardown.push(() => cluster.stop());
-  const settings = cluster.settings(version);
-  const own = await ownStack(bed, name, { sshKey: { value: settings.hosts[0]!.ssh.privateKey, secret: true } });
+  const own = await ownStack(bed, name, { sshKey: { value: cluster.privateKey, secret: true } });
   teardown.push(() => own.remove());
   const setVersion = async (v: string, edit?: (hosts: Array<Record<string, unknown>>) => void) => {
-    const hosts: Array<Record<string, unknown>> = cluster.settings(v).hosts.map(({ ssh: { privateKey: _k, ...ssh }, ...h }) => ({ ...h, ssh: { ...ssh, privateKeyConfig: "sshKey" } }));
-    edit?.(hosts);
-    await own.setSystems({ [name]: { kind: "backendai", ...cluster.settings(v), hosts } });
+    const system = cluster.systemConfig(v, "sshKey");
+    edit?.(system.hosts);
+    await own.setSystems({ [name]: system });
   };
   await setVersion(version);
   const args = ["upgrade", "--stack", name, "--cwd", own.workDir, "--yes", "--json"];
@@ -119,7 +118,7 @@ describe("a cluster at 24.03.0", () => {
     const result = await runCli(s.args, bed.env);
     expect(result.code).toBe(1);
     const summary = JSON.parse(result.stdout.trim().split("\n").at(-1)!);
-    expect(summary.error).toMatch(/stopped in hop 24\.03\.0 → 24\.03\.2; the cluster's completed version stays 24\.03\.0: could not hop 24\.03\.0 → 24\.03\.2: alembic upgrade head/);
+    expect(summary.error).toMatch(/^could not apply the update \(pulumi up\): Backend\.AI upgrade stopped in hop 24\.03\.0 → 24\.03\.2; the cluster's completed version stays 24\.03\.0: could not hop 24\.03\.0 → 24\.03\.2: alembic upgrade head/);
     expect(summary.error).toMatch(/agents_addr_unique/);
     expect(summary.error).toMatch(/schema was at a1b2c3d40300, now at a1b2c3d40300, head b5c6d7e80302/);
     expect(summary.error).toMatch(/the manager was left stopped on purpose/);

@@ -28,6 +28,8 @@ export interface FixtureHost {
 export interface BackendAiFixture {
   readonly wheelsDir: string;
   readonly postgres: Postgres;
+  /** The SSH private key every host accepts (the bed's client key). */
+  readonly privateKey: string;
   readonly hosts: FixtureHost[];
   /** Head revision of each fixture release. */
   readonly heads: Record<string, string>;
@@ -43,6 +45,11 @@ export interface BackendAiFixture {
     }>;
     packageIndex: { noIndex: boolean; findLinks: string[] };
   };
+  /**
+   * The cluster as an own stack's config declares it (`upgrade-orchestrator:systems.<name>`):
+   * kind "backendai", the key named by a secret config key instead of given in clear.
+   */
+  systemConfig(version: string, keyConfig: string): { kind: "backendai"; hosts: Array<Record<string, unknown> & { ssh: Record<string, unknown> }> } & Record<string, unknown>;
   installedVersion(component: string): string | undefined;
   running(component: string): boolean;
   /** The database's Alembic revision(s). */
@@ -144,12 +151,7 @@ export async function startBackendAiCluster(
     return host;
   };
   const privateKey = fs.readFileSync(sshd.privateKeyPath, "utf8");
-  return {
-    wheelsDir,
-    postgres,
-    hosts,
-    heads,
-    settings: (version) => ({
+  const settings: BackendAiFixture["settings"] = (version) => ({
       version,
       hosts: hosts.map((h) => ({
         component: h.component,
@@ -159,7 +161,19 @@ export async function startBackendAiCluster(
         service: h.service,
       })),
       packageIndex: { noIndex: true, findLinks: [wheelsDir] },
-    }),
+    });
+  return {
+    wheelsDir,
+    postgres,
+    privateKey,
+    hosts,
+    heads,
+    settings,
+    systemConfig(version, keyConfig) {
+      const { hosts: withKeys, ...rest } = settings(version);
+      const hosts = withKeys.map(({ ssh: { privateKey: _key, ...ssh }, ...host }) => ({ ...host, ssh: { ...ssh, privateKeyConfig: keyConfig } }));
+      return { kind: "backendai", ...rest, hosts };
+    },
     installedVersion(component) {
       const host = hostOf(component);
       const out = execFileSync(host.python, ["-c", `import importlib.metadata as m\ntry: print(m.version("backend.ai-${component}"))\nexcept m.PackageNotFoundError: print("")`], { encoding: "utf8" });

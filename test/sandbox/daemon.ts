@@ -110,10 +110,8 @@ async function adoptBackendAi(bed: Sandbox, dir: string): Promise<{ cluster: Bac
   fs.rmSync(projectDir, { recursive: true, force: true });
   const cluster = await startBackendAiCluster(bed, { version: "23.09.8", dir: clusterDir });
   try {
-    const settings = cluster.settings("23.09.8");
-    const own = await ownStack(bed, "backendai", { sshKey: { value: settings.hosts[0]!.ssh.privateKey, secret: true } }, projectDir);
-    const hosts = settings.hosts.map(({ ssh: { privateKey: _key, ...ssh }, ...host }) => ({ ...host, ssh: { ...ssh, privateKeyConfig: "sshKey" } }));
-    await own.setSystems({ cluster: { kind: "backendai", ...settings, hosts } });
+    const own = await ownStack(bed, "backendai", { sshKey: { value: cluster.privateKey, secret: true } }, projectDir);
+    await own.setSystems({ cluster: cluster.systemConfig("23.09.8", "sshKey") });
     const adopted = await upgrade({ stack: "backendai", cwd: projectDir, yes: true, env: bed.env });
     if (adopted.exitCode !== 0) throw new Error(`the first up failed: ${adopted.error?.message}`);
     return { cluster, own };

@@ -1,0 +1,34 @@
+import { pulumiErrors } from "../../stacks/driverSteps";
+
+// What the operator reads when `pulumi preview|up` fails: the engine's own message, not its framing.
+const failure = (stderr: string) => Object.assign(new Error("code: 255\n stdout: \n stderr: ..."), { stderr });
+
+test("a provider's errors, announced by 'N error(s) occurred:'", () => {
+  const stderr = [
+    "  pulumi-nodejs:dynamic/backendai:BackendAiCluster (faulty):",
+    "    error: 1 error occurred:",
+    "    \t* updating urn:pulumi:faulty::upgrade-orchestrator::pulumi-nodejs:dynamic/backendai:BackendAiCluster::faulty: 1 error occurred:",
+    "    \t* Backend.AI upgrade stopped in hop 24.03.0 → 24.03.2; the cluster's completed version stays 24.03.0: could not …",
+    "",
+    "  pulumi:pulumi:Stack (upgrade-orchestrator-faulty):",
+    "    error: update failed",
+  ].join("\n");
+  expect(pulumiErrors(failure(stderr))).toBe("Backend.AI upgrade stopped in hop 24.03.0 → 24.03.2; the cluster's completed version stays 24.03.0: could not …");
+});
+
+test("a program that threw: its exception's message, without the stack trace", () => {
+  const stderr = [
+    "    error: Running program '/tmp/own/index.js' failed with an unhandled exception:",
+    "    Error: invalid stack config:",
+    "      upgrade-orchestrator:systems.bai.hosts[1].ssh.port: Invalid input: expected number, received string",
+    "        at Object.<anonymous> (/work/main/dist/index.js:40:15)",
+  ].join("\n");
+  expect(pulumiErrors(failure(stderr))).toBe(
+    "the program failed: invalid stack config: upgrade-orchestrator:systems.bai.hosts[1].ssh.port: Invalid input: expected number, received string",
+  );
+});
+
+test("plain engine errors are kept once each, the framing lines dropped", () => {
+  const stderr = "error: the stack is currently locked by 1 lock(s)\nerror: the stack is currently locked by 1 lock(s)\nerror: preview failed";
+  expect(pulumiErrors(failure(stderr))).toBe("the stack is currently locked by 1 lock(s)");
+});
