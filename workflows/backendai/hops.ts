@@ -17,7 +17,7 @@ import {
   type Host,
 } from "./remote";
 import type { PackageIndex } from "./settings";
-import { lineOf } from "./versions";
+import { compareReleases, lineOf } from "./versions";
 
 /**
  * Runbook 3 of RUNBOOKS.md, one hop at a time (from → to, both releases, planned by versions.ts):
@@ -80,12 +80,19 @@ export const PAIR_RULES: Record<string, PairRule> = {
 
 export const pairRule = (hop: Hop): PairRule | undefined => PAIR_RULES[`${lineOf(hop.from)}->${lineOf(hop.to)}`];
 
-/** Whether the whole hop is done: every host runs `to`, the schema is at head. */
+/**
+ * Whether a hop is done on the whole cluster: every host runs at least `hop.to`, and where it runs
+ * exactly `to` it is running (the manager, then, on a schema at its head). A later hop's partial
+ * work (the manager already past `to`) still counts this one as done.
+ */
 export async function hopDone(ctx: ClusterContext, hop: Hop): Promise<boolean> {
   for (const host of [ctx.manager, ...ctx.others]) {
-    if ((await installedVersion(host)) !== hop.to || !(await isRunning(host))) return false;
+    const installed = await installedVersion(host);
+    const order = installed === undefined ? undefined : compareReleases(installed, hop.to);
+    if (order === undefined || order < 0) return false;
+    if (order === 0 && !(await isRunning(host))) return false;
   }
-  return atHead(await schemaState(ctx.manager));
+  return (await installedVersion(ctx.manager)) !== hop.to || atHead(await schemaState(ctx.manager));
 }
 
 /**

@@ -3,11 +3,11 @@ import { describe, UpgradeError } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
 import { runSteps } from "../../lib/steps";
 import { shippedCatalog } from "./catalog";
-import { hopSteps, isMajor, preflight, type ClusterContext, type Hop } from "./hops";
+import { hopDone, hopSteps, isMajor, preflight, type ClusterContext, type Hop } from "./hops";
 import { createProgress } from "./progress";
-import { atHead, connectHost, installedVersion, isRunning, schemaState, type Host } from "./remote";
+import { connectHost, installedVersion, type Host } from "./remote";
 import { fingerprintOf, parseClusterSettings, type ClusterSettings } from "./settings";
-import { compareReleases, planPath, type Catalog } from "./versions";
+import { planPath, type Catalog } from "./versions";
 
 /**
  * The BackendAiCluster provider's work (resource.ts holds only a thin provider that loads this
@@ -31,8 +31,7 @@ const catalogOf = (settings: Pick<ClusterSettings, "catalog">): Catalog => setti
 type Inputs = Record<string, unknown> & { version?: string; plannedPath?: string[] };
 
 export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult> {
-  const { plannedPath: _planned, __provider: _provider, ...raw } = news;
-  const parsed = parseClusterSettings(raw);
+  const parsed = parseClusterSettings(strip(news));
   if ("issues" in parsed) {
     return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
   }
@@ -161,17 +160,6 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
 }
 
 const oneLine = (err: UpgradeError) => `could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`.replace(/\s*\n\s*/g, " ");
-
-/** Every host runs at least `hop.to`; the manager, at exactly `to`, runs on a schema at head. */
-async function hopDone(ctx: ClusterContext, hop: Hop): Promise<boolean> {
-  for (const host of [ctx.manager, ...ctx.others]) {
-    const installed = await installedVersion(host);
-    const order = installed === undefined ? undefined : compareReleases(installed, hop.to);
-    if (order === undefined || order < 0) return false;
-    if (order === 0 && !(await isRunning(host))) return false;
-  }
-  return (await installedVersion(ctx.manager)) !== hop.to || atHead(await schemaState(ctx.manager));
-}
 
 async function reportStep(event: UpgradeEvent, hop: Hop, info: (m: string) => Promise<void>): Promise<void> {
   if (event.type !== "step-end") return;
