@@ -12,7 +12,6 @@ module.exports = {
   transformIgnorePatterns: ["/node_modules/(?!(p-retry|is-network-error)/)"],
   modulePathIgnorePatterns: ["<rootDir>/dist/"],
   testPathIgnorePatterns: ["/node_modules/", "/test/fixtures/"],
-  setupFiles: ["<rootDir>/test/setupEnv.js"],
   testTimeout: 180_000,
   maxWorkers: 2,
   reporters: ["default", "<rootDir>/test/summaryReporter.js"],

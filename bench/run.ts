@@ -12,8 +12,6 @@ import { startSandbox } from "../test/sandbox";
  */
 type Row = [string, number];
 
-// The bed runs Node 20 on purpose (README); the AWS SDK's notice about Node 22 is known.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 async function timeRun(args: string[], env: Record<string, string>, hopTimes?: Row[]): Promise<{ total: number; steps: Row[] }> {
   const started = Date.now();

@@ -25,29 +25,39 @@ export interface PulumiInstall {
   /** The directory holding bin/pulumi, as PulumiCommand.get({ root }) expects. */
   root: string;
   binDir: string;
+  /** The CLI's version (at or above the SDK's). */
   version: string;
   source: "PATH" | "cache";
 }
 
 /**
- * The Pulumi CLI matching the SDK: `pulumi` on PATH when its version matches, else the cache.
- * Throws with a hint when neither is there.
+ * The Pulumi CLI for the SDK: `pulumi` on PATH when it is at least the SDK's version (the
+ * Automation API's own rule), else the toolchain cache (scripts/provision-pulumi.sh): the build of
+ * the SDK's own version, or else the oldest cached build newer than it. Throws with a hint when
+ * there is none.
  */
 export function findPulumi(env: NodeJS.ProcessEnv = process.env): PulumiInstall {
   const version = pulumiSdkVersion();
   const onPath = whichPulumi(env);
   const pathVersion = onPath ? pulumiVersionOf(onPath) : undefined;
-  // A CLI on PATH serves when it is at least the SDK's version (the Automation API's own rule).
   if (onPath && pathVersion && compareVersions(pathVersion.replace(/^v/, ""), version) >= 0) {
     const binDir = path.dirname(onPath);
-    return { root: path.dirname(binDir), binDir, version, source: "PATH" };
+    return { root: path.dirname(binDir), binDir, version: pathVersion.replace(/^v/, ""), source: "PATH" };
   }
-  const root = path.join(toolchainCache(env), "pulumi", `v${version}`);
-  const binDir = path.join(root, "bin");
-  if (fs.existsSync(path.join(binDir, ".complete"))) return { root, binDir, version, source: "cache" };
+  const cache = path.join(toolchainCache(env), "pulumi");
+  const built = (fs.existsSync(cache) ? fs.readdirSync(cache) : [])
+    .filter((d) => /^v\d+\.\d+\.\d+$/.test(d) && fs.existsSync(path.join(cache, d, "bin", ".complete")))
+    .map((d) => d.slice(1))
+    .filter((v) => compareVersions(v, version) >= 0)
+    .sort(compareVersions);
+  const chosen = built.includes(version) ? version : built[0];
+  if (chosen !== undefined) {
+    const root = path.join(cache, `v${chosen}`);
+    return { root, binDir: path.join(root, "bin"), version: chosen, source: "cache" };
+  }
   throw new UpgradeError({
-    what: `find the Pulumi CLI v${version}`,
-    why: onPath ? `${onPath} is ${pathVersion ?? "of unknown version"}, older than the SDK, and ${binDir} is not built` : `no pulumi (with pulumi-language-nodejs beside it) on PATH, and ${binDir} is not built`,
+    what: `find a Pulumi CLI for the SDK v${version}`,
+    why: onPath ? `${onPath} is ${pathVersion ?? "of unknown version"}, older than the SDK, and ${cache} has no build at or above v${version}` : `no pulumi (with pulumi-language-nodejs beside it) on PATH, and ${cache} has no build at or above v${version}`,
     hint: `run \`npm run provision\` (builds it into the cache), or put pulumi >= v${version} on PATH`,
     permanent: true,
   });

@@ -22,3 +22,12 @@ sdk_version() {
   node -p "require('$UO_ROOT/node_modules/@pulumi/pulumi/package.json').version" 2>/dev/null \
     || fail "the Pulumi SDK version" "reading node_modules/@pulumi/pulumi/package.json" "run 'npm ci' first"
 }
+
+# The leg being provisioned or tested (scripts/legs.json): UO_LEG, else the file's default.
+UO_LEG="${UO_LEG:-$(node -p "require('$UO_ROOT/scripts/legs.json').default")}"
+export UO_LEG
+# leg_value <key>: node | pulumi of the current leg.
+leg_value() {
+  node -p "const l=require('$UO_ROOT/scripts/legs.json').legs[process.argv[1]]; if(!l) throw new Error('no leg '+process.argv[1]+' in scripts/legs.json'); l[process.argv[2]]" "$UO_LEG" "$1" 2>/dev/null \
+    || fail "leg $UO_LEG" "reading scripts/legs.json" "use UO_LEG=$(node -p "Object.keys(require('$UO_ROOT/scripts/legs.json').legs).join(' or UO_LEG=')")"
+}

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The Pulumi CLI and the Node.js language host, at the version of the @pulumi/pulumi SDK in
-# node_modules (the Automation API refuses a CLI older than its SDK, and a newer CLI is untested).
-#   1. `pulumi` on PATH with the same version (and pulumi-language-nodejs beside it): used as is.
+# The Pulumi CLI and the Node.js language host of the leg (scripts/legs.json: its `cli`, at or above
+# the @pulumi/pulumi SDK in node_modules, which must be the leg's `sdk`; the Automation API refuses
+# a CLI older than its SDK).
+#   1. `pulumi` on PATH with the leg's CLI version (and pulumi-language-nodejs beside it): used as is.
 #   2. otherwise the cache: $UO_CACHE/pulumi/v<version>/bin, built once from the Go module proxy.
 # The dynamic-provider shim pulumi-resource-pulumi-nodejs (shipped in the npm package) is put
 # beside the binaries. lib/toolchain.ts resolves the same locations at run time.
 set -euo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
-version="$(sdk_version)"
+sdk="$(sdk_version)"
+[ "$sdk" = "$(leg_value sdk)" ] || fail "the Pulumi CLI of leg $UO_LEG" "leg $UO_LEG (scripts/legs.json) is tested with @pulumi/pulumi $(leg_value sdk), node_modules has $sdk" \
+  "run 'npm ci' (the lts leg), or 'npm run test:leg -- oldest' for the oldest leg; keep scripts/legs.json and package.json in step"
+version="$(leg_value cli)"
 final="$UO_CACHE/pulumi/v$version"
 shim="$UO_ROOT/node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs"
 
@@ -46,9 +50,6 @@ require (
 	github.com/pulumi/pulumi/pkg/v3 v$version
 	github.com/pulumi/pulumi/sdk/v3 v$version
 )
-
-// Carried over from pkg/v3's own go.mod: replace directives do not apply to dependencies.
-replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
 MOD
 printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"\n' > "$cli/tools.go"
 (cd "$cli" && go mod download "github.com/pulumi/pulumi/pkg/v3@v$version") \
@@ -56,6 +57,12 @@ printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/pulumi/pulumi/
        "check GOPROXY, or put pulumi v$version on PATH"
 pkgdir="$(cd "$cli" && go list -m -f '{{.Dir}}' "github.com/pulumi/pulumi/pkg/v3")"
 cp "$pkgdir/go.sum" "$cli/go.sum"; chmod u+w "$cli/go.sum"
+# pkg/v3's own replace directives (they do not apply to a module that requires it), less the ones
+# to local paths of its repository; `go mod edit -json` reads them without parsing go.mod by hand.
+go mod edit -json "$pkgdir/go.mod" | node -e '
+  let s=""; process.stdin.on("data",d=>s+=d).on("end",()=>{ for (const r of JSON.parse(s).Replace ?? [])
+    if (r.New.Version) console.log(`-replace=${r.Old.Path}${r.Old.Version ? "@"+r.Old.Version : ""}=${r.New.Path}@${r.New.Version}`); })' \
+  | while read -r flag; do (cd "$cli" && go mod edit "$flag"); done
 (cd "$cli" && go build -trimpath \
    -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
    -o "$work/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) \

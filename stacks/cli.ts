@@ -2,6 +2,7 @@
 import * as readline from "node:readline/promises";
 import { Command, CommanderError, Option } from "commander";
 import { badInput, ExitCode, UpgradeError } from "../lib/errors";
+import type { ErrorEvent } from "../lib/events";
 import { parseDuration } from "../lib/wait";
 import { createRenderer } from "./output";
 import { DEFAULTS, upgrade, type UpgradeOptions } from "./upgrade";
@@ -145,6 +146,8 @@ export function buildProgram(): Command {
     .description("Safe, repeatable upgrades of self-hosted platforms, driven by the Pulumi Automation API.")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+  // With --json, stdout carries JSON only: commander's own usage errors become one error event (main).
+  if (jsonRequested) program.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
 
   program
     .command("upgrade")
@@ -221,7 +224,13 @@ export function buildProgram(): Command {
       const { shippedCatalog } = await import("../workflows/backendai/catalog");
       for (const [flag, value] of [["--from", flags.from], ["--to", flags.to]] as const) {
         const parsed = parseVersion(value);
-        if ("error" in parsed && !/pre-release/.test(parsed.error)) throw badInput(`read ${flag}`, parsed.error, "use a release number such as 24.03.2");
+        if ("error" in parsed && !/pre-release/.test(parsed.error)) {
+          const error = badInput(`read ${flag}`, parsed.error, "use a release number such as 24.03.2");
+          if (!flags.json) throw error;
+          process.stdout.write(JSON.stringify({ allowed: false, reason: error.message, from: flags.from, to: flags.to }) + "\n");
+          process.exitCode = ExitCode.BadInput;
+          return;
+        }
       }
       let catalog;
       try {
@@ -258,7 +267,7 @@ export function buildProgram(): Command {
       if (opts.with !== undefined && opts.with !== "codeocean" && opts.with !== "backendai") {
         throw badInput("read --with", `unknown ${JSON.stringify(opts.with)}`, "use --with codeocean or --with backendai");
       }
-      const { sandboxUp } = await import("../test/sandbox/control");
+      const { sandboxUp } = await sandboxControl();
       await sandboxUp({ dir: opts.dir, with: opts.with });
     });
   sandbox
@@ -266,7 +275,7 @@ export function buildProgram(): Command {
     .description("show whether the bed runs, and its processes")
     .option("--dir <dir>", "state dir", ".sandbox")
     .action(async (opts: { dir: string }) => {
-      const { sandboxStatus } = await import("../test/sandbox/control");
+      const { sandboxStatus } = await sandboxControl();
       if (!sandboxStatus({ dir: opts.dir })) process.exitCode = 1;
     });
   sandbox
@@ -274,21 +283,47 @@ export function buildProgram(): Command {
     .description("stop everything `sandbox up` started, and nothing else")
     .option("--dir <dir>", "state dir", ".sandbox")
     .action(async (opts: { dir: string }) => {
-      const { sandboxDown } = await import("../test/sandbox/control");
+      const { sandboxDown } = await sandboxControl();
       await sandboxDown({ dir: opts.dir });
     });
   return program;
 }
 
+/** The test bed lives in the repository, not in the installed package. */
+async function sandboxControl(): Promise<typeof import("../test/sandbox/control")> {
+  try {
+    return await import("../test/sandbox/control");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") throw err;
+    throw badInput("start the sandbox", "the test bed is part of the upgrade-orchestrator repository, not of the installed package", "clone the repository and run `npm ci && npm run sandbox -- up` there");
+  }
+}
+
+/** Set from argv before the program is built: --json asks for JSON on stdout, errors included. */
+let jsonRequested = false;
+
 export async function main(argv: string[]): Promise<number> {
+  jsonRequested = argv.includes("--json");
   const program = buildProgram();
   const verbose = argv.includes("--verbose");
+  const jsonError = (exitCode: number, error: string, hint?: string) => {
+    const event: ErrorEvent = { type: "error", exitCode, error, ...(hint ? { hint } : {}) };
+    process.stdout.write(JSON.stringify(event) + "\n");
+    return exitCode;
+  };
   try {
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : ExitCode.Succeeded;
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? ExitCode.Succeeded : ExitCode.BadInput;
+      if (err.exitCode === 0) return ExitCode.Succeeded;
+      if (jsonRequested) return jsonError(ExitCode.BadInput, err.message.replace(/^error: /, ""), "run with --help for usage");
+      return ExitCode.BadInput;
+    }
+    if (jsonRequested) {
+      const hint = err instanceof UpgradeError ? err.hint : undefined;
+      const message = err instanceof UpgradeError ? `could not ${err.what}: ${err.why}` : (err as Error)?.message ?? String(err);
+      return jsonError(err instanceof UpgradeError ? err.exitCode : ExitCode.StepFailed, message, hint);
     }
     if (err instanceof UpgradeError) {
       process.stderr.write(`error: ${err.message}\n`);

@@ -1,4 +1,5 @@
 import type { OutputMap, PreviewResult, Stack } from "@pulumi/pulumi/automation";
+import type { RunbookName } from "./upgrade";
 import type { AwsClients } from "../lib/aws";
 import type { EventSink } from "../lib/events";
 import type { Redactor } from "../lib/redaction";
@@ -62,7 +63,7 @@ export interface SshSettings {
 export interface ResolvedOptions {
   stack: string;
   cwd: string;
-  runbook: "auto" | "codeocean-private-cloud" | "none";
+  runbook: RunbookName;
   yes: boolean;
   dryRun: boolean;
   message?: string;

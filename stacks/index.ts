@@ -1,3 +1,34 @@
-/** The public API of upgrade-orchestrator (package entry "."). */
+/**
+ * The programmatic API of upgrade-orchestrator (package entry "."): the same driver the CLI runs.
+ *
+ * ```ts
+ * import { upgrade, ExitCode } from "upgrade-orchestrator";
+ * const result = await upgrade({ stack: "prod", cwd: "../private-cloud", yes: true, onEvent: (e) => console.log(e.type) });
+ * if (result.exitCode !== ExitCode.Succeeded) throw new Error(result.error?.message);
+ * ```
+ *
+ * Runbooks are not pluggable in this version: `runbook` names one of the shipped ones (their steps
+ * share the driver's internal run context, which is not a stable API yet). Workflow resources for
+ * other Pulumi projects are in the entry "upgrade-orchestrator/workflows".
+ * @packageDocumentation
+ */
+export { upgrade, DEFAULTS } from "./upgrade";
+export type { UpgradeOptions, UpgradeResult, UpgradeSshOptions, RunbookName } from "./upgrade";
+export type {
+  UpgradeEvent,
+  EventSink,
+  StepRecord,
+  StepStatus,
+  RunStartEvent,
+  StepStartEvent,
+  StepEndEvent,
+  ProgressEvent,
+  NoteEvent,
+  EngineStreamEvent,
+  SuspendEvent,
+  RestoreEvent,
+  SummaryEvent,
+  ErrorEvent,
+} from "../lib/events";
 export { ExitCode, UpgradeError } from "../lib/errors";
 export type { UpgradeErrorDetails } from "../lib/errors";

@@ -12,6 +12,25 @@ import { checkoutRelease, lockStack, planUpdate, preview, readOutputs, refreshCo
 import { openJournal } from "./journal";
 import { renderReport } from "./report";
 
+/** The runbooks the driver knows; `auto` detects one (config `upgrade:runbook`, then the outputs). */
+export type RunbookName = "auto" | "codeocean-private-cloud" | "none";
+
+/** How the driver reaches the services machine over SSH (Code Ocean runbook). */
+export interface UpgradeSshOptions {
+  /** Default `ec2-user`. */
+  user?: string;
+  /** A private key file; default: the keys of ssh-agent. */
+  keyPath?: string;
+  /** Default 22. */
+  port?: number;
+  /** Default: the services instance's private IP from EC2. */
+  host?: string;
+  /** known_hosts for strict host-key checking (default ~/.ssh/known_hosts); no trust on first use. */
+  knownHostsPath?: string;
+  /** The key's passphrase; never logged, redacted from every event. */
+  passphrase?: string;
+}
+
 /** Options of one upgrade run; every field but `stack` has a default. */
 export interface UpgradeOptions {
   /** The Pulumi stack to upgrade (required). */
@@ -19,10 +38,10 @@ export interface UpgradeOptions {
   /** The Pulumi project directory (default: the current directory). */
   cwd?: string;
   /** Which runbook runs around `up`; "auto" (default) reads config `upgrade:runbook`, then the outputs. */
-  runbook?: "auto" | "codeocean-private-cloud" | "none";
-  /** Apply without asking at the preview. */
+  runbook?: RunbookName;
+  /** Apply without asking at the preview. Without it, `confirm` is asked. */
   yes?: boolean;
-  /** Read everything, change nothing: print what each step would do and the Pulumi preview. */
+  /** Read everything, change nothing: say what each step would do, and the Pulumi preview. */
   dryRun?: boolean;
   /** Message recorded with the Pulumi update. */
   message?: string;
@@ -34,16 +53,17 @@ export interface UpgradeOptions {
   pollIntervalMs?: number;
   /** CloudWatch period for SlotsUtilization (default 60 s, as the deployment's own alarm). */
   metricPeriodSeconds?: number;
-  ssh?: { user?: string; keyPath?: string; port?: number; host?: string; knownHostsPath?: string; passphrase?: string };
+  /** SSH to the services machine. */
+  ssh?: UpgradeSshOptions;
   /** Port of the Code Ocean services API on the services machine (default 8300). */
   servicesPort?: number;
   /** Deadline of one cancel request (default 20 s); a request that hangs is retried. */
   servicesTimeoutMs?: number;
   /** Extra environment for Pulumi and AWS (backend URL, passphrase, AWS endpoint...); default process.env. */
   env?: Record<string, string | undefined>;
-  /** Receives every event of the run, in order. */
+  /** Receives every event of the run, in order (already redacted). */
   onEvent?: EventSink;
-  /** Asked at the preview unless `yes` or `dryRun`; false refuses the update. */
+  /** Asked at the preview unless `yes` or `dryRun`; false refuses the update (exit 3). Without it and without `yes`, the update is refused. */
   confirm?: (plan: { changes: Record<string, number> }) => Promise<boolean>;
   /** Aborting stops after the current step (a running `up` is cancelled), restores, exits 130. */
   signal?: AbortSignal;
@@ -55,20 +75,28 @@ export interface UpgradeOptions {
   repair?: boolean;
 }
 
+/** What a run ended with. `upgrade()` resolves with it whatever happened; it does not throw for a failed run. */
 export interface UpgradeResult {
+  /** Names the run's journal and report. */
   runId: string;
   status: "succeeded" | "failed";
+  /** The CLI's exit code for this run (0, 1, 2, 3 or 130). */
   exitCode: ExitCode;
+  /** Every step that ran or was skipped, in order. */
   steps: StepRecord[];
+  /** The preview's counts per operation, when a preview ran. */
   changes?: Record<string, number>;
+  /** The stack's outputs after the run (secret ones as "[secret]"). */
   outputs?: Record<string, unknown>;
+  /** Why the run failed: what was attempted, why, and what to do next. */
   error?: { message: string; what?: string; why?: string; hint?: string };
   /** The Markdown report. */
   report: string;
-  /** The run journal (JSON lines), read by `upgrade-orchestrator status`. */
+  /** Path of the run journal (JSON lines), read by `upgrade-orchestrator status`. */
   journal: string;
 }
 
+/** The defaults of `UpgradeOptions`. */
 export const DEFAULTS = {
   drainTimeoutMs: 30 * 60_000,
   pollIntervalMs: 15_000,
@@ -78,7 +106,11 @@ export const DEFAULTS = {
   servicesPort: 8300,
 };
 
-/** Upgrades one stack: the driver's steps, the detected runbook around `up`, a report. */
+/**
+ * Upgrades one stack: the driver's steps (select, lock, repair, read outputs, refresh config), the
+ * detected runbook's steps before `up`, preview (and `confirm`), `up`, the runbook's steps after it,
+ * and a report. Resolves with the outcome; events stream to `options.onEvent` as they happen.
+ */
 export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   const runId = `${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomUUID().slice(0, 8)}`;
   const started = Date.now();

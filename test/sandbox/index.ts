@@ -72,8 +72,6 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         AWS_ACCESS_KEY_ID: "testing",
         AWS_SECRET_ACCESS_KEY: "testing",
         UO_MOTO_URL: moto.url,
-        // The bed runs Node 20 on purpose (see README); the SDK's notice about Node 22 is known.
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
       });
     }
     if (ssh) {

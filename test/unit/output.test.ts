@@ -65,7 +65,7 @@ test("the live task list never wraps a row (the redraw counts one terminal line 
   const out = { columns: 80, write: (s: string) => (written.push(s), true) } as unknown as NodeJS.WriteStream;
   const renderer = createRenderer("tty", out);
   renderer.sink({ type: "step-start", step: "lock-stack", title: "Lock the stack for this run", time: new Date().toISOString() });
-  renderer.sink({ type: "step-end", step: "lock-stack", status: "done", durationMs: 120, note: "locked (/work/main/.sandbox/bed/pulumi/state/.pulumi/locks/prod.json) ✔✔✔" });
+  renderer.sink({ type: "step-end", step: "lock-stack", title: "Lock the stack for this run", status: "done", durationMs: 120, note: "locked (/work/main/.sandbox/bed/pulumi/state/.pulumi/locks/prod.json) ✔✔✔" });
   renderer.close();
   const rows = written.join("").replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").split("\n").filter(Boolean);
   expect(rows.length).toBeGreaterThan(0);
