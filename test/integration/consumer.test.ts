@@ -121,10 +121,11 @@ describe("a consumer project with its own @pulumi/pulumi", () => {
     expect(planned.lines).toContainEqual(expect.stringMatching(/^up skipped .*dry run/));
     expect(planned.lines.join("\n")).toMatch(/preview done/);
 
-    await setCluster("24.09.0");
+    // 24.03 has no final .1 (RUNBOOKS.md): a version never released is refused at preview
+    await setCluster("24.03.1");
     const forbidden = await runApi();
     expect(forbidden.exitCode).toBe(1);
-    expect(forbidden.error?.message).toMatch(/23\.09\.8 → 24\.09\.0 is not an allowed upgrade/);
+    expect(forbidden.error?.message).toMatch(/23\.09\.8 → 24\.03\.1 is not an allowed upgrade/);
     // nothing was applied: the state still holds the adopted version, every host still runs it
     expect((await stack.outputs()).version?.value).toBe("23.09.8");
     expect(cluster.installedVersion("manager")).toBe("23.09.8");

@@ -1,7 +1,9 @@
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import { startSandbox, type Sandbox } from "../sandbox";
-import { copyFixture } from "../sandbox/fixtures";
+import { copyFixture, REPO_ROOT } from "../sandbox/fixtures";
+import { compareVersions, pulumiSdkVersion } from "../../lib/toolchain";
 
 // The real engine (CLI + Node.js language host + dynamic-provider shim) on a file backend,
 // driving a TypeScript project directory through the Automation API.
@@ -24,10 +26,14 @@ afterAll(async () => {
   if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
-test("the CLI in use is the version of the SDK", async () => {
+test("the CLI in use is the leg's (scripts/legs.json), at or above the SDK, and the process runs the leg's Node", async () => {
   const info = await stack.workspace.whoAmI();
   expect(info.user).toBeTruthy();
+  const legs = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "scripts", "legs.json"), "utf8")) as { default: string; legs: Record<string, { node: string; sdk: string; cli: string }> };
+  const leg = legs.legs[process.env.UO_LEG ?? legs.default]!;
   expect(stack.workspace.pulumiVersion).toBe(bed.pulumi!.install.version);
+  expect([stack.workspace.pulumiVersion, process.versions.node, pulumiSdkVersion()]).toEqual([leg.cli, leg.node, leg.sdk]);
+  expect(compareVersions(leg.cli, leg.sdk)).toBeGreaterThanOrEqual(0);
 });
 
 test("create, refresh config, read outputs, preview an update, apply it, destroy", async () => {
