@@ -24,3 +24,21 @@ test("refusals print the reason, exit 3; malformed input exits 2", async () => {
   expect(bad.code).toBe(2);
   expect(bad.stderr).toMatch(/could not read --from: "next" is not a Backend\.AI version/);
 });
+
+test("with --json, errors stay JSON: malformed input prints {allowed:false, reason} (exit 2), usage errors one error event", async () => {
+  const bad = await path("--from", "next", "--to", "24.03.0");
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toBe("");
+  expect(JSON.parse(bad.stdout)).toMatchObject({ allowed: false, reason: expect.stringMatching(/could not read --from: "next" is not a Backend\.AI version/) });
+
+  for (const args of [["upgrade", "--json"], ["upgrade", "--json", "--stack", "prod", "--drain-timeout", "soon", "--yes"], ["upgrade", "--stack", "prod", "--json", "--no-such-flag"]]) {
+    const run = await runCli(args, {});
+    const events = run.events();
+    expect([args, run.code, events.length, run.stderr]).toEqual([args, 2, 1, ""]);
+    expect(events[0]).toMatchObject({ type: "error", exitCode: 2, error: expect.any(String) });
+  }
+  const missing = (await runCli(["upgrade", "--json"], {})).events()[0]!;
+  expect(missing.error).toMatch(/required option '--stack <name>' not specified/);
+  const duration = (await runCli(["upgrade", "--json", "--stack", "prod", "--drain-timeout", "soon", "--yes"], {})).events()[0]!;
+  expect([duration.error, duration.hint]).toEqual([expect.stringMatching(/could not read --drain-timeout: "soon" is not a duration/), "use e.g. 30m, 15s, 1h30m"]);
+});
