@@ -49,14 +49,20 @@ export interface Runbook {
   afterUp: Array<Step<RunContext>>;
 }
 
+/** Flags (and API options) win over the operator's SSH config, which wins over the defaults. */
 export interface SshSettings {
-  user: string;
+  /** Default: the config's User, else ec2-user. */
+  user?: string;
   keyPath?: string;
-  port: number;
-  /** Default: the services instance's private IP from EC2. */
+  /** Default: the config's Port, else 22. */
+  port?: number;
+  /** Default: the services instance id when the SSH config routes it (HostName/ProxyCommand/ProxyJump), else its private IP from EC2. */
   host?: string;
+  /** Default: the config's UserKnownHostsFile, else ~/.ssh/known_hosts. */
   knownHostsPath?: string;
   passphrase?: string;
+  /** The OpenSSH client config read for the target; undefined: none. */
+  configPath?: string;
 }
 
 export interface ResolvedOptions {

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { createAwsClients, awsSettingsFromEnv, type AwsClients } from "../lib/aws";
 import { describe, ExitCode, UpgradeError } from "../lib/errors";
 import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
 import { createRedactor } from "../lib/redaction";
+import { defaultSshConfigPath } from "../lib/sshConfig";
 import { runSteps, type Step } from "../lib/steps";
 import type { ResolvedOptions, RunContext } from "./context";
 import { checkoutRelease, lockStack, planUpdate, preview, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
@@ -34,7 +34,11 @@ export interface UpgradeOptions {
   pollIntervalMs?: number;
   /** CloudWatch period for SlotsUtilization (default 60 s, as the deployment's own alarm). */
   metricPeriodSeconds?: number;
-  ssh?: { user?: string; keyPath?: string; port?: number; host?: string; knownHostsPath?: string; passphrase?: string };
+  /**
+   * How to reach the services machine. `configPath`: the operator's OpenSSH client config (default
+   * ~/.ssh/config when it exists; null: none); the other fields win over what it says.
+   */
+  ssh?: { user?: string; keyPath?: string; port?: number; host?: string; knownHostsPath?: string; passphrase?: string; configPath?: string | null };
   /** Port of the Code Ocean services API on the services machine (default 8300). */
   servicesPort?: number;
   /** Deadline of one cancel request (default 20 s); a request that hangs is retried. */
@@ -149,12 +153,14 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
     pollIntervalMs: o.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
     metricPeriodSeconds: o.metricPeriodSeconds ?? DEFAULTS.metricPeriodSeconds,
     ssh: {
-      user: o.ssh?.user ?? DEFAULTS.sshUser,
-      port: o.ssh?.port ?? DEFAULTS.sshPort,
+      user: o.ssh?.user,
+      port: o.ssh?.port,
       keyPath: o.ssh?.keyPath,
       host: o.ssh?.host,
-      knownHostsPath: o.ssh?.knownHostsPath ?? path.join(os.homedir(), ".ssh", "known_hosts"),
+      knownHostsPath: o.ssh?.knownHostsPath,
       passphrase: o.ssh?.passphrase,
+      configPath:
+        o.ssh?.configPath === null ? undefined : o.ssh?.configPath ?? (fs.existsSync(defaultSshConfigPath()) ? defaultSshConfigPath() : undefined),
     },
     servicesPort: o.servicesPort ?? DEFAULTS.servicesPort,
     servicesTimeoutMs: o.servicesTimeoutMs ?? 20_000,

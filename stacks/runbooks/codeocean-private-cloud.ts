@@ -1,5 +1,5 @@
 import type { Runbook } from "../context";
-import { cancelComputations, computationsAlreadyCancelled } from "./codeocean/cancelComputations";
+import { cancelComputations, computationsAlreadyCancelled, servicesSshTarget } from "./codeocean/cancelComputations";
 import { restoreAlarmActions, suspendAlarmActions } from "./codeocean/alarmActions";
 import { noProtectedInstances, removeScaleInProtection, verifyNoProtectedInstances } from "./codeocean/scaleInProtection";
 import { describeObservations, observeWorkers, waitForIdleWorkers } from "./codeocean/waitForIdleWorkers";
@@ -20,7 +20,7 @@ export const codeOceanPrivateCloud: Runbook = {
       id: "cancel-computations",
       title: "Cancel running computations",
       check: computationsAlreadyCancelled,
-      plan: async () => "would POST localhost:8300/cancel_computations on the services machine over SSH",
+      plan: async (ctx) => `would POST localhost:${ctx.options.servicesPort}/cancel_computations on the services machine over SSH to ${(await servicesSshTarget(ctx)).how}`,
       run: cancelComputations,
     },
     {
