@@ -24,6 +24,7 @@ interface UpgradeFlags {
   sshHost?: string;
   knownHosts?: string;
   sshConfig?: string;
+  waitDedicated?: boolean;
   servicesPort: string;
   servicesTimeout: string;
   report?: string;
@@ -110,6 +111,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     },
     servicesPort: port("--services-port", flags.servicesPort),
     servicesTimeoutMs: duration("--services-timeout", flags.servicesTimeout),
+    waitDedicated: flags.waitDedicated,
     reportPath: flags.report,
     forceUnlock: flags.forceUnlock,
     repair: flags.repair,
@@ -161,6 +163,7 @@ export function buildProgram(): Command {
     .option("--release <tag>", "git tag of the project to check out (then npm ci) before the update")
     .option("--drain-timeout <duration>", "deadline for the workers to become idle", "30m")
     .option("--poll-interval <duration>", "interval between SlotsUtilization polls", "15s")
+    .option("--wait-dedicated", "also wait until no dedicated worker (outside the ASGs; the update does not replace them) is running; default: report them only")
     .addOption(new Option("--metric-period <duration>", "CloudWatch period of SlotsUtilization").default("60s").hideHelp())
     .option(
       "--ssh-config <file>",

@@ -38,6 +38,8 @@ export interface CodeOceanTargets {
   servicesInstanceId: string;
   /** Worker ASGs with the output that named each. */
   workerAsgs: Array<{ name: string; output: string }>;
+  /** The services instance's `deployment` tag, once read (null: it has none). */
+  deploymentName?: string | null;
 }
 
 /** A runbook for an external project: steps around `pulumi up`. */
@@ -80,6 +82,8 @@ export interface ResolvedOptions {
   servicesPort: number;
   /** How long one cancel request may take before it counts as failed (and is retried). */
   servicesTimeoutMs: number;
+  /** wait-idle-workers also waits until no dedicated worker runs (default: report them only). */
+  waitDedicated: boolean;
   /** Take over a stale run lock. */
   forceUnlock: boolean;
   /** Clear what an interrupted `up` left (engine lock, pending operations) even when its holder is not certainly gone. */

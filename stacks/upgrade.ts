@@ -43,6 +43,8 @@ export interface UpgradeOptions {
   servicesPort?: number;
   /** Deadline of one cancel request (default 20 s); a request that hangs is retried. */
   servicesTimeoutMs?: number;
+  /** Also wait until no dedicated worker (an instance outside the ASGs, tag role=dedicated-worker) runs; default: report them only. */
+  waitDedicated?: boolean;
   /** Extra environment for Pulumi and AWS (backend URL, passphrase, AWS endpoint...); default process.env. */
   env?: Record<string, string | undefined>;
   /** Receives every event of the run, in order. */
@@ -164,6 +166,7 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
     },
     servicesPort: o.servicesPort ?? DEFAULTS.servicesPort,
     servicesTimeoutMs: o.servicesTimeoutMs ?? 20_000,
+    waitDedicated: o.waitDedicated ?? false,
     forceUnlock: o.forceUnlock ?? false,
     repair: o.repair ?? false,
     confirm: o.confirm,

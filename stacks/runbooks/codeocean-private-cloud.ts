@@ -3,6 +3,7 @@ import { cancelComputations, computationsAlreadyCancelled, servicesSshTarget } f
 import { restoreAlarmActions, suspendAlarmActions } from "./codeocean/alarmActions";
 import { noProtectedInstances, removeScaleInProtection, verifyNoProtectedInstances } from "./codeocean/scaleInProtection";
 import { describeObservations, observeWorkers, waitForIdleWorkers } from "./codeocean/waitForIdleWorkers";
+import { dedicatedWorkers, describeDedicated } from "./codeocean/deployment";
 
 /**
  * Runbook 1 of RUNBOOKS.md, Code Ocean private cloud. Around `pulumi up` (which the driver runs
@@ -28,8 +29,9 @@ export const codeOceanPrivateCloud: Runbook = {
       title: "Wait for idle workers",
       plan: async (ctx) => {
         const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
-        const now = await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds);
-        return `would wait up to the drain deadline for SlotsUtilization 0; now: ${describeObservations(now)}`;
+        const now = asgs.length > 0 ? describeObservations(await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds)) : "no worker ASG";
+        const dedicated = describeDedicated(await dedicatedWorkers(ctx));
+        return `would wait up to the drain deadline for SlotsUtilization 0${ctx.options.waitDedicated ? " and no dedicated worker" : ""}; now: ${now}; ${dedicated}`;
       },
       run: waitForIdleWorkers,
     },
