@@ -35,12 +35,17 @@ export interface SshHostConfig {
 
 const MAX_INCLUDE_DEPTH = 16;
 
+/** $HOME as OpenSSH reads it (os.homedir() falls back to the password database). */
+function home(): string {
+  return process.env.HOME || os.homedir();
+}
+
 export function defaultSshConfigPath(): string {
-  return path.join(os.homedir(), ".ssh", "config");
+  return path.join(home(), ".ssh", "config");
 }
 
 export function expandHome(p: string): string {
-  return p === "~" ? os.homedir() : p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
+  return p === "~" ? home() : p.startsWith("~/") ? path.join(home(), p.slice(2)) : p;
 }
 
 /** Parses a config file and splices in what its `Include` directives name. */
@@ -91,7 +96,7 @@ function expandIncludes(lines: Line[], from: string, depth: number): void {
 /** Include paths: `~` expanded, relative ones under ~/.ssh, `*`/`?` in the last part, sorted. */
 function globFiles(pattern: string): string[] {
   let p = expandHome(pattern);
-  if (!path.isAbsolute(p)) p = path.join(os.homedir(), ".ssh", p);
+  if (!path.isAbsolute(p)) p = path.join(home(), ".ssh", p);
   const dir = path.dirname(p);
   const base = path.basename(p);
   if (!/[*?]/.test(base)) return fs.existsSync(p) ? [p] : [];
