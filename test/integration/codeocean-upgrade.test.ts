@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -161,6 +162,25 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
   expect(await awsSnapshot(bed.env)).toEqual(before);
   expect((await scenario.deployment.stack.history()).length).toBe(history);
   expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("1.0.0");
+
+  // an SSH config that would accept unknown host keys is bad input: refused at read-outputs, before anything changes
+  const weak = path.join(bed.dir, "weak-ssh-config");
+  fs.writeFileSync(weak, "Host i-*\n  ProxyCommand nc %h %p\n  StrictHostKeyChecking accept-new\n");
+  bed.aws!.clearCalls();
+  const refusedRun = await upgrade({
+    stack: "dryrun", cwd: scenario.deployment.workDir, yes: true, release: "2.0.0", env: bed.env,
+    ssh: { configPath: weak }, servicesPort: scenario.services.port, metricPeriodSeconds: 10,
+  });
+  expect(refusedRun.exitCode).toBe(2);
+  expect(refusedRun.steps.find((s) => s.status === "failed")).toMatchObject({
+    step: "read-outputs",
+    error: expect.stringMatching(/StrictHostKeyChecking accept-new for i-\w+ would accept an unknown or changed host key[\s\S]*hint: the driver always checks host keys strictly/),
+  });
+  expect(bed.aws!.calls().filter((c) => !/^(Describe|Get|List)/.test(c.action))).toEqual([]);
+  expect(scenario.services.requests()).toEqual([]);
+  expect(await awsSnapshot(bed.env)).toEqual(before);
+  expect((await scenario.deployment.stack.history()).length).toBe(history);
+  expect(execFileSync("git", ["describe", "--tags"], { cwd: scenario.deployment.workDir, encoding: "utf8" }).trim()).toBe("1.0.0");
 });
 
 test("--wait-dedicated: waits until no dedicated worker runs; while suspended, every alarm tagged with the deployment has its actions disabled", async () => {

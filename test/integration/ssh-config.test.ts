@@ -4,6 +4,7 @@ import { UpgradeError } from "../../lib/errors";
 import { connectSsh } from "../../lib/ssh";
 import { sshTargetFromConfig } from "../../lib/sshConfig";
 import { startSandbox, type Sandbox } from "../sandbox";
+import { runCli } from "../sandbox/cli";
 import { ssmLikeSshConfig } from "../sandbox/sshProxy";
 
 // The operator's OpenSSH config against the bed's real sshd, through a real ProxyCommand (an
@@ -133,4 +134,12 @@ test("ProxyJump, one hop: a direct-tcpip channel of the bed's sshd as jump host 
   } finally {
     session.close();
   }
+});
+
+test("--help says which SSH config applies and that flags win", async () => {
+  const help = await runCli(["upgrade", "--help"], bed.env);
+  expect(help.code).toBe(0);
+  const text = help.stdout.replace(/\s+/g, " ");
+  expect(text).toMatch(/--ssh-config <file> OpenSSH client config for the services machine .* default ~\/\.ssh\/config when it exists, `none` for no config\. The --ssh-\* and --known-hosts flags win over it/);
+  expect(text).toMatch(/--ssh-host <host> SSH host \(default: the services instance id when the SSH config has a Host\/Match for it with HostName, ProxyCommand or ProxyJump/);
 });

@@ -110,6 +110,12 @@ export async function servicesSshTarget(ctx: RunContext): Promise<{ target: SshT
   return { target, how: `${name} (${why}): ${describeRoute(target)}` };
 }
 
+/** Reads the SSH config for the name the runbook will use first, so bad input is refused early. */
+export function checkSshConfig(ctx: RunContext): void {
+  const { ssh } = ctx.options;
+  if (ssh.configPath) resolveSshHost(ssh.configPath, ssh.host ?? ctx.deployment!.servicesInstanceId, { user: ssh.user });
+}
+
 async function servicesPrivateIp(ctx: RunContext): Promise<string> {
   const id = ctx.deployment!.servicesInstanceId;
   const out = await awsCall(`look up the services instance ${id}`, () =>
