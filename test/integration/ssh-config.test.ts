@@ -39,6 +39,10 @@ test("the instance id through the config's ProxyCommand: host key under the id, 
   } finally {
     session.close();
   }
+  // the proxy (an `ssh -W`) is gone once the session is closed
+  const pid = Number(fs.readFileSync(ssm.pidPath, "utf8"));
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  expect(alive(pid)).toBe(false);
   // flags win over the config
   expect(sshTargetFromConfig(ssm.configPath, ID, { user: "root", port: 2222 }, defaults)).toMatchObject({ username: "root", port: 2222, proxyCommand: `${ssm.proxyPath} ${ID} 2222` });
 });

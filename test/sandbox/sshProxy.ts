@@ -17,6 +17,8 @@ export interface SsmLikeSshConfig {
   knownHostsPath: string;
   /** The proxy script (ProxyCommand runs it with %h %p). */
   proxyPath: string;
+  /** Where the running proxy writes its pid. */
+  pidPath: string;
 }
 
 export function ssmLikeSshConfig(
@@ -38,6 +40,7 @@ export function ssmLikeSshConfig(
       '  *" $1 "*) ;;',
       '  *) echo "An error occurred (TargetNotConnected) when calling the StartSession operation: $1 is not connected." >&2; exit 254;;',
       "esac",
+      `echo $$ > ${path.join(dir, "proxy.pid")}`,
       `exec ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${sshd.knownHostsPath} ` +
         `-i ${sshd.privateKeyPath} -p ${sshd.port} -W 127.0.0.1:${sshd.port} ${sshd.user}@127.0.0.1`,
       "",
@@ -60,5 +63,5 @@ export function ssmLikeSshConfig(
       "",
     ].join("\n"),
   );
-  return { configPath, knownHostsPath, proxyPath };
+  return { configPath, knownHostsPath, proxyPath, pidPath: path.join(dir, "proxy.pid") };
 }
