@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
+import { DescribeAlarmsCommand, PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
 import { GetResourcesCommand } from "@aws-sdk/client-resource-groups-tagging-api";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 import { SUSPENDED_TAG } from "../../stacks/runbooks/codeocean/alarmActions";
@@ -183,10 +183,27 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
   expect(execFileSync("git", ["describe", "--tags"], { cwd: scenario.deployment.workDir, encoding: "utf8" }).trim()).toBe("1.0.0");
 });
 
-test("--wait-dedicated: waits until no dedicated worker runs; while suspended, every alarm tagged with the deployment has its actions disabled", async () => {
+test("--wait-dedicated: waits until no dedicated worker runs; while suspended, every alarm tagged with the deployment (and an untagged one on the services instance's InstanceID) has its actions disabled, no other", async () => {
   const scenario = await startCodeOceanScenario(bed, { stackName: "dedicated", workers: 1, gpuWorkers: 0, drainMs: 1000 });
   scenarios.push(scenario);
   const dedicated = await scenario.launchDedicatedWorker("bob@example.com", "capsule-9");
+  // alarms the tag does not reach: one on the services instance (the `InstanceID` spelling), which is the
+  // deployment's by the dimension rule, and one of another instance, which is not
+  const servicesId = scenario.deployment.outputs.ec2ServicesInstanceId!.value as string;
+  const aws = createAwsClients(awsSettingsFromEnv({ ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url }));
+  const untagged = (name: string, instance: string) =>
+    aws.cloudWatch.send(new PutMetricAlarmCommand({
+      AlarmName: name, Namespace: "CodeOcean", MetricName: "OverloadStatus", Statistic: "Minimum", Period: 10, EvaluationPeriods: 1,
+      Threshold: 1, ComparisonOperator: "GreaterThanOrEqualToThreshold", ActionsEnabled: true, AlarmActions: ["arn:aws:sns:us-east-1:123456789012:ops"],
+      Dimensions: [{ Name: "InstanceID", Value: instance }, { Name: "MachineType", Value: "1" }],
+    }));
+  await untagged("dedicated-untagged-overload", servicesId);
+  await untagged("dedicated-other-instance-overload", "i-0000000000000000f");
+  const enabled = async () => {
+    const { MetricAlarms = [] } = await aws.cloudWatch.send(new DescribeAlarmsCommand({ AlarmNamePrefix: "dedicated-" }));
+    return Object.fromEntries(MetricAlarms.map((a) => [a.AlarmName!, a.ActionsEnabled]));
+  };
+  let untaggedDuringWindow: Record<string, boolean | undefined> | undefined;
   const events: Array<{ type: string; [k: string]: unknown }> = [];
   let terminated: Promise<number> | undefined;
   let duringWindow: Record<string, boolean> | undefined;
@@ -216,6 +233,7 @@ test("--wait-dedicated: waits until no dedicated worker runs; while suspended, e
     // asked after suspend-alarms, before up: the alarm window
     confirm: async () => {
       duringWindow = await alarmsOfDeployment(scenario.deploymentName);
+      untaggedDuringWindow = await enabled();
       return true;
     },
   });
@@ -235,4 +253,7 @@ test("--wait-dedicated: waits until no dedicated worker runs; while suspended, e
   const after = await alarmsOfDeployment(scenario.deploymentName);
   expect(Object.keys(after)).toHaveLength(13);
   expect(Object.values(after).every(Boolean)).toBe(true);
+  expect(untaggedDuringWindow).toEqual({ "dedicated-untagged-overload": false, "dedicated-other-instance-overload": true });
+  expect(await enabled()).toEqual({ "dedicated-untagged-overload": true, "dedicated-other-instance-overload": true });
+  aws.destroy();
 });
