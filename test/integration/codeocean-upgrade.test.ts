@@ -122,7 +122,7 @@ test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0 reaching the servic
   expect(markdown).toContain("1 dedicated worker running (users: alice@example.com)");
   expect(markdown).toMatch(/\*\*Resource changes:\*\* .*replace 5/); // the general ASG and its four alarms
   expect(run.stdout + run.stderr + markdown).not.toContain(bed.pulumi!.passphrase);
-});
+}, 360_000); // 57 workers and 14 alarms deployed, then replaced: ~1 min idle, 2-3 min on a loaded machine
 
 test("--dry-run reads everything and changes nothing; an absent GPU fleet is a note", async () => {
   const scenario = await startCodeOceanScenario(bed, { stackName: "dryrun", workers: 2, gpuWorkers: 0 });
