@@ -155,6 +155,9 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
     expect(byId[id]).toMatchObject({ status: "skipped", note: expect.stringMatching(/^dry run: would /) });
   }
   expect(byId["wait-idle-workers"]!.note).toMatch(/workers-dryrun-1-asg: \d+%/);
+  // the plan says how the services machine would be reached (here: the flag), and that no dedicated worker runs
+  expect(byId["cancel-computations"]!.note).toMatch(/over SSH to 127\.0\.0\.1 \(--ssh-host\): .*@127\.0\.0\.1:\d+ directly$/);
+  expect(byId["wait-idle-workers"]!.note).toMatch(/no dedicated worker running$/);
   // nothing written: no AWS write action, no cancel request, no new update, still at 1.0.0
   const writes = bed.aws!.calls().filter((c) => !/^(Describe|Get|List)/.test(c.action));
   expect(writes).toEqual([]);
