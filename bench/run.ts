@@ -45,7 +45,7 @@ function print(title: string, total: number, rows: Row[]): void {
 async function codeOcean(): Promise<void> {
   const bed = await startSandbox();
   try {
-    const scenario = await startCodeOceanScenario(bed, { stackName: "bench" });
+    const scenario = await startCodeOceanScenario(bed, { stackName: "bench", sshVia: "ssm-proxy" });
     try {
       const { total, steps } = await timeRun(["upgrade", ...scenario.upgradeArgs, "--release", "2.0.0", "--yes", "--json"], bed.env);
       print("Code Ocean 1.0.0 → 2.0.0 (3 general + 2 GPU workers, 6 s drain)", total, steps);

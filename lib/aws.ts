@@ -1,6 +1,7 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
 import { UpgradeError } from "./errors";
 
 /**
@@ -21,6 +22,8 @@ export interface AwsClients {
   ec2: EC2Client;
   autoScaling: AutoScalingClient;
   cloudWatch: CloudWatchClient;
+  /** Resource Groups Tagging API: resources of any service by tag, in one call per page. */
+  tagging: ResourceGroupsTaggingAPIClient;
   destroy(): void;
 }
 
@@ -48,14 +51,17 @@ export function createAwsClients(settings: AwsSettings = awsSettingsFromEnv()): 
   const ec2 = new EC2Client(config);
   const autoScaling = new AutoScalingClient(config);
   const cloudWatch = new CloudWatchClient(config);
+  const tagging = new ResourceGroupsTaggingAPIClient(config);
   return {
     ec2,
     autoScaling,
     cloudWatch,
+    tagging,
     destroy() {
       ec2.destroy();
       autoScaling.destroy();
       cloudWatch.destroy();
+      tagging.destroy();
     },
   };
 }

@@ -1,6 +1,8 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { Duplex } from "node:stream";
 import { NodeSSH } from "node-ssh";
 import { UpgradeError } from "./errors";
 import { lookupHostKeys, verifyHostKey } from "./knownHosts";
@@ -15,9 +17,21 @@ export interface SshTarget {
   /** Or the key itself (e.g. from a Pulumi secret). */
   privateKey?: string;
   passphrase?: string;
+  /** Keys tried in turn (an SSH config's IdentityFile lines); missing files are skipped. */
+  privateKeyPaths?: string[];
+  /** With privateKeyPaths: do not also offer ssh-agent's keys. */
+  identitiesOnly?: boolean;
   /** Default ~/.ssh/known_hosts. */
   knownHostsPath?: string;
-  /** Handshake deadline, default 20 s. */
+  /** Several known_hosts files (UserKnownHostsFile); replaces knownHostsPath when given. */
+  knownHostsPaths?: string[];
+  /** The name the host key is recorded under (HostKeyAlias), without a port. */
+  hostKeyAlias?: string;
+  /** A command whose stdin/stdout is the SSH transport (an SSH config's ProxyCommand, tokens expanded). */
+  proxyCommand?: string;
+  /** One jump host: the connection goes through a direct-tcpip channel of it. */
+  proxyJump?: SshTarget;
+  /** Handshake deadline, default 20 s (also covers a ProxyCommand that never answers). */
   readyTimeoutMs?: number;
 }
 
@@ -33,35 +47,170 @@ export interface SshSession {
   close(): void;
 }
 
-const where = (t: SshTarget) => `${t.username}@${t.host}:${t.port ?? 22}`;
+const where = (t: SshTarget) => `${t.username}@${t.host}:${t.port ?? 22}${t.proxyCommand ? " (through its ProxyCommand)" : t.proxyJump ? ` (through ${t.proxyJump.host})` : ""}`;
 
-export async function connectSsh(target: SshTarget): Promise<SshSession> {
+/** The name OpenSSH looks a host's key up under: HostKeyAlias as is, else host or [host]:port. */
+export function knownHostsName(target: SshTarget): string {
+  if (target.hostKeyAlias) return target.hostKeyAlias;
   const port = target.port ?? 22;
-  const knownHostsPath = target.knownHostsPath ?? path.join(os.homedir(), ".ssh", "known_hosts");
-  let knownHosts: string;
-  try {
-    knownHosts = fs.readFileSync(knownHostsPath, "utf8");
-  } catch {
+  return port === 22 ? target.host : `[${target.host}]:${port}`;
+}
+
+function readKnownHosts(target: SshTarget): { text: string; files: string } {
+  const files = target.knownHostsPaths?.length
+    ? target.knownHostsPaths
+    : [target.knownHostsPath ?? path.join(os.homedir(), ".ssh", "known_hosts")];
+  const texts: string[] = [];
+  for (const file of files) {
+    try {
+      texts.push(fs.readFileSync(file, "utf8"));
+    } catch {
+      // OpenSSH skips a missing file of several; none readable is refused below
+    }
+  }
+  if (texts.length === 0) {
     throw new UpgradeError({
       what: `connect to ${where(target)}`,
-      why: `the known_hosts file ${knownHostsPath} cannot be read, so the host key cannot be verified`,
+      why: `the known_hosts file ${files.join(", ")} cannot be read, so the host key cannot be verified`,
       hint: "pass --known-hosts <file> holding the host's key (ssh-keyscan it from a trusted network)",
       permanent: true,
     });
   }
-  const lookup = lookupHostKeys(knownHosts, target.host, port);
+  return { text: texts.join("\n"), files: files.join(", ") };
+}
+
+/** A spawned ProxyCommand as a duplex stream, with its stderr kept for the error message. */
+interface Transport {
+  sock?: Duplex;
+  /** Why the transport failed, when it did (the proxy's exit and stderr). */
+  failure(): Promise<string | undefined>;
+  close(): void;
+}
+
+function spawnProxyCommand(command: string): Transport {
+  const child: ChildProcess = spawn("/bin/sh", ["-c", command], { stdio: ["pipe", "pipe", "pipe"], detached: true });
+  let stderr = "";
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let spawnError: Error | undefined;
+  let closing = false;
+  const exited = new Promise<void>((resolve) => {
+    // "close": the exit and all of stderr read
+    child.once("close", (code, signal) => {
+      exit = { code, signal };
+      resolve();
+    });
+    child.once("error", (err) => {
+      spawnError = err;
+      resolve();
+    });
+  });
+  child.stderr!.on("data", (d: Buffer) => {
+    if (stderr.length < 4000) stderr += d.toString("utf8");
+  });
+  child.stdin!.on("error", () => undefined);
+  child.stdout!.on("error", () => undefined);
+  const sock = new Duplex({
+    read: () => void child.stdout!.resume(),
+    write: (chunk, _encoding, callback) => void child.stdin!.write(chunk, callback),
+    final: (callback) => {
+      child.stdin!.end();
+      callback();
+    },
+    destroy: (err, callback) => {
+      child.stdin!.destroy();
+      child.stdout!.destroy();
+      callback(err);
+    },
+  });
+  child.stdout!.on("data", (d: Buffer) => {
+    if (!sock.push(d)) child.stdout!.pause();
+  });
+  child.stdout!.on("end", () => sock.push(null));
+  sock.on("error", () => undefined);
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  const said = () => (stderr.trim() ? `; it said: ${stderr.trim().split("\n").slice(-3).join(" / ")}` : "");
+  return {
+    sock,
+    async failure() {
+      if (closing) return undefined;
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 500))]);
+      if (spawnError) return `the ProxyCommand \`${command}\` could not be started (${spawnError.message})`;
+      if (exit) {
+        return `the ProxyCommand \`${command}\` exited ${exit.code !== null ? `with code ${exit.code}` : `on ${exit.signal}`} before the SSH handshake finished${said()}`;
+      }
+      return `no SSH handshake through the ProxyCommand \`${command}\`, which is still running${said() || " and said nothing"}; it was stopped`;
+    },
+    close() {
+      closing = true;
+      sock.destroy();
+      if (exit) return;
+      killGroup("SIGTERM");
+      setTimeout(() => exit || killGroup("SIGKILL"), 2000).unref();
+    },
+  };
+}
+
+interface Connection {
+  ssh: NodeSSH;
+  close(): void;
+}
+
+async function openConnection(target: SshTarget): Promise<Connection> {
+  const port = target.port ?? 22;
+  const known = readKnownHosts(target);
+  const name = knownHostsName(target);
+  const lookup = target.hostKeyAlias ? lookupHostKeys(known.text, target.hostKeyAlias, 22) : lookupHostKeys(known.text, target.host, port);
   let refusal: string | undefined;
+  let jump: Connection | undefined;
+  let transport: Transport | undefined;
+  const cleanup = () => {
+    transport?.close();
+    jump?.close();
+  };
   const ssh = new NodeSSH();
   try {
+    if (target.proxyCommand) transport = spawnProxyCommand(target.proxyCommand);
+    else if (target.proxyJump) {
+      jump = await openConnection(target.proxyJump);
+      const stream = await new Promise<Duplex>((resolve, reject) =>
+        jump!.ssh.connection!.forwardOut("127.0.0.1", 0, target.host, port, (err: Error | undefined, channel: Duplex) => (err ? reject(err) : resolve(channel))),
+      ).catch((err: Error) => {
+        throw new UpgradeError({
+          what: `connect to ${where(target)}`,
+          why: `the jump host ${target.proxyJump!.host} could not open a connection to ${target.host}:${port} (${err.message})`,
+          hint: "check that the jump host can reach the target, and that it allows TCP forwarding",
+          cause: err,
+        });
+      });
+      transport = { sock: stream, failure: async () => undefined, close: () => stream.destroy() };
+    }
+    const keys = (target.privateKeyPaths ?? []).filter((f) => fs.existsSync(f));
+    const agent = process.env.SSH_AUTH_SOCK;
+    const explicitKey = target.privateKeyPath || target.privateKey;
+    const authHandler =
+      !explicitKey && keys.length > 0
+        ? [
+            ...keys.map((file) => ({ type: "publickey", username: target.username, key: fs.readFileSync(file), passphrase: target.passphrase })),
+            ...(!target.identitiesOnly && agent ? [{ type: "agent", username: target.username, agent }] : []),
+          ]
+        : undefined;
     await ssh.connect({
       host: target.host,
       port,
+      sock: transport?.sock,
       username: target.username,
       privateKeyPath: target.privateKeyPath,
       privateKey: target.privateKey,
       passphrase: target.passphrase,
+      authHandler,
       // without a key file, the operator's ssh-agent
-      agent: target.privateKeyPath || target.privateKey ? undefined : process.env.SSH_AUTH_SOCK,
+      agent: explicitKey || authHandler ? undefined : agent,
       readyTimeout: target.readyTimeoutMs ?? 20_000,
       hostVerifier: (key: Buffer) => {
         const verdict = verifyHostKey(lookup, key);
@@ -71,37 +220,59 @@ export async function connectSsh(target: SshTarget): Promise<SshSession> {
     } as Parameters<NodeSSH["connect"]>[0]);
   } catch (err) {
     ssh.dispose();
+    if (err instanceof UpgradeError) {
+      cleanup();
+      throw err;
+    }
     if (refusal) {
+      cleanup();
       throw new UpgradeError({
         what: `connect to ${where(target)}`,
         why:
           refusal === "mismatch"
-            ? `the host key it presented does not match the one in ${knownHostsPath}: refusing (possible man-in-the-middle, or the host was rebuilt)`
+            ? `the host key it presented does not match the one recorded for ${name} in ${known.files}: refusing (possible man-in-the-middle, or the host was rebuilt)`
             : refusal === "revoked"
-              ? `its host key is marked @revoked in ${knownHostsPath}`
-              : `${knownHostsPath} has no key for ${port === 22 ? target.host : `[${target.host}]:${port}`}`,
-        hint: "verify the host's key out of band, then update the known_hosts file",
+              ? `its host key is marked @revoked in ${known.files}`
+              : `${known.files} has no key for ${name}`,
+        hint: `verify the host's key out of band, then record it under ${name} in the known_hosts file`,
         permanent: true,
         cause: err,
       });
     }
+    const proxyFailure = await transport?.failure();
+    cleanup();
     const message = (err as Error)?.message ?? String(err);
     const auth = /authentication|auth methods/i.test(message);
     throw new UpgradeError({
       what: `connect to ${where(target)}`,
-      why: message,
-      hint: auth ? "check --ssh-user and --ssh-key (and the key's passphrase)" : "check that the host is up and the port is reachable",
-      permanent: auth,
+      why: proxyFailure ?? message,
+      hint: proxyFailure
+        ? "run the ProxyCommand by hand (ssh -v with the same config) to see why it does not reach the host"
+        : auth
+          ? "check --ssh-user and --ssh-key (and the key's passphrase)"
+          : "check that the host is up and the port is reachable",
+      permanent: auth && !proxyFailure,
       cause: err,
     });
   }
+  return {
+    ssh,
+    close() {
+      ssh.dispose();
+      cleanup();
+    },
+  };
+}
+
+export async function connectSsh(target: SshTarget): Promise<SshSession> {
+  const conn = await openConnection(target);
   return {
     async run(command, options = {}) {
       const timeoutMs = options.timeoutMs ?? 60_000;
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          ssh.dispose();
+          conn.close();
           reject(
             new UpgradeError({
               what: `run a command on ${where(target)}`,
@@ -112,12 +283,12 @@ export async function connectSsh(target: SshTarget): Promise<SshSession> {
         }, timeoutMs);
       });
       try {
-        const result = await Promise.race([ssh.execCommand(command, { stdin: options.stdin }), timeout]);
+        const result = await Promise.race([conn.ssh.execCommand(command, { stdin: options.stdin }), timeout]);
         return { code: result.code, stdout: result.stdout, stderr: result.stderr };
       } finally {
         clearTimeout(timer);
       }
     },
-    close: () => ssh.dispose(),
+    close: () => conn.close(),
   };
 }

@@ -19,11 +19,13 @@ interface UpgradeFlags {
   drainTimeout: string;
   pollInterval: string;
   metricPeriod: string;
-  sshUser: string;
+  sshUser?: string;
   sshKey?: string;
-  sshPort: string;
+  sshPort?: string;
   sshHost?: string;
   knownHosts?: string;
+  sshConfig?: string;
+  waitDedicated?: boolean;
   servicesPort: string;
   servicesTimeout: string;
   report?: string;
@@ -102,13 +104,15 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     ssh: {
       user: flags.sshUser,
       keyPath: flags.sshKey,
-      port: port("--ssh-port", flags.sshPort),
+      port: flags.sshPort === undefined ? undefined : port("--ssh-port", flags.sshPort),
       host: flags.sshHost,
       knownHostsPath: flags.knownHosts,
+      configPath: flags.sshConfig === "none" ? null : flags.sshConfig,
       passphrase: process.env.UPGRADE_SSH_KEY_PASSPHRASE,
     },
     servicesPort: port("--services-port", flags.servicesPort),
     servicesTimeoutMs: duration("--services-timeout", flags.servicesTimeout),
+    waitDedicated: flags.waitDedicated,
     reportPath: flags.report,
     forceUnlock: flags.forceUnlock,
     repair: flags.repair,
@@ -162,12 +166,21 @@ export function buildProgram(): Command {
     .option("--release <tag>", "git tag of the project to check out (then npm ci) before the update")
     .option("--drain-timeout <duration>", "deadline for the workers to become idle", "30m")
     .option("--poll-interval <duration>", "interval between SlotsUtilization polls", "15s")
+    .option("--wait-dedicated", "also wait until no dedicated worker (outside the ASGs; the update does not replace them) is running; default: report them only")
     .addOption(new Option("--metric-period <duration>", "CloudWatch period of SlotsUtilization").default("60s").hideHelp())
-    .option("--ssh-user <user>", "SSH user on the services machine", DEFAULTS.sshUser)
-    .option("--ssh-key <file>", "SSH private key file (default: the keys of ssh-agent)")
-    .option("--ssh-port <port>", "SSH port", String(DEFAULTS.sshPort))
-    .option("--ssh-host <host>", "SSH host (default: the services instance's private IP from EC2)")
-    .option("--known-hosts <file>", "known_hosts file for strict host-key checking", "~/.ssh/known_hosts")
+    .option(
+      "--ssh-config <file>",
+      "OpenSSH client config for the services machine (Host/Match, Include, HostName, User, Port, IdentityFile, UserKnownHostsFile, HostKeyAlias, ProxyCommand, ProxyJump); " +
+        "default ~/.ssh/config when it exists, `none` for no config. The --ssh-* and --known-hosts flags win over it",
+    )
+    .option("--ssh-user <user>", `SSH user on the services machine (default: the config's User, else ${DEFAULTS.sshUser})`)
+    .option("--ssh-key <file>", "SSH private key file (default: the config's IdentityFile, else the keys of ssh-agent)")
+    .option("--ssh-port <port>", `SSH port (default: the config's Port, else ${DEFAULTS.sshPort})`)
+    .option(
+      "--ssh-host <host>",
+      "SSH host (default: the services instance id when the SSH config has a Host/Match for it with HostName, ProxyCommand or ProxyJump, as for SSH through Session Manager; else its private IP from EC2)",
+    )
+    .option("--known-hosts <file>", "known_hosts file for strict host-key checking (default: the config's UserKnownHostsFile, else ~/.ssh/known_hosts)")
     .addOption(new Option("--services-port <port>", "port of the services API on the services machine").default(String(DEFAULTS.servicesPort)).hideHelp())
     .addOption(new Option("--services-timeout <duration>", "deadline of one cancel request").default("20s").hideHelp())
     .option("--report <file>", "write the Markdown run report there ($GITHUB_STEP_SUMMARY is also honoured)")
@@ -177,6 +190,7 @@ export function buildProgram(): Command {
     .addHelpText("after", EXAMPLES)
     .action(async (flags: UpgradeFlags) => {
       if (flags.knownHosts?.startsWith("~/")) flags.knownHosts = `${process.env.HOME}/${flags.knownHosts.slice(2)}`;
+      if (flags.sshConfig?.startsWith("~/")) flags.sshConfig = `${process.env.HOME}/${flags.sshConfig.slice(2)}`;
       await runUpgrade(flags);
     });
 

@@ -39,6 +39,8 @@ export interface CodeOceanTargets {
   servicesInstanceId: string;
   /** Worker ASGs with the output that named each. */
   workerAsgs: Array<{ name: string; output: string }>;
+  /** The services instance's `deployment` tag, once read (null: it has none). */
+  deploymentName?: string | null;
 }
 
 /** A runbook for an external project: steps around `pulumi up`. */
@@ -50,14 +52,20 @@ export interface Runbook {
   afterUp: Array<Step<RunContext>>;
 }
 
+/** Flags (and API options) win over the operator's SSH config, which wins over the defaults. */
 export interface SshSettings {
-  user: string;
+  /** Default: the config's User, else ec2-user. */
+  user?: string;
   keyPath?: string;
-  port: number;
-  /** Default: the services instance's private IP from EC2. */
+  /** Default: the config's Port, else 22. */
+  port?: number;
+  /** Default: the services instance id when the SSH config routes it (HostName/ProxyCommand/ProxyJump), else its private IP from EC2. */
   host?: string;
+  /** Default: the config's UserKnownHostsFile, else ~/.ssh/known_hosts. */
   knownHostsPath?: string;
   passphrase?: string;
+  /** The OpenSSH client config read for the target; undefined: none. */
+  configPath?: string;
 }
 
 export interface ResolvedOptions {
@@ -75,6 +83,8 @@ export interface ResolvedOptions {
   servicesPort: number;
   /** How long one cancel request may take before it counts as failed (and is retried). */
   servicesTimeoutMs: number;
+  /** wait-idle-workers also waits until no dedicated worker runs (default: report them only). */
+  waitDedicated: boolean;
   /** Take over a stale run lock. */
   forceUnlock: boolean;
   /** Clear what an interrupted `up` left (engine lock, pending operations) even when its holder is not certainly gone. */

@@ -9,6 +9,7 @@ import { findPulumi } from "../lib/toolchain";
 import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
 import { codeOceanTargets } from "./runbooks/codeocean/targets";
+import { checkSshConfig } from "./runbooks/codeocean/cancelComputations";
 import { lastRun } from "./journal";
 import * as os from "node:os";
 import { acquireRunLock, describeHolder, engineLocks, isStale, lockPath, processAlive, readHolder } from "./lock";
@@ -164,6 +165,8 @@ export const readOutputs: Step<RunContext> = {
       const { targets, notes } = codeOceanTargets(ctx.outputs);
       ctx.deployment = targets;
       for (const message of notes) ctx.emit({ type: "note", step: "read-outputs", message });
+      // a bad SSH config (unreadable, weak StrictHostKeyChecking...) is refused before anything changes
+      checkSshConfig(ctx);
       return `runbook ${name}: services ${targets.servicesInstanceId}, workers ${targets.workerAsgs.map((a) => `${a.name} (${a.output})`).join(", ") || "none"}`;
     }
     return `runbook none: ${Object.keys(ctx.outputs).length} outputs`;

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { createAwsClients, awsSettingsFromEnv, type AwsClients } from "../lib/aws";
 import { describe, ExitCode, UpgradeError } from "../lib/errors";
 import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
 import { createRedactor } from "../lib/redaction";
+import { defaultSshConfigPath } from "../lib/sshConfig";
 import { runSteps, type Step } from "../lib/steps";
 import type { ResolvedOptions, RunContext } from "./context";
 import { checkoutRelease, lockStack, planUpdate, preview, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
@@ -29,6 +29,8 @@ export interface UpgradeSshOptions {
   knownHostsPath?: string;
   /** The key's passphrase; never logged, redacted from every event. */
   passphrase?: string;
+  /** The operator's OpenSSH client config (default ~/.ssh/config when it exists; null: none). */
+  configPath?: string | null;
 }
 
 /** Options of one upgrade run; every field but `stack` has a default. */
@@ -53,12 +55,17 @@ export interface UpgradeOptions {
   pollIntervalMs?: number;
   /** CloudWatch period for SlotsUtilization (default 60 s, as the deployment's own alarm). */
   metricPeriodSeconds?: number;
-  /** SSH to the services machine. */
+  /**
+   * How to reach the services machine; the fields win over the operator's OpenSSH client config
+   * (`configPath`).
+   */
   ssh?: UpgradeSshOptions;
   /** Port of the Code Ocean services API on the services machine (default 8300). */
   servicesPort?: number;
   /** Deadline of one cancel request (default 20 s); a request that hangs is retried. */
   servicesTimeoutMs?: number;
+  /** Also wait until no dedicated worker (an instance outside the ASGs, tag role=dedicated-worker) runs; default: report them only. */
+  waitDedicated?: boolean;
   /** Extra environment for Pulumi and AWS (backend URL, passphrase, AWS endpoint...); default process.env. */
   env?: Record<string, string | undefined>;
   /** Receives every event of the run, in order (already redacted). */
@@ -181,15 +188,18 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
     pollIntervalMs: o.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
     metricPeriodSeconds: o.metricPeriodSeconds ?? DEFAULTS.metricPeriodSeconds,
     ssh: {
-      user: o.ssh?.user ?? DEFAULTS.sshUser,
-      port: o.ssh?.port ?? DEFAULTS.sshPort,
+      user: o.ssh?.user,
+      port: o.ssh?.port,
       keyPath: o.ssh?.keyPath,
       host: o.ssh?.host,
-      knownHostsPath: o.ssh?.knownHostsPath ?? path.join(os.homedir(), ".ssh", "known_hosts"),
+      knownHostsPath: o.ssh?.knownHostsPath,
       passphrase: o.ssh?.passphrase,
+      configPath:
+        o.ssh?.configPath === null ? undefined : o.ssh?.configPath ?? (fs.existsSync(defaultSshConfigPath()) ? defaultSshConfigPath() : undefined),
     },
     servicesPort: o.servicesPort ?? DEFAULTS.servicesPort,
     servicesTimeoutMs: o.servicesTimeoutMs ?? 20_000,
+    waitDedicated: o.waitDedicated ?? false,
     forceUnlock: o.forceUnlock ?? false,
     repair: o.repair ?? false,
     confirm: o.confirm,

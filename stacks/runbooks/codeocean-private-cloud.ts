@@ -1,8 +1,9 @@
 import type { Runbook } from "../context";
-import { cancelComputations, computationsAlreadyCancelled } from "./codeocean/cancelComputations";
+import { cancelComputations, computationsAlreadyCancelled, servicesSshTarget } from "./codeocean/cancelComputations";
 import { restoreAlarmActions, suspendAlarmActions } from "./codeocean/alarmActions";
 import { noProtectedInstances, removeScaleInProtection, verifyNoProtectedInstances } from "./codeocean/scaleInProtection";
 import { describeObservations, observeWorkers, waitForIdleWorkers } from "./codeocean/waitForIdleWorkers";
+import { dedicatedWorkers, describeDedicated } from "./codeocean/deployment";
 
 /**
  * Runbook 1 of RUNBOOKS.md, Code Ocean private cloud. Around `pulumi up` (which the driver runs
@@ -20,7 +21,7 @@ export const codeOceanPrivateCloud: Runbook = {
       id: "cancel-computations",
       title: "Cancel running computations",
       check: computationsAlreadyCancelled,
-      plan: async () => "would POST localhost:8300/cancel_computations on the services machine over SSH",
+      plan: async (ctx) => `would POST localhost:${ctx.options.servicesPort}/cancel_computations on the services machine over SSH to ${(await servicesSshTarget(ctx)).how}`,
       run: cancelComputations,
     },
     {
@@ -28,8 +29,9 @@ export const codeOceanPrivateCloud: Runbook = {
       title: "Wait for idle workers",
       plan: async (ctx) => {
         const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
-        const now = await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds);
-        return `would wait up to the drain deadline for SlotsUtilization 0; now: ${describeObservations(now)}`;
+        const now = asgs.length > 0 ? describeObservations(await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds)) : "no worker ASG";
+        const dedicated = describeDedicated(await dedicatedWorkers(ctx));
+        return `would wait up to the drain deadline for SlotsUtilization 0${ctx.options.waitDedicated ? " and no dedicated worker" : ""}; now: ${now}; ${dedicated}`;
       },
       run: waitForIdleWorkers,
     },

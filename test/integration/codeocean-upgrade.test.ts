@@ -1,7 +1,9 @@
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ListTagsForResourceCommand, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
+import { DescribeAlarmsCommand, PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
+import { GetResourcesCommand } from "@aws-sdk/client-resource-groups-tagging-api";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 import { SUSPENDED_TAG } from "../../stacks/runbooks/codeocean/alarmActions";
 import { upgrade } from "../../stacks/upgrade";
@@ -28,9 +30,31 @@ const STEP_IDS = [
   "remove-scale-in-protection", "suspend-alarms", "preview", "up", "restore-alarms",
 ];
 
-test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0: drains, unprotects in batches of 50, restores alarms", async () => {
-  const scenario = await startCodeOceanScenario(bed, { stackName: "pipeline", workers: 55, gpuWorkers: 2 });
+/** Every alarm tagged deployment=<name>, with whether its actions are enabled (one tagging call, then DescribeAlarms). */
+async function alarmsOfDeployment(name: string): Promise<Record<string, boolean>> {
+  const aws = createAwsClients(awsSettingsFromEnv({ ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url }));
+  try {
+    const tagged = await aws.tagging.send(
+      new GetResourcesCommand({ ResourceTypeFilters: ["cloudwatch:alarm"], TagFilters: [{ Key: "deployment", Values: [name] }], ResourcesPerPage: 100 }),
+    );
+    const names = (tagged.ResourceTagMappingList ?? []).map((r) => r.ResourceARN!.split(":alarm:")[1]!);
+    const { MetricAlarms = [] } = await aws.cloudWatch.send(new DescribeAlarmsCommand({ AlarmNames: names }));
+    return Object.fromEntries(MetricAlarms.map((a) => [a.AlarmName!, a.ActionsEnabled === true]));
+  } finally {
+    aws.destroy();
+  }
+}
+
+test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0 reaching the services machine only through the ProxyCommand of an SSH config (default target: the instance id): drains, reports a dedicated worker without waiting, unprotects in batches of 50, suspends and restores every alarm of the deployment", async () => {
+  const scenario = await startCodeOceanScenario(bed, { stackName: "pipeline", workers: 55, gpuWorkers: 2, sshVia: "ssm-proxy" });
   scenarios.push(scenario);
+  expect(scenario.upgradeArgs).not.toContain("--ssh-host");
+  const servicesId = scenario.deployment.outputs.ec2ServicesInstanceId!.value as string;
+  await scenario.launchDedicatedWorker("alice@example.com", "capsule-7");
+  // the real alarm set: InstanceID+MachineType, disks with path, a load balancer's, the metric-math one
+  const alarmsBefore = await alarmsOfDeployment(scenario.deploymentName);
+  expect(Object.keys(alarmsBefore)).toHaveLength(14);
+  expect(Object.values(alarmsBefore).every(Boolean)).toBe(true);
   const before = await awsSnapshot(bed.env);
   const oldAsg = scenario.deployment.outputs.workersAsgId!.value as string;
   expect(before.protection[oldAsg]).toHaveLength(55);
@@ -49,8 +73,22 @@ test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0: drains, unprotects
   expect(ends.every((e) => e.status === "done" && typeof e.durationMs === "number")).toBe(true);
   expect(events.some((e) => e.type === "engine" && e.step === "up")).toBe(true);
 
-  // the services API got exactly one cancel request
+  // the services API got exactly one cancel request, over SSH to the instance id through the config's ProxyCommand
   expect(scenario.services.requests()).toEqual([{ method: "POST", path: "/cancel_computations", status: 200 }]);
+  const cancelEnd = ends.find((e) => e.step === "cancel-computations")!;
+  expect(cancelEnd.note).toMatch(new RegExp(`^HTTP 200 via ${servicesId} \\(the instance id, routed by .*/config\\): .*@${servicesId}:22 through the ProxyCommand \`.*ssm-start-session ${servicesId} 22\``));
+  // the dedicated worker is reported, not waited for
+  const waitEnd = ends.find((e) => e.step === "wait-idle-workers")!;
+  expect(waitEnd.note).toMatch(/1 dedicated worker running \(users: alice@example\.com\) — not waited for/);
+  expect(events.filter((e) => e.type === "progress" && e.step === "wait-idle-workers").every((e) => String(e.message).includes("1 dedicated worker running (users: alice@example.com)"))).toBe(true);
+  // suspend-alarms disabled exactly the deployment's alarms (by tag, both dimension spellings, metric math), restore re-enabled those left
+  // (CloudWatch speaks JSON: the proxy's call log has no parameters, so the run's own suspend/restore events name them)
+  const named = (type: string) => (events.find((e) => e.type === type && e.what === "alarm-actions")?.items as string[] | undefined ?? []).slice().sort();
+  expect(named("suspend")).toEqual(Object.keys(alarmsBefore).sort());
+  expect(bed.aws!.calls().filter((c) => c.action === "DisableAlarmActions")).toHaveLength(1);
+  expect(ends.find((e) => e.step === "suspend-alarms")!.note).toMatch(new RegExp(`^actions disabled on 14 alarms \\(selected by tag deployment=${scenario.deploymentName} and dimensions\\)`));
+  // one tagging call per selection (suspend, restore) and one for the suspension tags, never one per alarm
+  expect(bed.aws!.calls().filter((c) => c.action === "GetResources").length).toBe(3);
   // one GetMetricData per poll (and one for cancel-computations' check), and a progress event per poll
   const polls = events.filter((e) => e.type === "progress" && e.step === "wait-idle-workers");
   const metricCalls = bed.aws!.calls().filter((c) => c.action === "GetMetricData");
@@ -67,24 +105,24 @@ test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0: drains, unprotects
   expect(outputs.workersAsgId?.value).toBe("workers-pipeline-2-asg");
   const after = await awsSnapshot(bed.env);
   expect(after.protection[oldAsg]).toBeUndefined();
-  // alarms: every alarm of this deployment has its actions enabled again, and no suspension tag is left
-  const ours = Object.entries(after.alarms).filter(([name]) => name.includes("pipeline"));
-  expect(ours.length).toBe(3);
-  expect(ours.every(([, enabled]) => enabled)).toBe(true);
+  // alarms: every alarm of this deployment has its actions enabled again (the replaced ASG's are new ones), and no suspension tag is left
+  const alarmsAfter = await alarmsOfDeployment(scenario.deploymentName);
+  expect(alarmsAfter).toEqual(Object.fromEntries(Object.keys(alarmsBefore).map((n) => [n.replace("-1-asg", "-2-asg"), true])));
+  expect(named("restore")).toEqual(Object.keys(alarmsBefore).filter((n) => !n.includes("-1-asg")).sort());
   const aws = createAwsClients(awsSettingsFromEnv(bed.env));
   try {
-    const { MetricAlarms = [] } = await aws.cloudWatch.send(new DescribeAlarmsCommand({ AlarmNamePrefix: "workers-gpu-pipeline" }));
-    const tags = await aws.cloudWatch.send(new ListTagsForResourceCommand({ ResourceARN: MetricAlarms[0]!.AlarmArn }));
-    expect((tags.Tags ?? []).map((t) => t.Key)).not.toContain(SUSPENDED_TAG);
+    const left = await aws.tagging.send(new GetResourcesCommand({ TagFilters: [{ Key: SUSPENDED_TAG }] }));
+    expect(left.ResourceTagMappingList ?? []).toEqual([]);
   } finally {
     aws.destroy();
   }
 
   const markdown = fs.readFileSync(report, "utf8");
   for (const id of STEP_IDS) expect(markdown).toContain(`| \`${id}\` | ✅ done |`);
-  expect(markdown).toMatch(/\*\*Resource changes:\*\* .*replace 2/);
+  expect(markdown).toContain("1 dedicated worker running (users: alice@example.com)");
+  expect(markdown).toMatch(/\*\*Resource changes:\*\* .*replace 5/); // the general ASG and its four alarms
   expect(run.stdout + run.stderr + markdown).not.toContain(bed.pulumi!.passphrase);
-});
+}, 360_000); // 57 workers and 14 alarms deployed, then replaced: ~1 min idle, 2-3 min on a loaded machine
 
 test("--dry-run reads everything and changes nothing; an absent GPU fleet is a note", async () => {
   const scenario = await startCodeOceanScenario(bed, { stackName: "dryrun", workers: 2, gpuWorkers: 0 });
@@ -117,6 +155,9 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
     expect(byId[id]).toMatchObject({ status: "skipped", note: expect.stringMatching(/^dry run: would /) });
   }
   expect(byId["wait-idle-workers"]!.note).toMatch(/workers-dryrun-1-asg: \d+%/);
+  // the plan says how the services machine would be reached (here: the flag), and that no dedicated worker runs
+  expect(byId["cancel-computations"]!.note).toMatch(/over SSH to 127\.0\.0\.1 \(--ssh-host\): .*@127\.0\.0\.1:\d+ directly$/);
+  expect(byId["wait-idle-workers"]!.note).toMatch(/no dedicated worker running$/);
   // nothing written: no AWS write action, no cancel request, no new update, still at 1.0.0
   const writes = bed.aws!.calls().filter((c) => !/^(Describe|Get|List)/.test(c.action));
   expect(writes).toEqual([]);
@@ -124,4 +165,98 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
   expect(await awsSnapshot(bed.env)).toEqual(before);
   expect((await scenario.deployment.stack.history()).length).toBe(history);
   expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("1.0.0");
+
+  // an SSH config that would accept unknown host keys is bad input: refused at read-outputs, before anything changes
+  const weak = path.join(bed.dir, "weak-ssh-config");
+  fs.writeFileSync(weak, "Host i-*\n  ProxyCommand nc %h %p\n  StrictHostKeyChecking accept-new\n");
+  bed.aws!.clearCalls();
+  const refusedRun = await upgrade({
+    stack: "dryrun", cwd: scenario.deployment.workDir, yes: true, release: "2.0.0", env: bed.env,
+    ssh: { configPath: weak }, servicesPort: scenario.services.port, metricPeriodSeconds: 10,
+  });
+  expect(refusedRun.exitCode).toBe(2);
+  expect(refusedRun.steps.find((s) => s.status === "failed")).toMatchObject({
+    step: "read-outputs",
+    error: expect.stringMatching(/StrictHostKeyChecking accept-new for i-\w+ would accept an unknown or changed host key[\s\S]*hint: the driver always checks host keys strictly/),
+  });
+  expect(bed.aws!.calls().filter((c) => !/^(Describe|Get|List)/.test(c.action))).toEqual([]);
+  expect(scenario.services.requests()).toEqual([]);
+  expect(await awsSnapshot(bed.env)).toEqual(before);
+  expect((await scenario.deployment.stack.history()).length).toBe(history);
+  expect(execFileSync("git", ["describe", "--tags"], { cwd: scenario.deployment.workDir, encoding: "utf8" }).trim()).toBe("1.0.0");
+});
+
+test("--wait-dedicated: waits until no dedicated worker runs; while suspended, every alarm tagged with the deployment (and an untagged one on the services instance's InstanceID) has its actions disabled, no other", async () => {
+  const scenario = await startCodeOceanScenario(bed, { stackName: "dedicated", workers: 1, gpuWorkers: 0, drainMs: 1000 });
+  scenarios.push(scenario);
+  const dedicated = await scenario.launchDedicatedWorker("bob@example.com", "capsule-9");
+  // alarms the tag does not reach: one on the services instance (the `InstanceID` spelling), which is the
+  // deployment's by the dimension rule, and one of another instance, which is not
+  const servicesId = scenario.deployment.outputs.ec2ServicesInstanceId!.value as string;
+  const aws = createAwsClients(awsSettingsFromEnv({ ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url }));
+  const untagged = (name: string, instance: string) =>
+    aws.cloudWatch.send(new PutMetricAlarmCommand({
+      AlarmName: name, Namespace: "CodeOcean", MetricName: "OverloadStatus", Statistic: "Minimum", Period: 10, EvaluationPeriods: 1,
+      Threshold: 1, ComparisonOperator: "GreaterThanOrEqualToThreshold", ActionsEnabled: true, AlarmActions: ["arn:aws:sns:us-east-1:123456789012:ops"],
+      Dimensions: [{ Name: "InstanceID", Value: instance }, { Name: "MachineType", Value: "1" }],
+    }));
+  await untagged("dedicated-untagged-overload", servicesId);
+  await untagged("dedicated-other-instance-overload", "i-0000000000000000f");
+  const enabled = async () => {
+    const { MetricAlarms = [] } = await aws.cloudWatch.send(new DescribeAlarmsCommand({ AlarmNamePrefix: "dedicated-" }));
+    return Object.fromEntries(MetricAlarms.map((a) => [a.AlarmName!, a.ActionsEnabled]));
+  };
+  let untaggedDuringWindow: Record<string, boolean | undefined> | undefined;
+  const events: Array<{ type: string; [k: string]: unknown }> = [];
+  let terminated: Promise<number> | undefined;
+  let duringWindow: Record<string, boolean> | undefined;
+  let waitEndedAt = 0;
+
+  const result = await upgrade({
+    stack: "dedicated",
+    cwd: scenario.deployment.workDir,
+    release: "2.0.0",
+    waitDedicated: true,
+    env: bed.env,
+    ssh: { configPath: null, host: bed.sshd!.host, port: bed.sshd!.port, user: bed.sshd!.user, keyPath: bed.sshd!.privateKeyPath, knownHostsPath: bed.sshd!.knownHostsPath },
+    servicesPort: scenario.services.port,
+    metricPeriodSeconds: 10,
+    pollIntervalMs: 1000,
+    drainTimeoutMs: 60_000,
+    onEvent: (e) => {
+      events.push(e);
+      if (e.type === "step-end" && e.step === "wait-idle-workers") waitEndedAt = Date.now();
+      // the ASG is idle and only the dedicated worker is left: its user's run ends now
+      const data = (e as { data?: unknown }).data as { asgs?: Array<{ state: string }>; dedicated?: { count: number } } | undefined;
+      if (!terminated && e.type === "progress" && e.step === "wait-idle-workers" && data?.dedicated?.count === 1 && data.asgs?.every((a) => a.state === "idle")) {
+        const startedAt = Date.now();
+        terminated = scenario.terminateInstance(dedicated).then(() => startedAt);
+      }
+    },
+    // asked after suspend-alarms, before up: the alarm window
+    confirm: async () => {
+      duringWindow = await alarmsOfDeployment(scenario.deploymentName);
+      untaggedDuringWindow = await enabled();
+      return true;
+    },
+  });
+
+  expect(result.exitCode).toBe(0);
+  expect(terminated).toBeDefined();
+  const terminatedAt = await terminated!;
+  const waits = events.filter((e) => e.type === "progress" && e.step === "wait-idle-workers");
+  expect(waits[0]!.message).toMatch(/workers-dedicated-1-asg: .* · 1 dedicated worker running \(users: bob@example\.com\) \(waiting for them\)/);
+  expect(waits[0]!.data).toMatchObject({ dedicated: { count: 1, users: ["bob@example.com"], instances: [dedicated] } });
+  const waitEnd = events.find((e) => e.type === "step-end" && e.step === "wait-idle-workers")!;
+  expect(waitEnd).toMatchObject({ status: "done", note: expect.stringMatching(/no dedicated worker running$/) });
+  expect(waitEndedAt).toBeGreaterThanOrEqual(terminatedAt);
+  // the alarm window: all 13 alarms of the deployment (no GPU fleet) had their actions disabled; all enabled after
+  expect(Object.keys(duringWindow!)).toHaveLength(13);
+  expect(Object.values(duringWindow!).every((enabled) => !enabled)).toBe(true);
+  const after = await alarmsOfDeployment(scenario.deploymentName);
+  expect(Object.keys(after)).toHaveLength(13);
+  expect(Object.values(after).every(Boolean)).toBe(true);
+  expect(untaggedDuringWindow).toEqual({ "dedicated-untagged-overload": false, "dedicated-other-instance-overload": true });
+  expect(await enabled()).toEqual({ "dedicated-untagged-overload": true, "dedicated-other-instance-overload": true });
+  aws.destroy();
 });

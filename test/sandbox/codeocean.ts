@@ -2,7 +2,10 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type OutputMap, type Stack } from "@pulumi/pulumi/automation";
+import { DescribeImagesCommand, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 import { startServicesSimulator, type ServicesSimulator } from "./codeoceanServices";
+import { ssmLikeSshConfig } from "./sshProxy";
 import { copyFixture } from "./fixtures";
 import type { Sandbox } from "./index";
 
@@ -71,6 +74,14 @@ export interface CodeOceanScenario {
   services: ServicesSimulator;
   /** The `upgrade` arguments that point the driver at this bed (SSH, services port, fast polling). */
   upgradeArgs: string[];
+  /** The deployment tag of the services instance and the alarms. */
+  deploymentName: string;
+  /**
+   * Launches a dedicated worker as the services machine does (outside any ASG, tags role,
+   * deployment, codeocean.com/user, codeocean.com/capsule), straight to moto; returns its id.
+   */
+  launchDedicatedWorker(user: string, capsule: string): Promise<string>;
+  terminateInstance(id: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -80,6 +91,12 @@ export interface ScenarioOptions extends DeployOptions {
   metricPeriodSeconds?: number;
   /** false: the simulator publishes no SlotsUtilization. */
   publishMetrics?: boolean;
+  /**
+   * How the driver reaches the services machine: "flags" (--ssh-host 127.0.0.1 and friends) or
+   * "ssm-proxy": only through the ProxyCommand of an SSH config file (Session Manager's setup,
+   * see sshProxy.ts), with no --ssh-* flag, so the default target (the instance id) is used.
+   */
+  sshVia?: "flags" | "ssm-proxy";
 }
 
 export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOptions = {}): Promise<CodeOceanScenario> {
@@ -96,14 +113,16 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
     env: { ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url },
   });
   const sshd = bed.sshd!;
+  const servicesId = deployment.outputs.ec2ServicesInstanceId!.value as string;
+  const sshArgs =
+    options.sshVia === "ssm-proxy"
+      ? ["--ssh-config", ssmLikeSshConfig(sshd, path.join(bed.dir, `${deployment.stackName}-ssh`), [servicesId]).configPath]
+      : ["--ssh-config", "none", "--ssh-host", sshd.host, "--ssh-port", String(sshd.port), "--ssh-user", sshd.user, "--ssh-key", sshd.privateKeyPath, "--known-hosts", sshd.knownHostsPath];
+  const aws = () => createAwsClients(awsSettingsFromEnv({ ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url }));
   const upgradeArgs = [
     "--stack", deployment.stackName,
     "--cwd", deployment.workDir,
-    "--ssh-host", sshd.host,
-    "--ssh-port", String(sshd.port),
-    "--ssh-user", sshd.user,
-    "--ssh-key", sshd.privateKeyPath,
-    "--known-hosts", sshd.knownHostsPath,
+    ...sshArgs,
     "--services-port", String(services.port),
     "--poll-interval", "2s",
     "--metric-period", `${options.metricPeriodSeconds ?? 10}s`,
@@ -113,6 +132,34 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
     deployment,
     services,
     upgradeArgs,
+    deploymentName: deployment.outputs.deploymentName!.value as string,
+    launchDedicatedWorker: async (user, capsule) => {
+      const clients = aws();
+      try {
+        const images = await clients.ec2.send(new DescribeImagesCommand({ Owners: ["amazon"] }));
+        const name = deployment.outputs.deploymentName!.value as string;
+        const out = await clients.ec2.send(
+          new RunInstancesCommand({
+            ImageId: images.Images![0]!.ImageId!, InstanceType: "r5d.4xlarge", MinCount: 1, MaxCount: 1,
+            TagSpecifications: [{ ResourceType: "instance", Tags: [
+              { Key: "Name", Value: `${name}-dedicated-${capsule}` }, { Key: "role", Value: "dedicated-worker" }, { Key: "deployment", Value: name },
+              { Key: "codeocean.com/user", Value: user }, { Key: "codeocean.com/capsule", Value: capsule },
+            ] }],
+          }),
+        );
+        return out.Instances![0]!.InstanceId!;
+      } finally {
+        clients.destroy();
+      }
+    },
+    terminateInstance: async (id) => {
+      const clients = aws();
+      try {
+        await clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+      } finally {
+        clients.destroy();
+      }
+    },
     stop: async () => {
       await services.stop();
       fs.rmSync(deployment.workDir, { recursive: true, force: true });

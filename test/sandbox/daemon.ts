@@ -45,7 +45,7 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
     try {
       const deploymentDir = path.join(dir, "codeocean-deployment");
       fs.rmSync(deploymentDir, { recursive: true, force: true });
-      scenario = await startCodeOceanScenario(bed, { dir: deploymentDir });
+      scenario = await startCodeOceanScenario(bed, { dir: deploymentDir, sshVia: "ssm-proxy" });
       const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`);
       status.hint = [
         `The Code Ocean deployment is at release 1.0.0 in ${deploymentDir} (stack prod), with computations running.`,

@@ -3,6 +3,8 @@ import { awsCall } from "../../../lib/aws";
 import { UpgradeError } from "../../../lib/errors";
 import { withRetry } from "../../../lib/retry";
 import { connectSsh, type SshTarget } from "../../../lib/ssh";
+import { describeRoute, resolveSshHost, sshTargetFromConfig } from "../../../lib/sshConfig";
+import { DEFAULTS } from "../../upgrade";
 import type { RunContext } from "../../context";
 import { observeWorkers } from "./waitForIdleWorkers";
 
@@ -12,7 +14,7 @@ import { observeWorkers } from "./waitForIdleWorkers";
  * (not retried), 5xx and connection failures transient (retried with backoff).
  */
 export async function cancelComputations(ctx: RunContext): Promise<string> {
-  const target = await servicesSshTarget(ctx);
+  const { target, how } = await servicesSshTarget(ctx);
   const url = `http://localhost:${ctx.options.servicesPort}/cancel_computations`;
   const seconds = Math.max(1, Math.round(ctx.options.servicesTimeoutMs / 1000));
   const command = `curl -sS -o /dev/null -w '%{http_code}' --max-time ${seconds} -X POST ${url}`;
@@ -51,7 +53,7 @@ export async function cancelComputations(ctx: RunContext): Promise<string> {
         }),
     },
   );
-  return `HTTP ${status} from ${target.username}@${target.host}`;
+  return `HTTP ${status} via ${how}`;
 }
 
 /**
@@ -77,17 +79,41 @@ export async function computationsAlreadyCancelled(ctx: RunContext): Promise<str
   return undefined;
 }
 
-export async function servicesSshTarget(ctx: RunContext): Promise<SshTarget> {
+/**
+ * How the services machine is reached: --ssh-host when given; else its instance id when the
+ * operator's SSH config routes that name (a `Host i-*` block with ProxyCommand, as for SSH through
+ * Session Manager, or with HostName/ProxyJump); else its private IP from EC2. The SSH config
+ * applies to the chosen name, flags win over it. `how` says which path was taken.
+ */
+export async function servicesSshTarget(ctx: RunContext): Promise<{ target: SshTarget; how: string }> {
   const { ssh } = ctx.options;
-  const host = ssh.host ?? (await servicesPrivateIp(ctx));
-  return {
-    host,
-    port: ssh.port,
-    username: ssh.user,
-    privateKeyPath: ssh.keyPath,
-    passphrase: ssh.passphrase,
-    knownHostsPath: ssh.knownHostsPath,
-  };
+  const id = ctx.deployment!.servicesInstanceId;
+  const file = ssh.configPath;
+  let name: string;
+  let why: string;
+  if (ssh.host) {
+    name = ssh.host;
+    why = "--ssh-host";
+  } else if (file && resolveSshHost(file, id, { user: ssh.user }).routed) {
+    name = id;
+    why = `the instance id, routed by ${file}`;
+  } else {
+    name = await servicesPrivateIp(ctx);
+    why = `the private IP of ${id} (${file ? `no Host/Match in ${file} routes ${id}` : "no SSH config"})`;
+  }
+  const target = sshTargetFromConfig(
+    file,
+    name,
+    { user: ssh.user, port: ssh.port, keyPath: ssh.keyPath, passphrase: ssh.passphrase, knownHostsPath: ssh.knownHostsPath },
+    { user: DEFAULTS.sshUser, port: DEFAULTS.sshPort },
+  );
+  return { target, how: `${name} (${why}): ${describeRoute(target)}` };
+}
+
+/** Reads the SSH config for the name the runbook will use first, so bad input is refused early. */
+export function checkSshConfig(ctx: RunContext): void {
+  const { ssh } = ctx.options;
+  if (ssh.configPath) resolveSshHost(ssh.configPath, ssh.host ?? ctx.deployment!.servicesInstanceId, { user: ssh.user });
 }
 
 async function servicesPrivateIp(ctx: RunContext): Promise<string> {

@@ -4,6 +4,7 @@ import { awsCall } from "../../../lib/aws";
 import { refused, UpgradeError } from "../../../lib/errors";
 import { formatDuration, pollUntil } from "../../../lib/wait";
 import type { RunContext } from "../../context";
+import { dedicatedWorkers, deploymentName, describeDedicated, type DedicatedWorker } from "./deployment";
 
 /**
  * Runbook step 5: wait until CodeOcean/SlotsUtilization is 0 for every worker ASG. One
@@ -42,34 +43,65 @@ export function describeObservations(seen: AsgObservation[]): string {
   return seen.map((o) => `${o.asg}: ${o.state === "busy" || o.state === "idle" ? o.reason : `${o.state} (${o.reason})`}`).join(", ");
 }
 
+/**
+ * Dedicated workers (outside the ASGs, tag role=dedicated-worker) are not covered by
+ * SlotsUtilization: they are reported in every progress line and the note; the update does not
+ * replace them, so they are waited for only with --wait-dedicated.
+ */
 export async function waitForIdleWorkers(ctx: RunContext): Promise<string> {
   const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
-  if (asgs.length === 0) return "no worker auto scaling group to wait for";
+  const { drainTimeoutMs, pollIntervalMs, metricPeriodSeconds, waitDedicated } = ctx.options;
+  if (waitDedicated && (await deploymentName(ctx)) === undefined) {
+    throw refused(
+      "wait for the dedicated workers",
+      `the services instance ${ctx.deployment!.servicesInstanceId} has no deployment tag, so its dedicated workers cannot be found`,
+      "tag the services instance deployment=<name> (the deployment does), or drop --wait-dedicated. Nothing was changed after cancelling",
+    );
+  }
+  if (asgs.length === 0 && !waitDedicated) return `no worker auto scaling group to wait for; ${describeDedicated(await dedicatedWorkers(ctx))}`;
   const cancelRequestedAt = ctx.cancelRequestedAt ?? new Date();
-  const { drainTimeoutMs, pollIntervalMs, metricPeriodSeconds } = ctx.options;
-  const seen = await pollUntil<AsgObservation[]>({
+  type Seen = { asgs: AsgObservation[]; dedicated: DedicatedWorker[] | undefined };
+  const describe = (s: Seen) =>
+    [asgs.length > 0 ? describeObservations(s.asgs) : "", describeDedicated(s.dedicated) + (waitDedicated && s.dedicated?.length ? " (waiting for them)" : "")]
+      .filter(Boolean)
+      .join(" · ");
+  const seen = await pollUntil<Seen>({
     intervalMs: pollIntervalMs,
     timeoutMs: drainTimeoutMs,
     signal: ctx.signal,
     poll: async () => {
-      const seen = await observeWorkers(ctx, asgs, cancelRequestedAt, metricPeriodSeconds);
-      return { done: seen.every((o) => o.state === "idle"), seen };
+      const seen: Seen = {
+        asgs: asgs.length > 0 ? await observeWorkers(ctx, asgs, cancelRequestedAt, metricPeriodSeconds) : [],
+        dedicated: await dedicatedWorkers(ctx),
+      };
+      const idle = seen.asgs.every((o) => o.state === "idle") && (!waitDedicated || (seen.dedicated ?? []).length === 0);
+      return { done: idle, seen };
     },
     onProgress: ({ seen, elapsedMs, timeoutMs }) =>
       ctx.emit({
         type: "progress",
         step: "wait-idle-workers",
-        message: `${describeObservations(seen)} · ${formatDuration(elapsedMs)} elapsed, deadline ${formatDuration(timeoutMs)}`,
-        data: { asgs: seen.map(({ asg, state, value, inService }) => ({ asg, state, value, inService })), elapsedMs, timeoutMs },
+        message: `${describe(seen)} · ${formatDuration(elapsedMs)} elapsed, deadline ${formatDuration(timeoutMs)}`,
+        data: {
+          asgs: seen.asgs.map(({ asg, state, value, inService }) => ({ asg, state, value, inService })),
+          dedicated: seen.dedicated && {
+            count: seen.dedicated.length,
+            users: [...new Set(seen.dedicated.map((w) => w.user ?? "unknown user"))],
+            instances: seen.dedicated.map((w) => w.instanceId),
+          },
+          elapsedMs,
+          timeoutMs,
+        },
       }),
     onTimeout: (last, elapsedMs) =>
       refused(
         "wait for the workers to become idle",
-        `not drained within ${formatDuration(elapsedMs)}; last seen: ${last ? describeObservations(last) : "nothing"}`,
+        `not drained within ${formatDuration(elapsedMs)}; last seen: ${last ? describe(last) : "nothing"}`,
         "computations are still running; check the services machine, or raise --drain-timeout. Nothing was changed after cancelling",
       ),
   });
-  return describeObservations(seen);
+  const unwaited = !waitDedicated && (seen.dedicated ?? []).length > 0;
+  return describe(seen) + (unwaited ? " — not waited for: the update does not replace them (--wait-dedicated waits until none runs)" : "");
 }
 
 export async function observeWorkers(
