@@ -2,6 +2,8 @@ import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { BackendAiCluster } from "./workflows/backendai/resource";
 import { parseClusterConfig, type ClusterConfig } from "./workflows/backendai/settings";
+import { CodeOceanVpc } from "./workflows/codeocean-vpc/resource";
+import { parseVpcConfig } from "./workflows/codeocean-vpc/settings";
 
 /**
  * The orchestrator's own Pulumi program (Pulumi.yaml; stack configs in stacks/config): one
@@ -19,6 +21,12 @@ const kinds: Record<string, Declare> = {
     const parsed = parseClusterConfig(settings, key);
     if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
     return new BackendAiCluster(name, withKeys(parsed.config, key)).version;
+  },
+  "codeocean-vpc"(name, settings, key) {
+    const parsed = parseVpcConfig(settings, key);
+    if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
+    const { kind: _kind, ...args } = parsed.config;
+    return new CodeOceanVpc(name, args).version;
   },
 };
 

@@ -306,7 +306,9 @@ async function pulumiCall<T>(what: string, call: () => Promise<T>, hint?: string
     if (/passphrase/i.test(why)) {
       throw new UpgradeError({ what, why, hint: "check PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) for this stack", exitCode: 2, permanent: true, cause: err });
     }
-    throw new UpgradeError({ what, why, hint, cause: err });
+    // A workflow provider's safety refusal (its message starts with "refused:") keeps exit code 3.
+    const refusedByProvider = /(^|; )refused: /.test(why);
+    throw new UpgradeError({ what, why, hint, cause: err, ...(refusedByProvider ? { exitCode: 3, permanent: true } : {}) });
   }
 }
 
