@@ -34,7 +34,8 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
     return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
   }
   const settings = parsed.settings;
-  const plannedStacks = stacksInOrder(settings);
+  // The stacks `up` will touch, shown by the preview when the version changes.
+  const plannedStacks = olds.version !== undefined && olds.version !== settings.version ? stacksInOrder(settings) : [];
   // Nothing asked to change: no reason to read AWS at every preview.
   if (olds.version === settings.version && JSON.stringify(strip(olds)) === JSON.stringify(strip(news))) return { inputs: { ...news, plannedStacks } };
   const failures: pulumi.dynamic.CheckFailure[] = [];
@@ -151,6 +152,7 @@ async function converge(settings: VpcSettings): Promise<VpcOutputs> {
       template,
       stack,
       maintenanceOn: false,
+      startedAtTarget: !updateRunning(stack.status) && stack.version !== undefined && stack.version === settings.version,
       pollMs: (settings.deadlines?.pollSeconds ?? 15) * 1000,
       updateTimeoutMs: (settings.deadlines?.stackUpdateSeconds ?? 7200) * 1000,
       say: info,
@@ -163,7 +165,7 @@ async function converge(settings: VpcSettings): Promise<VpcOutputs> {
       },
     });
     if (outcome.failure !== undefined) throw outcome.failure;
-    return { version: ctx.stack.version ?? settings.version, plannedStacks: stacksInOrder(settings), stackId: ctx.stack.stackId, templateUrl, fingerprint: fingerprintOf(settings) };
+    return { version: ctx.stack.version ?? settings.version, plannedStacks: ctx.startedAtTarget ? [] : stacksInOrder(settings), stackId: ctx.stack.stackId, templateUrl, fingerprint: fingerprintOf(settings) };
   } catch (err) {
     const left = ctx?.maintenanceOn ? "; maintenance mode is left on: turn it off in the admin panel (System Maintenance → Disable) once the stack is healthy" : "";
     throw new Error(oneLine(err) + left);

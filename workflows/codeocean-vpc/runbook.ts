@@ -19,7 +19,9 @@ import {
 } from "./stacks";
 
 /**
- * Runbook 2 of RUNBOOKS.md, the Code Ocean VPC upgrade, as steps. Each step looks at the world
+ * Runbook 2 of RUNBOOKS.md, the Code Ocean VPC upgrade, as steps: the primary's change set is
+ * made and reviewed first (reading only), then the role and backup stacks, maintenance mode, the
+ * primary's update, maintenance mode off. Each step looks at the world
  * first, so running the whole list again after a crash resumes where it stopped (an update that is
  * already running is followed, never started a second time).
  */
@@ -34,6 +36,8 @@ export interface VpcContext {
   changeSet?: ChangeSetPlan;
   /** Maintenance mode was asked for or verified by this run. */
   maintenanceOn: boolean;
+  /** The primary stack was at the target before this run (an adoption or a re-run): nothing to switch off. */
+  startedAtTarget: boolean;
   pollMs: number;
   updateTimeoutMs: number;
   say: Say;
@@ -43,12 +47,34 @@ export const ROLE_TEMPLATE = "codeocean-role.template.yaml";
 export const BACKUP_TEMPLATE = "codeocean-backup.template.yaml";
 
 export const vpcRunbook: Array<Step<VpcContext>> = [
+  {
+    id: "check-rds-storage",
+    title: "Compare the database's live allocated storage with pRdsAllocatedStorage",
+    readOnly: true,
+    check: async (ctx) => primaryDoneOrRunning(ctx),
+    async run(ctx) {
+      const { id, storage } = await liveAllocatedStorage(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
+      ctx.liveStorage = storage;
+      const given = ctx.settings.parameters?.pRdsAllocatedStorage ?? ctx.stack.parameters.pRdsAllocatedStorage;
+      return `${id}: live ${storage} GiB, stack parameter ${given ?? "(unset)"} GiB${given !== undefined && Number(given) < storage ? `: the update passes ${storage}` : ""}`;
+    },
+  },
+  {
+    id: "create-change-set",
+    // Before any stack is touched: a change set that would destroy data refuses the whole run.
+    title: "Create and review the primary stack's change set",
+    check: async (ctx) => primaryDoneOrRunning(ctx),
+    async run(ctx) {
+      ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, changeSetSettings(ctx));
+      return ctx.changeSet.empty ? "no changes" : `${ctx.changeSet.changes.length} resource change(s)`;
+    },
+  },
   companionStep("update-role-stack", "Update the least-privilege role stack", (s) => s.roleStack, ROLE_TEMPLATE),
   companionStep("update-backup-stack", "Update the backup stack", (s) => s.backupStack, BACKUP_TEMPLATE),
   {
     id: "enable-maintenance",
     title: "Enable maintenance mode and wait for its effects",
-    check: async (ctx) => primaryDone(ctx) ?? (idle(await readActivity(ctx.aws, ctx.stack.name)) ? "its effects are visible: no active Batch jobs, workers at zero" : undefined),
+    check: async (ctx) => primaryDoneOrRunning(ctx) ?? (idle(await readActivity(ctx.aws, ctx.stack.name)) ? "its effects are visible: no active Batch jobs, workers at zero" : undefined),
     async run(ctx) {
       const enable = ctx.settings.maintenance?.enable;
       ctx.maintenanceOn = true;
@@ -64,47 +90,24 @@ export const vpcRunbook: Array<Step<VpcContext>> = [
     },
   },
   {
-    id: "check-rds-storage",
-    title: "Compare the database's live allocated storage with pRdsAllocatedStorage",
-    readOnly: true,
-    check: async (ctx) => primaryDone(ctx),
-    async run(ctx) {
-      const { id, storage } = await liveAllocatedStorage(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
-      ctx.liveStorage = storage;
-      const given = ctx.settings.parameters?.pRdsAllocatedStorage ?? ctx.stack.parameters.pRdsAllocatedStorage;
-      return `${id}: live ${storage} GiB, stack parameter ${given ?? "(unset)"} GiB${given !== undefined && Number(given) < storage ? `: the update passes ${storage}` : ""}`;
-    },
-  },
-  {
-    id: "create-change-set",
-    title: "Create and review the change set",
-    check: async (ctx) => primaryDone(ctx),
-    async run(ctx) {
-      ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, {
-        stackName: ctx.stack.name,
-        templateUrl: ctx.templateUrl,
-        template: ctx.template,
-        stack: ctx.stack,
-        overrides: ctx.settings.parameters,
-        liveAllocatedStorage: ctx.liveStorage,
-        roleArn: ctx.settings.roleArn,
-        pollMs: ctx.pollMs,
-        timeoutMs: ctx.updateTimeoutMs,
-        say: ctx.say,
-      });
-      return ctx.changeSet.empty ? "no changes" : `${ctx.changeSet.changes.length} resource change(s)`;
-    },
-  },
-  {
     id: "update-primary-stack",
     title: "Execute the change set and follow the stack's events",
     check: async (ctx) => (updateRunning(ctx.stack.status) ? undefined : (primaryDone(ctx) ?? (ctx.changeSet?.empty ? "the change set has no changes" : undefined))),
     async run(ctx) {
       const { token } = updateNames(ctx.stack.name, ctx.templateUrl);
+      ctx.stack = await readStack(ctx.aws.cloudFormation, ctx.stack.name);
       if (updateRunning(ctx.stack.status)) {
         await ctx.say(`${ctx.stack.name}: an update is already running (${ctx.stack.status}); following it instead of starting another`);
       } else {
-        await executeChangeSet(ctx.aws.cloudFormation, ctx.stack.name, ctx.changeSet!);
+        // The storage may have auto-scaled again while maintenance mode was awaited.
+        const { storage } = await liveAllocatedStorage(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
+        if (ctx.changeSet === undefined || (ctx.liveStorage !== undefined && storage > ctx.liveStorage)) {
+          if (ctx.changeSet) await ctx.say(`${ctx.stack.name}: the database grew to ${storage} GiB since the change set was made; making it again`);
+          ctx.liveStorage = storage;
+          ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, changeSetSettings(ctx));
+          if (ctx.changeSet.empty) return "no changes";
+        }
+        await executeChangeSet(ctx.aws.cloudFormation, ctx.stack.name, ctx.changeSet);
       }
       await followUpdate(ctx.aws.cloudFormation, ctx.stack.name, token, { pollMs: ctx.pollMs, timeoutMs: ctx.updateTimeoutMs, say: ctx.say });
       ctx.stack = await readStack(ctx.aws.cloudFormation, ctx.stack.name);
@@ -114,6 +117,7 @@ export const vpcRunbook: Array<Step<VpcContext>> = [
   {
     id: "disable-maintenance",
     title: "Maintenance mode off",
+    check: async (ctx) => (ctx.startedAtTarget ? "nothing was updated by this run" : undefined),
     async run(ctx) {
       const disable = ctx.settings.maintenance?.disable;
       if (disable) return `disable hook: ${await runHook(disable, "disable")}`;
@@ -121,6 +125,25 @@ export const vpcRunbook: Array<Step<VpcContext>> = [
     },
   },
 ];
+
+function changeSetSettings(ctx: VpcContext) {
+  return {
+    stackName: ctx.stack.name,
+    templateUrl: ctx.templateUrl,
+    template: ctx.template,
+    stack: ctx.stack,
+    overrides: ctx.settings.parameters,
+    liveAllocatedStorage: ctx.liveStorage,
+    roleArn: ctx.settings.roleArn,
+    pollMs: ctx.pollMs,
+    timeoutMs: ctx.updateTimeoutMs,
+    say: ctx.say,
+  };
+}
+
+function primaryDoneOrRunning(ctx: VpcContext): string | undefined {
+  return updateRunning(ctx.stack.status) ? `an update of ${ctx.stack.name} is running (${ctx.stack.status}): it is followed below` : primaryDone(ctx);
+}
 
 /** The primary is at the target already: nothing of its part of the runbook is left. */
 function primaryDone(ctx: VpcContext): string | undefined {
