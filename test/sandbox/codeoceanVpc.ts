@@ -17,6 +17,10 @@ import { SANDBOX_REGION, type Sandbox } from "./index";
  * compensations in the fault proxy; a loopback HTTP server for the maintenance hook.
  */
 export const BUCKET = "codeocean-vpc";
+/** The own stack's secret config key holding the hook's Authorization header (set it with `ownStackConfig`). */
+export const HOOK_TOKEN_CONFIG = "vpcHookAuthorization";
+export const HOOK_TOKEN = "Bearer bed-admin-token";
+export const ownStackConfig = { [HOOK_TOKEN_CONFIG]: { value: HOOK_TOKEN, secret: true } };
 export const VERSIONS = ["3.0.5", "3.6.0", "3.7.0", "3.8.2"] as const;
 /** A 3.8.2 whose AnalyticsDBInstance got a new logical id: the change set removes the database. */
 export const REPLACING_KEY = "fixtures/3.8.2-renamed-db/codeocean.template.yaml";
@@ -216,7 +220,7 @@ export async function startVpcFixture(bed: Sandbox): Promise<VpcFixture> {
         version,
         roleStack: { stackName: d.role, version },
         backupStack: { stackName: d.backup, version },
-        maintenance: { enable: { http: { url: `${hook.url}/maintenance/enable`, headers: { authorization: "Bearer bed-admin-token" } } }, disable: { http: { url: `${hook.url}/maintenance/disable` } }, timeoutSeconds: 20, pollSeconds: 0.2 },
+        maintenance: { enable: { http: { url: `${hook.url}/maintenance/enable`, headerSecrets: { authorization: HOOK_TOKEN_CONFIG } } }, disable: { http: { url: `${hook.url}/maintenance/disable` } }, timeoutSeconds: 20, pollSeconds: 0.2 },
         deadlines: { stackUpdateSeconds: 60, pollSeconds: 0.2 },
         ...extra,
       };

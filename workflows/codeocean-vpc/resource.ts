@@ -20,7 +20,7 @@ export interface CodeOceanCompanionStackArgs {
 }
 
 export type MaintenanceHookArgs =
-  | { http: { url: string; method?: "GET" | "POST" | "PUT"; headers?: Record<string, string>; body?: string } }
+  | { http: pulumi.Input<{ url: string; method?: "GET" | "POST" | "PUT"; headers?: Record<string, string>; body?: string }> }
   | { command: string[] };
 
 export interface CodeOceanVpcArgs {
@@ -33,7 +33,7 @@ export interface CodeOceanVpcArgs {
   roleStack?: pulumi.Input<CodeOceanCompanionStackArgs>;
   backupStack?: pulumi.Input<CodeOceanCompanionStackArgs>;
   /** Default: `up` asks the operator to enable maintenance mode in the admin panel and waits for its effects. Kept as a Pulumi secret (hooks may carry tokens). */
-  maintenance?: pulumi.Input<{ enable?: MaintenanceHookArgs; disable?: MaintenanceHookArgs; timeoutSeconds?: number; pollSeconds?: number }>;
+  maintenance?: pulumi.Input<{ enable?: pulumi.Input<MaintenanceHookArgs>; disable?: pulumi.Input<MaintenanceHookArgs>; timeoutSeconds?: number; pollSeconds?: number }>;
   parameters?: pulumi.Input<Record<string, pulumi.Input<string>>>;
   /** The service role CloudFormation uses. */
   roleArn?: pulumi.Input<string>;

@@ -39,6 +39,8 @@ const hookSchema = z.union([
       method: z.enum(["GET", "POST", "PUT"]).optional(),
       /** e.g. an admin token; the whole maintenance setting is a Pulumi secret. */
       headers: z.record(z.string(), z.string()).optional(),
+      /** In an own stack's config: header name → the name of a secret config key holding its value (never the value in clear). */
+      headerSecrets: z.record(z.string(), z.string().min(1)).optional(),
       body: z.string().optional(),
     }),
   }),
