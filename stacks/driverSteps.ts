@@ -327,7 +327,7 @@ export function pulumiErrors(err: unknown): string {
   const found: string[] = [];
   all.forEach((raw, i) => {
     const line = raw.trim();
-    if (!/^error:/.test(line) || /update failed|preview failed/.test(line)) return;
+    if (!/^error:/.test(line) || /^error:\s*(update|preview) failed$/.test(line)) return;
     let message = line.replace(/^error:\s*/, "");
     // The detail a framing line announces, on the lines after it: a thrown exception's message,
     // or a provider's errors ("1 error occurred:" then "* updating urn:…: <message>").

@@ -60,7 +60,7 @@ test("UPDATE_ROLLBACK_FAILED stops with the ContinueUpdateRollback hint", async 
   const run = await runCli(s.args, bed.env);
   const summary = summaryOf(run.stdout);
   expect(run.code).toBe(1);
-  expect(summary.error).toMatch(/its rollback failed too \(UPDATE_ROLLBACK_FAILED\); first failure: AnalyticsDBInstance UPDATE_FAILED/);
+  expect(summary.error).toMatch(/the update and its rollback failed \(UPDATE_ROLLBACK_FAILED\); first failure: AnalyticsDBInstance UPDATE_FAILED/);
   expect(summary.error).toMatch(/aws cloudformation continue-update-rollback --stack-name rbf-vpc/);
 });
 

@@ -154,8 +154,8 @@ function primaryDone(ctx: VpcContext): string | undefined {
   return undefined;
 }
 
-export function companionTemplateUrl(companion: CompanionStack, file: string): string {
-  return companion.templateUrl ?? templateUrlFor(companion.version!).replace(/codeocean\.template\.yaml$/, file);
+export function companionTemplateUrl(companion: CompanionStack, file: string, primaryVersion: string): string {
+  return companion.templateUrl ?? templateUrlFor(companion.version ?? primaryVersion).replace(/codeocean\.template\.yaml$/, file);
 }
 
 /** Role and backup stacks: updated with their own template and followed to UPDATE_COMPLETE, skipped when already there. */
@@ -168,7 +168,7 @@ function companionStep(id: string, title: string, pick: (s: VpcSettings) => Comp
       const companion = pick(ctx.settings)!;
       const aws = await companionClients(ctx, companion);
       try {
-        const url = companionTemplateUrl(companion, file);
+        const url = companionTemplateUrl(companion, file, ctx.settings.version);
         const stack = await readStack(aws.cloudFormation, companion.stackName);
         requireUpdatable(stack);
         const { token } = updateNames(stack.name, url);

@@ -21,13 +21,13 @@ const companionStackSchema = z
   .strictObject({
     stackName,
     region: region.optional(),
-    /** Its template; else `version` in the URL pattern of the primary's template bucket. */
+    /** Its template; else `version` (default: the primary's target version) in the public bucket's layout. */
     templateUrl: url.optional(),
     version: version.optional(),
     ...access,
   })
-  .refine((s) => (s.templateUrl === undefined) !== (s.version === undefined), {
-    message: "give exactly one of templateUrl or version",
+  .refine((s) => !(s.templateUrl !== undefined && s.version !== undefined), {
+    message: "give templateUrl or version, not both",
   })
   .refine((s) => !(s.profile && s.assumeRoleArn), { message: "give a profile or a role to assume, not both" });
 

@@ -271,7 +271,7 @@ export async function followUpdate(cf: CloudFormationClient, stackName: string, 
   const failed = seen.events.filter((e) => /_FAILED$/.test(e.ResourceStatus ?? "") && e.LogicalResourceId !== stackName).sort(byTime)[0];
   const first = failed ? `${failed.LogicalResourceId} ${failed.ResourceStatus}: ${failed.ResourceStatusReason ?? "(no reason given)"}` : "no failed resource event";
   if (seen.status === "UPDATE_ROLLBACK_FAILED") {
-    throw new UpgradeError({ what: `update the CloudFormation stack ${stackName}`, why: `the update failed and its rollback failed too (UPDATE_ROLLBACK_FAILED); first failure: ${first}`, hint: statusHint("UPDATE_ROLLBACK_FAILED", stackName), permanent: true });
+    throw new UpgradeError({ what: `update the CloudFormation stack ${stackName}`, why: `the update and its rollback failed (UPDATE_ROLLBACK_FAILED); first failure: ${first}`, hint: statusHint("UPDATE_ROLLBACK_FAILED", stackName), permanent: true });
   }
   if (seen.status === "UPDATE_ROLLBACK_COMPLETE") {
     throw new UpgradeError({ what: `update the CloudFormation stack ${stackName}`, why: `the update failed and was rolled back (UPDATE_ROLLBACK_COMPLETE); first failure: ${first}`, hint: "fix the cause named above and run again; the stack is back at its previous template", permanent: true });
