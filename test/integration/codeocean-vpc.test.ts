@@ -109,27 +109,48 @@ describe("refused with a clear error, every stack byte-identical", () => {
   });
   afterAll(async () => target?.remove());
 
-  const cases: Array<[string, () => Record<string, unknown>, RegExp, (() => void)?, (() => void)?]> = [
-    ["an unknown stack", () => ({ ...vpc.systemConfig(ref, "3.8.2"), stackName: "nope-vpc" }), /no stack named nope-vpc in this account and region.*check stackName and region/],
-    ["a downgrade", () => vpc.systemConfig(ref, "3.6.0"), /refused: 3\.7\.0 → 3\.6\.0 is a downgrade/],
-    ["a version below 3.1", () => vpc.systemConfig(old, "3.8.2"), /refused: Code Ocean 3\.0\.5 has no maintenance mode.*stop running computations and AWS Batch jobs .* by hand/],
-    ["a missing template", () => ({ ...vpc.systemConfig(ref, "3.9.0"), templateUrl: localhostUrl(templateKey("3.9.0")) }), /could not read the template http:\/\/localhost\/codeocean-vpc\/templates\/3\.9\.0\/codeocean\.template\.yaml.*is the version published/],
-    ["a stack in UPDATE_ROLLBACK_FAILED", () => vpc.systemConfig(ref, "3.8.2"), /refused: the stack ref-vpc is in UPDATE_ROLLBACK_FAILED; continue the rollback first: aws cloudformation continue-update-rollback --stack-name ref-vpc/, () => vpc.compensation.pinStatus(ref.primary, "UPDATE_ROLLBACK_FAILED"), () => vpc.compensation.pinStatus(ref.primary, undefined)],
-    ["a stack in ROLLBACK_COMPLETE", () => vpc.systemConfig(ref, "3.8.2"), /refused: the stack ref-vpc is in ROLLBACK_COMPLETE; the stack's creation failed and it can only be deleted/, () => vpc.compensation.pinStatus(ref.primary, "ROLLBACK_COMPLETE"), () => vpc.compensation.pinStatus(ref.primary, undefined)],
+  // Through the whole driver (its preview fails, exit code and message as an operator sees them).
+  const driverCases: Array<{ name: string; config: () => Record<string, unknown>; reason: RegExp; pin?: string }> = [
+    { name: "a downgrade", config: () => vpc.systemConfig(ref, "3.6.0"), reason: /refused: 3\.7\.0 → 3\.6\.0 is a downgrade/ },
+    { name: "a stack in UPDATE_ROLLBACK_FAILED", config: () => vpc.systemConfig(ref, "3.8.2"), reason: /refused: the stack ref-vpc is in UPDATE_ROLLBACK_FAILED; continue the rollback first: aws cloudformation continue-update-rollback --stack-name ref-vpc/, pin: "UPDATE_ROLLBACK_FAILED" },
   ];
-  test.each(cases.map(([name, config, reason, arrange, cleanup]) => ({ name, config, reason, arrange, cleanup })))("$name: at preview", async ({ config, reason, arrange, cleanup }) => {
-    arrange?.();
+  test.each(driverCases)("$name: the preview fails", async ({ config, reason, pin }) => {
+    if (pin) vpc.compensation.pinStatus(ref.primary, pin);
     try {
       const before = [await vpc.snapshot(ref), await vpc.snapshot(old)];
       await target.setSystems({ vpc: config() });
       const { result } = await run(target);
-      expect(result.exitCode).not.toBe(0);
+      expect(result.exitCode).toBe(1);
       expect(result.steps.find((s) => s.step === "plan-update")).toMatchObject({ status: "failed" });
       expect(result.error?.message).toMatch(reason);
       expect([await vpc.snapshot(ref), await vpc.snapshot(old)]).toEqual(before);
       expect(vpc.compensation.executions(ref.primary)).toBe(0);
     } finally {
-      cleanup?.();
+      vpc.compensation.pinStatus(ref.primary, undefined);
+    }
+  });
+
+  // The same check the engine calls at preview, called directly (the engine's part is shown above): quicker.
+  const checkCases: Array<{ name: string; config: () => Record<string, unknown>; reason: RegExp; pin?: string }> = [
+    { name: "an unknown stack", config: () => ({ ...vpc.systemConfig(ref, "3.8.2"), stackName: "nope-vpc" }), reason: /no stack named nope-vpc in this account and region.*check stackName and region/ },
+    { name: "a version below 3.1", config: () => vpc.systemConfig(old, "3.8.2"), reason: /refused: Code Ocean 3\.0\.5 has no maintenance mode.*stop running computations and AWS Batch jobs .* by hand/ },
+    { name: "a missing template", config: () => ({ ...vpc.systemConfig(ref, "3.9.0"), templateUrl: localhostUrl(templateKey("3.9.0")) }), reason: /could not read the template http:\/\/localhost\/codeocean-vpc\/templates\/3\.9\.0\/codeocean\.template\.yaml.*is the version published/ },
+    { name: "a stack in ROLLBACK_COMPLETE", config: () => vpc.systemConfig(ref, "3.8.2"), reason: /refused: the stack ref-vpc is in ROLLBACK_COMPLETE; the stack's creation failed and it can only be deleted/, pin: "ROLLBACK_COMPLETE" },
+  ];
+  test.each(checkCases)("$name: refused by check", async ({ config, reason, pin }) => {
+    if (pin) vpc.compensation.pinStatus(ref.primary, pin);
+    const saved = { ...process.env };
+    Object.assign(process.env, bed.env);
+    try {
+      const before = [await vpc.snapshot(ref), await vpc.snapshot(old)];
+      const { kind: _kind, ...inputs } = config();
+      const { check } = await import("../../workflows/codeocean-vpc/provider");
+      const result = await check({ version: "3.7.0" }, inputs);
+      expect(result.failures?.map((f) => f.reason).join("\n")).toMatch(reason);
+      expect([await vpc.snapshot(ref), await vpc.snapshot(old)]).toEqual(before);
+    } finally {
+      process.env = saved;
+      vpc.compensation.pinStatus(ref.primary, undefined);
     }
   });
 
