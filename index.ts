@@ -2,6 +2,8 @@ import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { BackendAiCluster } from "./workflows/backendai/resource";
 import { parseClusterConfig, type ClusterConfig } from "./workflows/backendai/settings";
+import { CodeOceanVpc } from "./workflows/codeocean-vpc/resource";
+import { parseVpcConfig, type Hook, type VpcConfig } from "./workflows/codeocean-vpc/settings";
 
 /**
  * The orchestrator's own Pulumi program (Pulumi.yaml; stack configs in stacks/config): one
@@ -19,6 +21,12 @@ const kinds: Record<string, Declare> = {
     const parsed = parseClusterConfig(settings, key);
     if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
     return new BackendAiCluster(name, withKeys(parsed.config, key)).version;
+  },
+  "codeocean-vpc"(name, settings, key) {
+    const parsed = parseVpcConfig(settings, key);
+    if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
+    const { kind: _kind, ...args } = parsed.config;
+    return new CodeOceanVpc(name, { ...args, maintenance: args.maintenance && withHookSecrets(args.maintenance) }).version;
   },
 };
 
@@ -49,6 +57,17 @@ function withKeys(cluster: ClusterConfig, key: string) {
       return { ...host, ssh: { ...ssh, privateKey } };
     }),
   };
+}
+
+/** Hook headers named by secret config keys (`headerSecrets`), read here and handed on as Pulumi secrets only. */
+function withHookSecrets(maintenance: NonNullable<VpcConfig["maintenance"]>) {
+  const resolve = (hook: Hook | undefined) => {
+    if (!hook || !("http" in hook) || !hook.http.headerSecrets) return hook;
+    const { headerSecrets, ...http } = hook.http;
+    const secrets = Object.entries(headerSecrets).map(([header, key]) => config.requireSecret(key).apply((value) => [header, value] as const));
+    return { http: pulumi.all(secrets).apply((pairs) => ({ ...http, headers: { ...http.headers, ...Object.fromEntries(pairs) } })) };
+  };
+  return pulumi.secret({ ...maintenance, enable: resolve(maintenance.enable), disable: resolve(maintenance.disable) });
 }
 
 export const versions: Record<string, pulumi.Output<string>> = {};

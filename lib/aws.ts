@@ -1,7 +1,12 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { BatchClient } from "@aws-sdk/client-batch";
+import { CloudFormationClient } from "@aws-sdk/client-cloudformation";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { RDSClient } from "@aws-sdk/client-rds";
 import { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
+import { S3Client } from "@aws-sdk/client-s3";
+import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { UpgradeError } from "./errors";
 
 /**
@@ -16,6 +21,8 @@ export interface AwsSettings {
   maxAttempts?: number;
   /** Static credentials; absent means the SDK's default provider chain. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** A named profile of the shared config/credentials files (another account's credentials). */
+  profile?: string;
 }
 
 export interface AwsClients {
@@ -24,6 +31,10 @@ export interface AwsClients {
   cloudWatch: CloudWatchClient;
   /** Resource Groups Tagging API: resources of any service by tag, in one call per page. */
   tagging: ResourceGroupsTaggingAPIClient;
+  cloudFormation: CloudFormationClient;
+  rds: RDSClient;
+  batch: BatchClient;
+  s3: S3Client;
   destroy(): void;
 }
 
@@ -47,23 +58,53 @@ export function createAwsClients(settings: AwsSettings = awsSettingsFromEnv()): 
     endpoint: settings.endpoint,
     maxAttempts: settings.maxAttempts ?? 3,
     credentials: settings.credentials,
+    profile: settings.profile,
   };
   const ec2 = new EC2Client(config);
   const autoScaling = new AutoScalingClient(config);
   const cloudWatch = new CloudWatchClient(config);
   const tagging = new ResourceGroupsTaggingAPIClient(config);
+  const cloudFormation = new CloudFormationClient(config);
+  const rds = new RDSClient(config);
+  const batch = new BatchClient(config);
+  // Path-style addressing: the only kind a custom endpoint (moto, a VPC endpoint by IP) answers.
+  const s3 = new S3Client({ ...config, forcePathStyle: settings.endpoint !== undefined });
   return {
     ec2,
     autoScaling,
     cloudWatch,
     tagging,
+    cloudFormation,
+    rds,
+    batch,
+    s3,
     destroy() {
-      ec2.destroy();
-      autoScaling.destroy();
-      cloudWatch.destroy();
-      tagging.destroy();
+      for (const client of [ec2, autoScaling, cloudWatch, tagging, cloudFormation, rds, batch, s3]) client.destroy();
     },
   };
+}
+
+/**
+ * Settings for another account or region: a named profile, or a role assumed with STS from the
+ * base settings' credentials (temporary credentials, valid for the session's hour).
+ */
+export async function awsSettingsFor(
+  base: AwsSettings,
+  target: { region?: string; profile?: string; assumeRoleArn?: string; sessionName?: string },
+): Promise<AwsSettings> {
+  const settings: AwsSettings = { ...base, region: target.region ?? base.region };
+  if (target.profile) return { ...settings, profile: target.profile, credentials: undefined };
+  if (!target.assumeRoleArn) return settings;
+  const sts = new STSClient({ region: settings.region, endpoint: base.endpoint, maxAttempts: base.maxAttempts ?? 3, credentials: base.credentials, profile: base.profile });
+  try {
+    const { Credentials: c } = await awsCall(`assume the role ${target.assumeRoleArn}`, () =>
+      sts.send(new AssumeRoleCommand({ RoleArn: target.assumeRoleArn, RoleSessionName: target.sessionName ?? "upgrade-orchestrator" })),
+    );
+    if (!c?.AccessKeyId || !c.SecretAccessKey) throw new UpgradeError({ what: `assume the role ${target.assumeRoleArn}`, why: "STS returned no credentials", permanent: true });
+    return { ...settings, credentials: { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken } };
+  } finally {
+    sts.destroy();
+  }
 }
 
 interface SdkError {

@@ -309,7 +309,9 @@ async function pulumiCall<T>(what: string, call: () => Promise<T>, hint?: string
     if (/passphrase/i.test(why)) {
       throw new UpgradeError({ what, why, hint: "check PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) for this stack", exitCode: 2, permanent: true, cause: err });
     }
-    throw new UpgradeError({ what, why, hint, cause: err });
+    // A workflow provider's safety refusal (its message starts with "refused:") keeps exit code 3.
+    const refusedByProvider = /(^|; )refused: /.test(why);
+    throw new UpgradeError({ what, why, hint, cause: err, ...(refusedByProvider ? { exitCode: 3, permanent: true } : {}) });
   }
 }
 
@@ -328,7 +330,7 @@ export function pulumiErrors(err: unknown): string {
   const found: string[] = [];
   all.forEach((raw, i) => {
     const line = raw.trim();
-    if (!/^error:/.test(line) || /update failed|preview failed/.test(line)) return;
+    if (!/^error:/.test(line) || /^error:\s*(update|preview) failed$/.test(line)) return;
     let message = line.replace(/^error:\s*/, "");
     // The detail a framing line announces, on the lines after it: a thrown exception's message,
     // or a provider's errors ("1 error occurred:" then "* updating urn:…: <message>").

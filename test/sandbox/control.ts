@@ -50,7 +50,7 @@ export async function sandboxUp({ dir = ".sandbox", log = console.log, with: ext
   });
   daemon.unref();
   const deadline = Date.now() + 180_000;
-  const what = { codeocean: ", the Code Ocean deployment", backendai: ", PostgreSQL and a Backend.AI cluster" } as const;
+  const what = { codeocean: ", the Code Ocean deployment", backendai: ", PostgreSQL and a Backend.AI cluster", "codeocean-vpc": ", the Code Ocean VPC stacks" } as const;
   log(`starting the sandbox (moto, fault proxy, sshd, Pulumi file backend${extra ? what[extra] : ""}) in ${dir} ...`);
   while (Date.now() < deadline) {
     const status = readStatus(dir);

@@ -3,10 +3,12 @@ import * as path from "node:path";
 import { upgrade } from "../../stacks/upgrade";
 import { startBackendAiCluster, type BackendAiFixture } from "./backendai";
 import { startCodeOceanScenario, type CodeOceanScenario } from "./codeocean";
+import { ownStackConfig, startVpcFixture, type VpcFixture } from "./codeoceanVpc";
 import { envFileText, startSandbox, type Sandbox } from "./index";
 import { ownStack, type OwnStack } from "./ownStack";
 
-export type SandboxExtra = "codeocean" | "backendai";
+export type SandboxExtra = "codeocean" | "backendai" | "codeocean-vpc";
+export const SANDBOX_EXTRAS: SandboxExtra[] = ["codeocean", "backendai", "codeocean-vpc"];
 
 /**
  * The background process behind `npm run sandbox -- up`: starts the bed, writes the env file and
@@ -33,6 +35,7 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
   let bed;
   let scenario: CodeOceanScenario | undefined;
   let backendAi: { cluster: BackendAiFixture; own: OwnStack } | undefined;
+  let codeoceanVpc: { fixture: VpcFixture; own: OwnStack } | undefined;
   const extraEnv: Record<string, string> = { UO_SANDBOX_DIR: dir };
   try {
     bed = await startSandbox({ dir: path.join(dir, "bed") });
@@ -79,6 +82,26 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
       process.exit(1);
     }
   }
+  if (extra === "codeocean-vpc") {
+    try {
+      codeoceanVpc = await adoptCodeOceanVpc(bed, dir);
+      status.hint = [
+        `A Code Ocean VPC deployment (CloudFormation in moto) is at 3.7.0: stacks co-role, co-backup and co-vpc, its database`,
+        `auto-scaled to 64 GiB above pRdsAllocatedStorage=20, Batch jobs running and 2 worker instances; adopted by the stack`,
+        `"codeocean-vpc" of the orchestrator's own project in ${codeoceanVpc.own.workDir}. Upgrade it to 3.8.2 by hand:`,
+        `set version: 3.8.2 in ${codeoceanVpc.own.configFile} (systems.vpc; the role and backup stacks follow it), then`,
+        `  source ${envFile}`,
+        `  npm run upgrade -- --stack codeocean-vpc --cwd ${codeoceanVpc.own.workDir}`,
+        `The maintenance hook is the bed's loopback server; maintenance mode's effects show a few polls after it is called.`,
+      ].join("\n");
+      extraEnv.UO_OWN_PROJECT_DIR = codeoceanVpc.own.workDir;
+    } catch (err) {
+      await bed.stop();
+      Object.assign(status, { state: "failed", error: `standing up the Code Ocean VPC fixture: ${(err as Error).message}` });
+      write();
+      process.exit(1);
+    }
+  }
   fs.writeFileSync(envFile, envFileText({ ...bed.env, ...extraEnv }), { mode: 0o600 });
   status.processes = [bed.moto?.process, bed.sshd?.process]
     .filter((p) => p !== undefined)
@@ -91,6 +114,8 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
     await scenario?.stop();
     await backendAi?.own.remove();
     await backendAi?.cluster.stop();
+    await codeoceanVpc?.own.remove();
+    await codeoceanVpc?.fixture.stop();
     await bed.stop();
     status.state = "stopped";
     write();
@@ -121,11 +146,30 @@ async function adoptBackendAi(bed: Sandbox, dir: string): Promise<{ cluster: Bac
   }
 }
 
+/** The Code Ocean VPC fixture at 3.7.0 (role, backup, primary stacks), and an own stack whose first `up` adopts it. */
+async function adoptCodeOceanVpc(bed: Sandbox, dir: string): Promise<{ fixture: VpcFixture; own: OwnStack }> {
+  const projectDir = path.join(dir, "own-project-codeocean-vpc");
+  fs.rmSync(projectDir, { recursive: true, force: true });
+  const fixture = await startVpcFixture(bed);
+  try {
+    const deployment = await fixture.deploy("co");
+    const own = await ownStack(bed, "codeocean-vpc", ownStackConfig, projectDir);
+    // Interactive use: a person watches, so polls are seconds, not the tests' fractions.
+    await own.setSystems({ vpc: fixture.systemConfig(deployment, "3.7.0", { deadlines: { stackUpdateSeconds: 600, pollSeconds: 1 } }) });
+    const adopted = await upgrade({ stack: "codeocean-vpc", cwd: projectDir, yes: true, env: bed.env });
+    if (adopted.exitCode !== 0) throw new Error(`the first up failed: ${adopted.error?.message}`);
+    return { fixture, own };
+  } catch (err) {
+    await fixture.stop();
+    throw err;
+  }
+}
+
 if (require.main === module) {
   const dir = process.argv[2];
   const extra = process.argv.find((a) => a.startsWith("--with="))?.slice("--with=".length);
-  if (!dir || (extra !== undefined && extra !== "codeocean" && extra !== "backendai")) {
-    console.error("usage: daemon <state dir> [--with=codeocean|backendai]");
+  if (!dir || (extra !== undefined && !SANDBOX_EXTRAS.includes(extra as SandboxExtra))) {
+    console.error(`usage: daemon <state dir> [--with=${SANDBOX_EXTRAS.join("|")}]`);
     process.exit(2);
   }
   void main(dir, extra as SandboxExtra | undefined);

@@ -30,9 +30,35 @@ export interface ProxiedCall {
   params: Record<string, string>;
 }
 
+/** A call as an interceptor sees it (the body already read). */
+export interface InterceptedCall {
+  service: string;
+  action: string;
+  params: Record<string, string>;
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export interface UpstreamReply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/**
+ * A compensation for a place where moto is not AWS: it may answer instead of moto, or forward and
+ * rewrite moto's answer; `undefined` lets the next one (or plain forwarding) handle the call.
+ * Compensations may delay or fail a call, never report a success moto did not record.
+ */
+export type Interceptor = (call: InterceptedCall, forward: () => Promise<UpstreamReply>) => Promise<UpstreamReply | undefined>;
+
 export interface FaultProxy {
   readonly url: string;
   inject(fault: Fault): void;
+  /** Adds a compensation (see Interceptor); returns its removal. */
+  intercept(interceptor: Interceptor): () => void;
   clearFaults(): void;
   /** Every call seen since the last clearCalls(), oldest first. */
   calls(): ProxiedCall[];
@@ -50,6 +76,7 @@ interface PendingFault extends Fault {
 export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
   const target = new URL(targetUrl);
   const pending: PendingFault[] = [];
+  const interceptors: Interceptor[] = [];
   let seen: ProxiedCall[] = [];
 
   const inject = (fault: Fault) => pending.push({ ...fault, remaining: fault.times ?? 1 });
@@ -74,6 +101,27 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       return;
     }
     if (fault?.kind === "delay") await delay(fault.delayMs ?? 1000);
+
+    if (interceptors.length > 0) {
+      const call: InterceptedCall = { service, action, params, method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body };
+      const forward = () => forwardBuffered(target, req, body);
+      try {
+        for (const interceptor of interceptors) {
+          const reply = await interceptor(call, forward);
+          if (reply) {
+            record(reply.status);
+            const headers = { ...reply.headers, "content-length": String(reply.body.length) };
+            delete (headers as Record<string, string>)["transfer-encoding"];
+            res.writeHead(reply.status, headers).end(reply.body);
+            return;
+          }
+        }
+      } catch (err) {
+        record(502);
+        res.writeHead(502).end(String(err));
+        return;
+      }
+    }
 
     const upstream = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
@@ -117,6 +165,10 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
   return {
     url: `http://127.0.0.1:${port}`,
     inject,
+    intercept(interceptor) {
+      interceptors.push(interceptor);
+      return () => void interceptors.splice(interceptors.indexOf(interceptor), 1);
+    },
     clearFaults: () => void (pending.length = 0),
     calls: () => [...seen],
     clearCalls: () => void (seen = []),
@@ -126,6 +178,23 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
         server.close(() => resolve());
       }),
   };
+}
+
+function forwardBuffered(target: URL, req: http.IncomingMessage, body: Buffer): Promise<UpstreamReply> {
+  return new Promise((resolve, reject) => {
+    const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+      const chunks: Buffer[] = [];
+      upRes.on("data", (c: Buffer) => chunks.push(c));
+      upRes.on("end", () => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(upRes.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : v;
+        resolve({ status: upRes.statusCode ?? 502, headers, body: Buffer.concat(chunks) });
+      });
+      upRes.on("error", reject);
+    });
+    upstream.on("error", reject);
+    upstream.end(body);
+  });
 }
 
 function takeFault(pending: PendingFault[], action: string): PendingFault | undefined {

@@ -1,0 +1,115 @@
+import { runCli, startCli } from "../sandbox/cli";
+import { ownStackConfig, startVpcFixture, type VpcDeployment, type VpcFixture } from "../sandbox/codeoceanVpc";
+import { ownStack, type OwnStack } from "../sandbox/ownStack";
+import { startSandbox, type Sandbox } from "../sandbox";
+
+// Faults of runbook 2 (Code Ocean VPC) against the bed: each case a fresh deployment at 3.7.0
+// and a fresh own stack whose first `up` (the CLI, as a pipeline runs it) upgrades it to 3.8.2.
+let bed: Sandbox;
+let vpc: VpcFixture;
+const owns: OwnStack[] = [];
+
+beforeAll(async () => {
+  bed = await startSandbox({ ssh: false });
+  vpc = await startVpcFixture(bed);
+});
+afterAll(async () => {
+  for (const o of owns) await o.remove();
+  await vpc?.stop();
+  await bed?.stop();
+});
+
+interface Scenario {
+  d: VpcDeployment;
+  args: string[];
+}
+
+async function scenario(prefix: string, extra: Record<string, unknown> = {}, deploy: Parameters<VpcFixture["deploy"]>[1] = {}): Promise<Scenario> {
+  const d = await vpc.deploy(prefix, deploy);
+  const own = await ownStack(bed, prefix, ownStackConfig);
+  owns.push(own);
+  await own.setSystems({ vpc: vpc.systemConfig(d, "3.8.2", extra) });
+  return { d, args: ["upgrade", "--stack", prefix, "--cwd", own.workDir, "--yes", "--json"] };
+}
+
+const summaryOf = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!) as { exitCode: number; error?: string; status: string };
+const diagnostics = (stdout: string) =>
+  stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { type: string; event?: { diagnosticEvent?: { message: string } } })
+    .flatMap((e) => (e.type === "engine" && e.event?.diagnosticEvent ? [e.event.diagnosticEvent.message.trim()] : []));
+
+test("a failed update rolled back: the error names AnalyticsDBInstance and RDS's reason; maintenance mode is left on and said so", async () => {
+  const s = await scenario("rb");
+  vpc.compensation.armUpdate(s.d.primary, "rollback", 2);
+  const run = await runCli(s.args, bed.env);
+  const summary = summaryOf(run.stdout);
+  expect(run.code).toBe(1);
+  expect(summary.error).toMatch(/the update failed and was rolled back \(UPDATE_ROLLBACK_COMPLETE\); first failure: AnalyticsDBInstance UPDATE_FAILED: Resource handler returned message: "Invalid storage size for engine name postgres/);
+  expect(summary.error).toMatch(/maintenance mode is left on: turn it off in the admin panel/);
+  const primary = await vpc.status(s.d.primary);
+  expect(primary.template).toMatch(/Version: 3\.7\.0/);
+  expect(diagnostics(run.stdout).join("\n")).toMatch(/rb-vpc: AnalyticsDBInstance UPDATE_FAILED/);
+  expect(vpc.hook.requests.filter((r) => r.path.endsWith("/disable"))).toHaveLength(0);
+});
+
+test("UPDATE_ROLLBACK_FAILED stops with the ContinueUpdateRollback hint", async () => {
+  const s = await scenario("rbf");
+  vpc.compensation.armUpdate(s.d.primary, "rollback-failed", 1);
+  const run = await runCli(s.args, bed.env);
+  const summary = summaryOf(run.stdout);
+  expect(run.code).toBe(1);
+  expect(summary.error).toMatch(/the update and its rollback failed \(UPDATE_ROLLBACK_FAILED\); first failure: AnalyticsDBInstance UPDATE_FAILED/);
+  expect(summary.error).toMatch(/aws cloudformation continue-update-rollback --stack-name rbf-vpc/);
+});
+
+test("throttling on DescribeStackEvents beyond the SDK's retries: the follow keeps polling and the update completes", async () => {
+  const s = await scenario("thr");
+  bed.aws!.clearCalls();
+  bed.aws!.inject({ action: "DescribeStackEvents", kind: "throttle", times: 4 });
+  const run = await runCli(s.args, bed.env);
+  expect([run.code, summaryOf(run.stdout).error]).toEqual([0, undefined]);
+  const throttled = bed.aws!.calls().filter((c) => c.action === "DescribeStackEvents" && c.fault === "throttle");
+  expect(throttled).toHaveLength(4);
+  expect(diagnostics(run.stdout).join("\n")).toMatch(/AWS answered Throttling; polling again/);
+  expect((await vpc.status(s.d.primary)).status).toBe("UPDATE_COMPLETE");
+});
+
+test("kill -9 while following the stack's events, then the same command: follows the running update, never starts a second", async () => {
+  const s = await scenario("kill");
+  vpc.compensation.setUpdatePolls(25);
+  try {
+    let killed = false;
+    const first = startCli(s.args, bed.env, (e) => {
+      const message = (e as { event?: { diagnosticEvent?: { message?: string } } }).event?.diagnosticEvent?.message ?? "";
+      if (!killed && /kill-vpc: UPDATE_IN_PROGRESS/.test(message)) {
+        killed = true;
+        first.signal("SIGKILL", true);
+      }
+    });
+    expect(await first.exited).toBe(137);
+    expect(vpc.compensation.executions(s.d.primary)).toBe(1);
+    const second = await runCli(s.args, bed.env);
+    expect([second.code, summaryOf(second.stdout).error]).toEqual([0, undefined]);
+    const log = diagnostics(second.stdout).join("\n");
+    expect(log).toMatch(/kill-vpc: an update is already running \(UPDATE_IN_PROGRESS\); following it instead of starting another|the stack is at 3\.8\.2/);
+    expect(vpc.compensation.executions(s.d.primary)).toBe(1);
+    expect((await vpc.status(s.d.primary)).status).toBe("UPDATE_COMPLETE");
+  } finally {
+    vpc.compensation.setUpdatePolls(3);
+  }
+});
+
+test("maintenance mode never verified: refused at the deadline (exit 3), the primary stack untouched", async () => {
+  const s = await scenario("mnt", { maintenance: { timeoutSeconds: 2, pollSeconds: 0.2 } }, { pollsToIdle: "never" });
+  const before = JSON.stringify(await vpc.status(s.d.primary));
+  const run = await runCli(s.args, bed.env);
+  const summary = summaryOf(run.stdout);
+  expect(run.code).toBe(3);
+  expect(summary.error).toMatch(/refused: could not verify maintenance mode of mnt-vpc: after \d+ s its effects are not visible: 3 Batch job\(s\) active in 1 queue\(s\), 2 worker instance\(s\)/);
+  expect(summary.error).toMatch(/Admin → System Maintenance → Enable/);
+  expect(diagnostics(run.stdout).join("\n")).toMatch(/maintenance: ACTION NEEDED: enable maintenance mode in the Code Ocean admin panel/);
+  expect(JSON.stringify(await vpc.status(s.d.primary))).toBe(before);
+  expect(vpc.compensation.executions(s.d.primary)).toBe(0);
+});

@@ -1,0 +1,182 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { UpgradeEvent } from "../../lib/events";
+import { upgrade } from "../../stacks/upgrade";
+import { runCli } from "../sandbox/cli";
+import { localhostUrl, ownStackConfig, REPLACING_KEY, startVpcFixture, templateKey, type VpcDeployment, type VpcFixture } from "../sandbox/codeoceanVpc";
+import { ownStack, type OwnStack } from "../sandbox/ownStack";
+import { startSandbox, type Sandbox } from "../sandbox";
+
+// Runbook 2 (Code Ocean VPC, CloudFormation) as the CodeOceanVpc resource of an own stack, through
+// the same driver as any stack: moto's CloudFormation, S3, RDS, Batch and Auto Scaling behind the
+// bed's fault proxy (which compensates where moto is not AWS: see the README).
+let bed: Sandbox;
+let vpc: VpcFixture;
+let acc: VpcDeployment;
+let own: OwnStack;
+const outputs: string[] = [];
+
+async function run(target: OwnStack) {
+  const events: UpgradeEvent[] = [];
+  const result = await upgrade({ stack: target.stack.name, cwd: target.workDir, yes: true, env: bed.env, onEvent: (e) => void events.push(e) });
+  outputs.push(JSON.stringify(events), result.report);
+  const diagnostics = events.flatMap((e) => (e.type === "engine" && e.event.diagnosticEvent ? [e.event.diagnosticEvent.message.trim()] : []));
+  return { result, events, diagnostics };
+}
+
+beforeAll(async () => {
+  bed = await startSandbox({ ssh: false });
+  vpc = await startVpcFixture(bed);
+  acc = await vpc.deploy("acc");
+  own = await ownStack(bed, "vpc", ownStackConfig);
+  await own.setSystems({ vpc: vpc.systemConfig(acc, "3.7.0") });
+});
+afterAll(async () => {
+  await own?.remove();
+  await vpc?.stop();
+  await bed?.stop();
+});
+
+test("a first `up` adopts the deployment at 3.7.0 and changes nothing in AWS", async () => {
+  const before = await vpc.snapshot(acc);
+  const { result, diagnostics } = await run(own);
+  expect(result.error).toBeUndefined();
+  expect(result.outputs?.versions).toEqual({ vpc: "3.7.0" });
+  expect(diagnostics.join("\n")).toMatch(/disable-maintenance skipped \(nothing was updated by this run\)/);
+  expect(await vpc.snapshot(acc)).toBe(before);
+  expect(vpc.hook.requests).toEqual([]);
+});
+
+test("the preview of 3.7.0 → 3.8.2 shows the version change and the stacks in order", async () => {
+  await own.setSystems({ vpc: vpc.systemConfig(acc, "3.8.2") });
+  const before = await vpc.snapshot(acc);
+  const dry = await runCli(["upgrade", "--stack", own.stack.name, "--cwd", own.workDir, "--dry-run"], bed.env);
+  outputs.push(dry.stdout, dry.stderr);
+  expect(dry.code).toBe(0);
+  const line = dry.stdout.split("\n").find((l) => l.includes("[preview] ~ pulumi-nodejs:dynamic/codeocean-vpc:CodeOceanVpc vpc ("));
+  expect(line).toMatch(/version: 3\.7\.0 → 3\.8\.2/);
+  expect(line).toMatch(/plannedStacks: \(none\) → role acc-role, backup acc-backup, primary acc-vpc/);
+  expect(await vpc.snapshot(acc)).toBe(before);
+});
+
+test("`up` updates role, backup and primary stacks in order, passing the live allocated storage; the primary ends UPDATE_COMPLETE at 3.8.2", async () => {
+  const started = Date.now();
+  const { result, diagnostics } = await run(own);
+  const log = diagnostics.join("\n");
+  expect(result.error).toBeUndefined();
+  expect(result.exitCode).toBe(0);
+  expect(result.outputs?.versions).toEqual({ vpc: "3.8.2" });
+  for (const name of [acc.role, acc.backup, acc.primary]) {
+    const s = await vpc.status(name);
+    expect([name, s.status]).toEqual([name, "UPDATE_COMPLETE"]);
+    expect(s.template).toMatch(/Version: 3\.8\.2/);
+  }
+  const primary = await vpc.status(acc.primary);
+  expect(primary.parameters).toMatchObject({ pRdsAllocatedStorage: "64", pRdsMaxAllocatedStorage: "1000", pRdsInstanceType: "db.t4g.small", pWorkerAmiRelease: "2025.10" });
+  expect(await vpc.allocatedStorage(acc)).toBe(64);
+  expect(log).toMatch(/pRdsAllocatedStorage: the database has auto-scaled to 64 GiB, above the stack's 20; passing 64/);
+  // the order of the runbook, and per-resource progress of the primary's update
+  const at = (re: RegExp) => diagnostics.findIndex((l) => re.test(l));
+  const order = [/update-role-stack done/, /update-backup-stack done/, /maintenance: enable hook: POST .* → HTTP 200/, /enable-maintenance done \(verified: 0 Batch job/, /acc-vpc: WorkerLaunchTemplate UPDATE_COMPLETE/, /update-primary-stack done \(UPDATE_COMPLETE at 3\.8\.2\)/, /disable-maintenance done \(disable hook/].map(at);
+  expect(order.every((i) => i >= 0)).toBe(true);
+  expect([...order].sort((a, b) => a - b)).toEqual(order);
+  expect(log).toMatch(/maintenance: waiting for its effects: 3 Batch job\(s\) active in 1 queue\(s\), 2 worker instance\(s\)/);
+  expect(await vpc.workerInstances(acc)).toBe(0);
+  expect(vpc.hook.requests.map((r) => [r.path, r.authorization])).toEqual([["/maintenance/enable", "Bearer bed-admin-token"], ["/maintenance/disable", undefined]]);
+  expect(vpc.compensation.executions(acc.primary)).toBe(1);
+  const timing = result.steps.map((s) => `${s.step} ${(s.durationMs / 1000).toFixed(1)}s`).join(", ");
+  outputs.push(timing);
+  console.log(`acceptance run ${((Date.now() - started) / 1000).toFixed(1)} s: ${timing}\n${diagnostics.filter((l) => / (done|skipped) /.test(l)).join("\n")}`);
+});
+
+test("a second `up` changes nothing", async () => {
+  const before = await vpc.snapshot(acc);
+  const { result } = await run(own);
+  expect(result.exitCode).toBe(0);
+  expect(result.steps.find((s) => s.step === "up")).toMatchObject({ status: "skipped", note: "nothing to update" });
+  expect(await vpc.snapshot(acc)).toBe(before);
+});
+
+describe("refused with a clear error, every stack byte-identical", () => {
+  let ref: VpcDeployment;
+  let old: VpcDeployment;
+  let target: OwnStack;
+  beforeAll(async () => {
+    ref = await vpc.deploy("ref");
+    old = await vpc.deploy("old", { version: "3.0.5" });
+    target = await ownStack(bed, "vpcref", ownStackConfig);
+  });
+  afterAll(async () => target?.remove());
+
+  // Through the whole driver (its preview fails, exit code and message as an operator sees them).
+  const driverCases: Array<{ name: string; config: () => Record<string, unknown>; reason: RegExp; pin?: string }> = [
+    { name: "a downgrade", config: () => vpc.systemConfig(ref, "3.6.0"), reason: /refused: 3\.7\.0 → 3\.6\.0 is a downgrade/ },
+    { name: "a stack in UPDATE_ROLLBACK_FAILED", config: () => vpc.systemConfig(ref, "3.8.2"), reason: /refused: the stack ref-vpc is in UPDATE_ROLLBACK_FAILED; continue the rollback first: aws cloudformation continue-update-rollback --stack-name ref-vpc/, pin: "UPDATE_ROLLBACK_FAILED" },
+  ];
+  test.each(driverCases)("$name: the preview fails", async ({ config, reason, pin }) => {
+    if (pin) vpc.compensation.pinStatus(ref.primary, pin);
+    try {
+      const before = [await vpc.snapshot(ref), await vpc.snapshot(old)];
+      await target.setSystems({ vpc: config() });
+      const { result } = await run(target);
+      expect(result.exitCode).toBe(1);
+      expect(result.steps.find((s) => s.step === "plan-update")).toMatchObject({ status: "failed" });
+      expect(result.error?.message).toMatch(reason);
+      expect([await vpc.snapshot(ref), await vpc.snapshot(old)]).toEqual(before);
+      expect(vpc.compensation.executions(ref.primary)).toBe(0);
+    } finally {
+      vpc.compensation.pinStatus(ref.primary, undefined);
+    }
+  });
+
+  // The same check the engine calls at preview, called directly (the engine's part is shown above): quicker.
+  const checkCases: Array<{ name: string; config: () => Record<string, unknown>; reason: RegExp; pin?: string }> = [
+    { name: "an unknown stack", config: () => ({ ...vpc.systemConfig(ref, "3.8.2"), stackName: "nope-vpc" }), reason: /no stack named nope-vpc in this account and region.*check stackName and region/ },
+    { name: "a version below 3.1", config: () => vpc.systemConfig(old, "3.8.2"), reason: /refused: Code Ocean 3\.0\.5 has no maintenance mode.*stop running computations and AWS Batch jobs .* by hand/ },
+    { name: "a missing template", config: () => ({ ...vpc.systemConfig(ref, "3.9.0"), templateUrl: localhostUrl(templateKey("3.9.0")) }), reason: /could not read the template http:\/\/localhost\/codeocean-vpc\/templates\/3\.9\.0\/codeocean\.template\.yaml.*is the version published/ },
+    { name: "a stack in ROLLBACK_COMPLETE", config: () => vpc.systemConfig(ref, "3.8.2"), reason: /refused: the stack ref-vpc is in ROLLBACK_COMPLETE; the stack's creation failed and it can only be deleted/, pin: "ROLLBACK_COMPLETE" },
+  ];
+  test.each(checkCases)("$name: refused by check", async ({ config, reason, pin }) => {
+    if (pin) vpc.compensation.pinStatus(ref.primary, pin);
+    const saved = { ...process.env };
+    Object.assign(process.env, bed.env);
+    try {
+      const before = [await vpc.snapshot(ref), await vpc.snapshot(old)];
+      const { kind: _kind, ...inputs } = config();
+      const { check } = await import("../../workflows/codeocean-vpc/provider");
+      const result = await check({ version: "3.7.0" }, inputs);
+      expect(result.failures?.map((f) => f.reason).join("\n")).toMatch(reason);
+      expect([await vpc.snapshot(ref), await vpc.snapshot(old)]).toEqual(before);
+    } finally {
+      process.env = saved;
+      vpc.compensation.pinStatus(ref.primary, undefined);
+    }
+  });
+
+  test("a change set that would remove the database: refused before any stack is touched, the change set deleted", async () => {
+    const before = await vpc.snapshot(ref);
+    const hookCalls = vpc.hook.requests.length;
+    await target.setSystems({ vpc: { ...vpc.systemConfig(ref, "3.8.2"), templateUrl: localhostUrl(REPLACING_KEY) } });
+    const { result, diagnostics } = await run(target);
+    expect(result.exitCode).toBe(3);
+    expect(result.error?.message).toMatch(/refused: could not update the CloudFormation stack ref-vpc: the change set would destroy data: Remove AnalyticsDBInstance AWS::RDS::DBInstance; the change set was deleted and the stack is untouched/);
+    expect(diagnostics.join("\n")).toMatch(/change set upgrade-orchestrator-\w+: Add AnalyticsDBInstanceV2 AWS::RDS::DBInstance;.*Remove AnalyticsDBInstance/);
+    expect(await vpc.snapshot(ref)).toBe(before);
+    expect(vpc.hook.requests.length).toBe(hookCalls); // maintenance mode was never asked for
+  });
+});
+
+test("no hook token or passphrase in the plaintext state, the events or the reports", async () => {
+  const backend = fileURLToPath(bed.pulumi!.backendUrl);
+  const state = files(backend).filter((f) => f.endsWith(".json")).map((f) => fs.readFileSync(f, "utf8")).join("\n");
+  expect(state).toMatch(/codeocean-vpc:CodeOceanVpc/);
+  for (const text of [state, ...outputs]) {
+    expect(text.includes("bed-admin-token")).toBe(false);
+    expect(text.includes(bed.env.PULUMI_CONFIG_PASSPHRASE!)).toBe(false);
+  }
+});
+
+function files(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}

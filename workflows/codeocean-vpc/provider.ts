@@ -1,0 +1,184 @@
+import { createHash } from "node:crypto";
+import type * as pulumi from "@pulumi/pulumi";
+import { awsSettingsFor, awsSettingsFromEnv, createAwsClients, type AwsClients } from "../../lib/aws";
+import { describe, ExitCode, UpgradeError } from "../../lib/errors";
+import { createProgress } from "../../lib/progress";
+import { runSteps } from "../../lib/steps";
+import { judgeVersions, statusHint, templateUrlFor, updatableStatus, updateRunning } from "./plan";
+import { vpcRunbook, type VpcContext } from "./runbook";
+import { parseVpcSettings, type VpcSettings } from "./settings";
+import { readStack, readTemplate } from "./stacks";
+
+/**
+ * The CodeOceanVpc provider's work (resource.ts holds only the thin provider that loads this
+ * module at call time). `check` (preview) validates the settings, reads the stacks and the new
+ * template and refuses what the update must not do; it adds `plannedStacks`, the stacks `up` will
+ * touch in order. `create` adopts the deployment (and upgrades it when the target is newer);
+ * `update` performs runbook 2 (runbook.ts).
+ */
+export interface VpcOutputs {
+  /** The version of the primary stack's template after the last run. */
+  version: string;
+  plannedStacks: string[];
+  stackId: string;
+  templateUrl: string;
+  fingerprint: string;
+}
+
+type Inputs = Record<string, unknown> & { version?: string; plannedStacks?: string[] };
+const COMPUTED = ["plannedStacks", "__provider"];
+
+export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult> {
+  const parsed = parseVpcSettings(strip(news));
+  if ("issues" in parsed) {
+    return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
+  }
+  const settings = parsed.settings;
+  // The stacks `up` will touch, shown by the preview when the version changes.
+  const plannedStacks = olds.version !== undefined && olds.version !== settings.version ? stacksInOrder(settings) : [];
+  // Nothing asked to change: no reason to read AWS at every preview.
+  if (olds.version === settings.version && JSON.stringify(strip(olds)) === JSON.stringify(strip(news))) return { inputs: { ...news, plannedStacks } };
+  const failures: pulumi.dynamic.CheckFailure[] = [];
+  const aws = await clientsFor(settings);
+  try {
+    const stack = await readStack(aws.cloudFormation, settings.stackName);
+    if (!updatableStatus(stack.status) && !updateRunning(stack.status)) {
+      failures.push({ property: "stackName", reason: `refused: the stack ${stack.name} is in ${stack.status}; ${statusHint(stack.status, stack.name)}` });
+    }
+    const templateUrl = settings.templateUrl ?? templateUrlFor(settings.version);
+    const template = await readTemplate(aws.cloudFormation, templateUrl);
+    if (template.version !== undefined && template.version !== settings.version) {
+      failures.push({ property: "templateUrl", reason: `the template ${templateUrl} is version ${template.version}, not ${settings.version}` });
+    }
+    if (!stack.version) {
+      failures.push({ property: "stackName", reason: `the stack ${stack.name} has no CodeOcean::VersionInfo metadata: is it a Code Ocean VPC stack?` });
+    } else {
+      const verdict = judgeVersions(stack.version, settings.version);
+      if (!verdict.ok) failures.push({ property: "version", reason: `refused: ${verdict.why}; what to do: ${verdict.hint}` });
+    }
+    for (const [which, companion] of [["roleStack", settings.roleStack], ["backupStack", settings.backupStack]] as const) {
+      if (!companion) continue;
+      const other = await clientsFor(settings, companion);
+      try {
+        const s = await readStack(other.cloudFormation, companion.stackName);
+        if (!updatableStatus(s.status) && !updateRunning(s.status)) failures.push({ property: which, reason: `refused: the ${which} ${s.name} is in ${s.status}; ${statusHint(s.status, s.name)}` });
+      } finally {
+        if (other !== aws) other.destroy();
+      }
+    }
+  } catch (err) {
+    failures.push({ property: "stackName", reason: oneLine(err) });
+  } finally {
+    aws.destroy();
+  }
+  return failures.length > 0 ? { inputs: news, failures } : { inputs: { ...news, plannedStacks } };
+}
+
+/** `olds` are the outputs in the state: the version reached and the fingerprint of the settings. */
+export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
+  const parsed = parseVpcSettings(strip(news));
+  const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
+  const changed = olds.version !== news.version || olds.fingerprint !== fingerprint;
+  // A version change is the runbook, an in-place update; never a replacement.
+  return { changes: changed, replaces: [], deleteBeforeReplace: false };
+}
+
+export async function create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult> {
+  const outs = await converge(settingsOf(inputs));
+  return { id: `codeocean-vpc:${outs.stackId}`, outs };
+}
+
+export async function update(_id: string, _olds: Inputs, news: Inputs): Promise<pulumi.dynamic.UpdateResult> {
+  return { outs: await converge(settingsOf(news)) };
+}
+
+function strip(inputs: Inputs): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(inputs)) if (!COMPUTED.includes(k)) raw[k] = v;
+  return raw;
+}
+
+function settingsOf(inputs: Inputs): VpcSettings {
+  const parsed = parseVpcSettings(strip(inputs));
+  if ("issues" in parsed) throw new Error(`invalid settings: ${parsed.issues.map((i) => `${i.key}: ${i.message}`).join("; ")}`);
+  return parsed.settings;
+}
+
+export function stacksInOrder(settings: VpcSettings): string[] {
+  return [
+    ...(settings.roleStack ? [`role ${settings.roleStack.stackName}`] : []),
+    ...(settings.backupStack ? [`backup ${settings.backupStack.stackName}`] : []),
+    `primary ${settings.stackName}`,
+  ];
+}
+
+async function clientsFor(settings: VpcSettings, other?: { region?: string; profile?: string; assumeRoleArn?: string }): Promise<AwsClients> {
+  const target = other ?? settings;
+  return createAwsClients(await awsSettingsFor(awsSettingsFromEnv(), { region: target.region ?? settings.region, profile: target.profile, assumeRoleArn: target.assumeRoleArn }));
+}
+
+/** Runs runbook 2 against the deployment; every step checks the world first, so a re-run resumes. */
+/**
+ * What decides the update, as a digest kept in the state: a changed stack, template or parameter is
+ * an update; the maintenance hooks (which may hold tokens) are left out, so a rotated token is not.
+ */
+export function fingerprintOf(settings: VpcSettings): string {
+  const { maintenance: _m, ...rest } = settings;
+  const sorted = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(sorted) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)])) : v;
+  return createHash("sha256").update(JSON.stringify(sorted(rest))).digest("hex").slice(0, 16);
+}
+
+async function converge(settings: VpcSettings): Promise<VpcOutputs> {
+  const { info } = createProgress(`codeocean-vpc ${settings.stackName} → ${settings.version}`);
+  const aws = await clientsFor(settings);
+  let ctx: VpcContext | undefined;
+  try {
+    const templateUrl = settings.templateUrl ?? templateUrlFor(settings.version);
+    const stack = await readStack(aws.cloudFormation, settings.stackName);
+    if (!updatableStatus(stack.status) && !updateRunning(stack.status)) {
+      throw new UpgradeError({ what: `update ${stack.name}`, why: `the stack is in ${stack.status}`, hint: statusHint(stack.status, stack.name), exitCode: ExitCode.Refused, permanent: true });
+    }
+    const template = await readTemplate(aws.cloudFormation, templateUrl);
+    if (stack.version && !updateRunning(stack.status)) {
+      const verdict = judgeVersions(stack.version, settings.version);
+      if (!verdict.ok) throw new UpgradeError({ what: `upgrade ${stack.name}`, why: verdict.why, hint: verdict.hint, exitCode: ExitCode.Refused, permanent: true });
+    }
+    await info(`plan: ${stacksInOrder(settings).join(" → ")}; ${stack.name} at ${stack.version ?? "?"} (${stack.status}), target ${settings.version} (${templateUrl})`);
+    ctx = {
+      settings,
+      aws,
+      templateUrl,
+      template,
+      stack,
+      maintenanceOn: false,
+      startedAtTarget: !updateRunning(stack.status) && stack.version !== undefined && stack.version === settings.version,
+      pollMs: (settings.deadlines?.pollSeconds ?? 15) * 1000,
+      updateTimeoutMs: (settings.deadlines?.stackUpdateSeconds ?? 7200) * 1000,
+      say: info,
+    };
+    const outcome = await runSteps(vpcRunbook, ctx, {
+      dryRun: false,
+      emit: (event) => {
+        if (event.type !== "step-end") return;
+        void info(`${event.step} ${event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`}`);
+      },
+    });
+    if (outcome.failure !== undefined) throw outcome.failure;
+    return { version: ctx.stack.version ?? settings.version, plannedStacks: ctx.startedAtTarget ? [] : stacksInOrder(settings), stackId: ctx.stack.stackId, templateUrl, fingerprint: fingerprintOf(settings) };
+  } catch (err) {
+    const left = ctx?.maintenanceOn ? "; maintenance mode is left on: turn it off in the admin panel (System Maintenance → Disable) once the stack is healthy" : "";
+    throw new Error(oneLine(err) + left);
+  } finally {
+    aws.destroy();
+  }
+}
+
+/** The engine shows a provider's error per line: one line, with the hint; refusals say so first. */
+function oneLine(err: unknown): string {
+  if (err instanceof UpgradeError) {
+    const text = `${err.exitCode === ExitCode.Refused ? "refused: " : ""}could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`;
+    return text.replace(/\s*\n\s*/g, " ");
+  }
+  return describe(err).replace(/\s*\n\s*/g, " ");
+}

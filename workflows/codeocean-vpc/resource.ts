@@ -1,0 +1,68 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * A Code Ocean VPC deployment (a CloudFormation stack) at a version, as a Pulumi resource
+ * (runbook 2 of RUNBOOKS.md). Changing `version` previews `version: A → B` and the stacks the
+ * update touches in order (`plannedStacks`); `up` updates the role and backup stacks, waits for
+ * maintenance mode, passes the database's live allocated storage, reviews a change set (refusing
+ * one that replaces data) and follows the primary stack's events to UPDATE_COMPLETE.
+ */
+export interface CodeOceanCompanionStackArgs {
+  stackName: pulumi.Input<string>;
+  region?: pulumi.Input<string>;
+  /** Its template; or `version` in the public URL pattern. */
+  templateUrl?: pulumi.Input<string>;
+  version?: pulumi.Input<string>;
+  /** Another account: a named profile or a role to assume. */
+  profile?: pulumi.Input<string>;
+  assumeRoleArn?: pulumi.Input<string>;
+}
+
+export type MaintenanceHookArgs =
+  | { http: pulumi.Input<{ url: string; method?: "GET" | "POST" | "PUT"; headers?: Record<string, string>; body?: string }> }
+  | { command: string[] };
+
+export interface CodeOceanVpcArgs {
+  stackName: pulumi.Input<string>;
+  region?: pulumi.Input<string>;
+  /** The target version, e.g. "3.8.2". */
+  version: pulumi.Input<string>;
+  /** Default https://codeocean-vpc.s3.amazonaws.com/templates/<version>/codeocean.template.yaml */
+  templateUrl?: pulumi.Input<string>;
+  roleStack?: pulumi.Input<CodeOceanCompanionStackArgs>;
+  backupStack?: pulumi.Input<CodeOceanCompanionStackArgs>;
+  /** Default: `up` asks the operator to enable maintenance mode in the admin panel and waits for its effects. Kept as a Pulumi secret (hooks may carry tokens). */
+  maintenance?: pulumi.Input<{ enable?: pulumi.Input<MaintenanceHookArgs>; disable?: pulumi.Input<MaintenanceHookArgs>; timeoutSeconds?: number; pollSeconds?: number }>;
+  parameters?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** The service role CloudFormation uses. */
+  roleArn?: pulumi.Input<string>;
+  deadlines?: pulumi.Input<{ stackUpdateSeconds?: number; pollSeconds?: number }>;
+  profile?: pulumi.Input<string>;
+  assumeRoleArn?: pulumi.Input<string>;
+}
+
+// Serialized with its closure: captures only this path; the implementation loads at call time.
+const IMPLEMENTATION = path.join(__dirname, "provider");
+
+const provider: pulumi.dynamic.ResourceProvider = {
+  check: (olds, news) => require(IMPLEMENTATION).check(olds, news),
+  diff: (_id, olds, news) => require(IMPLEMENTATION).diff(olds, news),
+  create: (inputs) => require(IMPLEMENTATION).create(inputs),
+  update: (id, olds, news) => require(IMPLEMENTATION).update(id, olds, news),
+  // Taking the resource out of a stack leaves the deployment as it is.
+  delete: async () => undefined,
+};
+
+export class CodeOceanVpc extends pulumi.dynamic.Resource {
+  /** The primary stack's template version after the last run. */
+  declare public readonly version: pulumi.Output<string>;
+  /** The stacks an update touches, in order, e.g. ["role co-role", "backup co-backup", "primary co"]. */
+  declare public readonly plannedStacks: pulumi.Output<string[]>;
+  declare public readonly stackId: pulumi.Output<string>;
+
+  constructor(name: string, args: CodeOceanVpcArgs, opts?: pulumi.CustomResourceOptions) {
+    const maintenance = args.maintenance === undefined ? undefined : pulumi.secret(args.maintenance);
+    super(provider, name, { ...args, maintenance, plannedStacks: undefined, stackId: undefined, fingerprint: undefined }, opts, "codeocean-vpc", "CodeOceanVpc");
+  }
+}
