@@ -2,6 +2,8 @@ import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { BackendAiCluster } from "./workflows/backendai/resource";
 import { parseClusterConfig, type ClusterConfig } from "./workflows/backendai/settings";
+import { OpenEdxFleet } from "./workflows/openedx/resource";
+import { parseFleetConfig } from "./workflows/openedx/settings";
 
 /**
  * The orchestrator's own Pulumi program (Pulumi.yaml; stack configs in stacks/config): one
@@ -20,7 +22,22 @@ const kinds: Record<string, Declare> = {
     if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
     return new BackendAiCluster(name, withKeys(parsed.config, key)).version;
   },
+  openedx(name, settings, key) {
+    const parsed = parseFleetConfig(settings, key);
+    if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
+    const { kind: _kind, ssh: { privateKeyPath, privateKeyConfig, ...ssh }, ...fleet } = parsed.config;
+    return new OpenEdxFleet(name, { ...fleet, ssh: { ...ssh, privateKey: privateKeyOf(key, "ssh", privateKeyPath, privateKeyConfig) } }).liveRelease;
+  },
 };
+
+function privateKeyOf(key: string, at: string, privateKeyPath?: string, privateKeyConfig?: string): pulumi.Output<string> {
+  if (privateKeyConfig !== undefined) return config.requireSecret(privateKeyConfig);
+  try {
+    return pulumi.secret(fs.readFileSync(privateKeyPath!, "utf8"));
+  } catch (err) {
+    throw new ConfigError([`${key}.${at}.privateKeyPath: cannot read ${privateKeyPath} (${(err as Error).message})`]);
+  }
+}
 
 class ConfigError extends Error {
   constructor(problems: string[]) {

@@ -1,6 +1,11 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import { CloudFrontClient } from "@aws-sdk/client-cloudfront";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { ElasticLoadBalancingClient } from "@aws-sdk/client-elastic-load-balancing";
+import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { Route53Client } from "@aws-sdk/client-route-53";
+import { S3Client } from "@aws-sdk/client-s3";
 import { UpgradeError } from "./errors";
 
 /**
@@ -21,6 +26,13 @@ export interface AwsClients {
   ec2: EC2Client;
   autoScaling: AutoScalingClient;
   cloudWatch: CloudWatchClient;
+  /** Classic load balancers. */
+  elb: ElasticLoadBalancingClient;
+  /** Application load balancers and their target groups. */
+  elbv2: ElasticLoadBalancingV2Client;
+  route53: Route53Client;
+  cloudFront: CloudFrontClient;
+  s3: S3Client;
   destroy(): void;
 }
 
@@ -48,14 +60,25 @@ export function createAwsClients(settings: AwsSettings = awsSettingsFromEnv()): 
   const ec2 = new EC2Client(config);
   const autoScaling = new AutoScalingClient(config);
   const cloudWatch = new CloudWatchClient(config);
+  const elb = new ElasticLoadBalancingClient(config);
+  const elbv2 = new ElasticLoadBalancingV2Client(config);
+  // Route 53 and CloudFront are global services, signed for us-east-1.
+  const route53 = new Route53Client({ ...config, region: "us-east-1" });
+  const cloudFront = new CloudFrontClient({ ...config, region: "us-east-1" });
+  // A custom endpoint (moto, MinIO) serves buckets by path, not by virtual host.
+  const s3 = new S3Client({ ...config, forcePathStyle: settings.endpoint !== undefined });
+  const all = [ec2, autoScaling, cloudWatch, elb, elbv2, route53, cloudFront, s3];
   return {
     ec2,
     autoScaling,
     cloudWatch,
+    elb,
+    elbv2,
+    route53,
+    cloudFront,
+    s3,
     destroy() {
-      ec2.destroy();
-      autoScaling.destroy();
-      cloudWatch.destroy();
+      for (const client of all) client.destroy();
     },
   };
 }
