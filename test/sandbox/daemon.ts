@@ -4,9 +4,11 @@ import { upgrade } from "../../stacks/upgrade";
 import { startBackendAiCluster, type BackendAiFixture } from "./backendai";
 import { startCodeOceanScenario, type CodeOceanScenario } from "./codeocean";
 import { envFileText, startSandbox, type Sandbox } from "./index";
+import { startOpenEdxFleet, type OpenEdxFixture } from "./openedx";
 import { ownStack, type OwnStack } from "./ownStack";
 
-export type SandboxExtra = "codeocean" | "backendai";
+export type SandboxExtra = "codeocean" | "backendai" | "openedx";
+export const SANDBOX_EXTRAS: SandboxExtra[] = ["codeocean", "backendai", "openedx"];
 
 /**
  * The background process behind `npm run sandbox -- up`: starts the bed, writes the env file and
@@ -33,9 +35,11 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
   let bed;
   let scenario: CodeOceanScenario | undefined;
   let backendAi: { cluster: BackendAiFixture; own: OwnStack } | undefined;
+  let openEdx: { fleet: OpenEdxFixture; own: OwnStack } | undefined;
   const extraEnv: Record<string, string> = { UO_SANDBOX_DIR: dir };
   try {
-    bed = await startSandbox({ dir: path.join(dir, "bed") });
+    // Open edX's AMIs must exist (moto checks them only with AMI validation on).
+    bed = await startSandbox({ dir: path.join(dir, "bed"), ...(extra === "openedx" ? { motoEnv: { MOTO_ENABLE_AMI_VALIDATION: "true" } } : {}) });
   } catch (err) {
     Object.assign(status, { state: "failed", error: (err as Error).message });
     write();
@@ -79,6 +83,28 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
       process.exit(1);
     }
   }
+  if (extra === "openedx") {
+    try {
+      openEdx = await adoptOpenEdx(bed, dir);
+      const { own, fleet } = openEdx;
+      const variant = (phase: string) => own.configFile.replace(/\.yaml$/, `.${phase}.yaml`);
+      status.hint = [
+        `An Open edX fleet (blue: ${[...fleet.blue.web, ...fleet.blue.worker].join(", ")}) serves redwood.3 behind the classic ELB ${fleet.lbDnsName}`,
+        `(its data plane: ${fleet.lbUrl}), adopted by the stack "openedx" in ${own.workDir}; the sumac.3 AMIs are registered.`,
+        `  source ${envFile}`,
+        `Prepare (launch green, smoke-test it, write the maintenance page):`,
+        `  cp ${variant("prepared")} ${own.configFile} && npm run upgrade -- --stack openedx --cwd ${own.workDir}`,
+        `Then cut over (the window):`,
+        `  cp ${variant("live")} ${own.configFile} && npm run upgrade -- --stack openedx --cwd ${own.workDir}`,
+      ].join("\n");
+      extraEnv.UO_OWN_PROJECT_DIR = own.workDir;
+    } catch (err) {
+      await bed.stop();
+      Object.assign(status, { state: "failed", error: `standing up the Open edX fixture: ${(err as Error).message}` });
+      write();
+      process.exit(1);
+    }
+  }
   fs.writeFileSync(envFile, envFileText({ ...bed.env, ...extraEnv }), { mode: 0o600 });
   status.processes = [bed.moto?.process, bed.sshd?.process]
     .filter((p) => p !== undefined)
@@ -91,6 +117,8 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
     await scenario?.stop();
     await backendAi?.own.remove();
     await backendAi?.cluster.stop();
+    await openEdx?.own.remove();
+    await openEdx?.fleet.stop();
     await bed.stop();
     status.state = "stopped";
     write();
@@ -121,11 +149,32 @@ async function adoptBackendAi(bed: Sandbox, dir: string): Promise<{ cluster: Bac
   }
 }
 
+/** The fixture fleet at redwood.3 adopted by an own stack; the prepared and live configs written beside its config. */
+async function adoptOpenEdx(bed: Sandbox, dir: string): Promise<{ fleet: OpenEdxFixture; own: OwnStack }> {
+  const projectDir = path.join(dir, "own-project");
+  fs.rmSync(projectDir, { recursive: true, force: true });
+  const fleet = await startOpenEdxFleet(bed);
+  try {
+    const own = await ownStack(bed, "openedx", { edxSshKey: { value: fs.readFileSync(bed.sshd!.privateKeyPath, "utf8"), secret: true } }, projectDir);
+    for (const phase of ["prepared", "live"] as const) {
+      await own.setSystems({ mitx: fleet.systemConfig({ release: "sumac.3", phase, keyConfig: "edxSshKey" }) });
+      fs.copyFileSync(own.configFile, own.configFile.replace(/\.yaml$/, `.${phase}.yaml`));
+    }
+    await own.setSystems({ mitx: fleet.systemConfig({ release: "redwood.3", phase: "live", keyConfig: "edxSshKey" }) });
+    const adopted = await upgrade({ stack: "openedx", cwd: projectDir, yes: true, env: bed.env });
+    if (adopted.exitCode !== 0) throw new Error(`the first up failed: ${adopted.error?.message}`);
+    return { fleet, own };
+  } catch (err) {
+    await fleet.stop();
+    throw err;
+  }
+}
+
 if (require.main === module) {
   const dir = process.argv[2];
   const extra = process.argv.find((a) => a.startsWith("--with="))?.slice("--with=".length);
-  if (!dir || (extra !== undefined && extra !== "codeocean" && extra !== "backendai")) {
-    console.error("usage: daemon <state dir> [--with=codeocean|backendai]");
+  if (!dir || (extra !== undefined && !SANDBOX_EXTRAS.includes(extra as SandboxExtra))) {
+    console.error(`usage: daemon <state dir> [--with=${SANDBOX_EXTRAS.join("|")}]`);
     process.exit(2);
   }
   void main(dir, extra as SandboxExtra | undefined);

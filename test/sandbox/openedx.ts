@@ -87,6 +87,14 @@ export interface OpenEdxFixture {
   /** Waits until the instance's host has booted. */
   waitBooted(id: string, timeoutMs?: number): Promise<OpenEdxHost>;
   supervisorStatus(id: string): Record<string, string>;
+  /**
+   * Breaks (or mends) hosts by a marker file the fixture app reads: HEARTBEAT_FAIL (its /heartbeat
+   * answers 503) or FAIL_MIGRATION (sumac.3's new migration fails). Applies to the hosts of
+   * `release` that exist and to those that boot later, until mended.
+   */
+  mark(release: string, marker: "HEARTBEAT_FAIL" | "FAIL_MIGRATION", on: boolean): void;
+  /** Launches a web instance of another fleet (tagged so), for refusal tests. */
+  launchForeign(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -127,6 +135,7 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
   const s3 = new S3Client({ ...config, forcePathStyle: true });
   const db = await startMariaDb();
   const hosts = new Map<string, OpenEdxHost>();
+  const markers = new Set<string>();
   const amiRelease = new Map<string, { release: string; role: "web" | "worker" }>();
   const servers: http.Server[] = [];
   let watching = true;
@@ -154,6 +163,7 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
     fs.mkdirSync(path.join(dir, "bin"), { recursive: true });
     const port = await freePort();
     fs.writeFileSync(path.join(dir, "release"), `${release}\n`);
+    for (const m of markers) if (m.startsWith(`${release}/`)) fs.writeFileSync(path.join(dir, m.split("/")[1]!), "");
     fs.writeFileSync(path.join(dir, "db.json"), JSON.stringify({ host: db.host, port: db.port, name: db.database, user: db.user, password: db.password }), { mode: 0o600 });
     const conf = path.join(dir, "supervisord.conf");
     const env = `EDXAPP_HOST_DIR="${dir}",PYTHONUNBUFFERED="1"`;
@@ -384,6 +394,28 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
           }).on("error", reject);
         }),
       waitBooted,
+      mark(release, marker, on) {
+        if (on) markers.add(`${release}/${marker}`);
+        else markers.delete(`${release}/${marker}`);
+        for (const h of hosts.values()) {
+          if (h.release !== release) continue;
+          if (on) fs.writeFileSync(path.join(h.dir, marker), "");
+          else fs.rmSync(path.join(h.dir, marker), { force: true });
+        }
+      },
+      async launchForeign() {
+        const out = await ec2.send(
+          new RunInstancesCommand({
+            ImageId: amis[release].web,
+            InstanceType: "t3.large",
+            MinCount: 1,
+            MaxCount: 1,
+            SubnetId: subnet.SubnetId,
+            TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "openedx:fleet", Value: "mitx-online" }, { Key: "openedx:role", Value: "web" }] }],
+          }),
+        );
+        return out.Instances![0]!.InstanceId!;
+      },
       supervisorStatus(id) {
         const host = hosts.get(id)!;
         let out: string;
