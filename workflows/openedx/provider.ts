@@ -44,12 +44,12 @@ export async function diff(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.D
 export async function create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult> {
   const settings = settingsOf(inputs);
   const id = `openedx:${settings.fleet}`;
-  const outs = await converge(id, settings, undefined);
+  const outs = await converge(id, settings, undefined, inputs.__provider);
   return { id, outs };
 }
 
 export async function update(id: string, olds: Inputs, news: Inputs): Promise<pulumi.dynamic.UpdateResult> {
-  return { outs: await converge(id, settingsOf(news), olds as Partial<FleetOutputs>) };
+  return { outs: await converge(id, settingsOf(news), olds as Partial<FleetOutputs>, news.__provider) };
 }
 
 function settingsOf(inputs: Inputs): FleetSettings {
@@ -70,7 +70,7 @@ export function fingerprintOf(s: FleetSettings): string {
  * checks the blue fleet only; `prepared` stands green up; `live` performs the window's steps,
  * rolling back to blue on a failure while blue exists.
  */
-async function converge(id: string, settings: FleetSettings, olds: Partial<FleetOutputs> | undefined): Promise<FleetOutputs> {
+async function converge(id: string, settings: FleetSettings, olds: Partial<FleetOutputs> | undefined, provider: unknown): Promise<FleetOutputs> {
   const { info, warn } = createProgress(`openedx ${settings.fleet} ${settings.release}`);
   const aws = createAwsClients(awsSettingsFromEnv());
   const cloud: Cloud = { aws, settings, info, pollMs: settings.timing.pollSeconds * 1000 };
@@ -119,9 +119,9 @@ async function converge(id: string, settings: FleetSettings, olds: Partial<Fleet
           rolled = `the rollback to blue failed too (${describe(err).replace(/\s*\n\s*/g, " ")})`;
         }
         const message = `Open edX cut-over to ${settings.release} failed in step ${step}: ${reason}. ${rolled}. ${await whereDnsPoints(ctx)}. Migrations already applied were not reversed.`;
-        throw partialFailure(id, outputs("prepared", liveBefore, ctx), message);
+        throw partialFailure(id, outputs("prepared", liveBefore, ctx), provider, message);
       }
-      throw partialFailure(id, outputs("live", settings.release, ctx), `Open edX cut-over to ${settings.release}: green serves, but step ${step} failed: ${reason}. ${await whereDnsPoints(ctx)}.`);
+      throw partialFailure(id, outputs("live", settings.release, ctx), provider, `Open edX cut-over to ${settings.release}: green serves, but step ${step} failed: ${reason}. ${await whereDnsPoints(ctx)}.`);
     }
     return outputs("live", settings.release, ctx);
   } catch (err) {
@@ -152,6 +152,12 @@ async function runPhase(phase: string, steps: Array<Step<FleetContext>>, ctx: Fl
 
 const oneLine = (err: UpgradeError) => `could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`.replace(/\s*\n\s*/g, " ");
 
-function partialFailure(id: string, properties: FleetOutputs, message: string): Error {
-  return Object.assign(new Error(message), { id, properties, reasons: [message] });
+/**
+ * A failed update as the dynamic provider protocol's partial failure: the engine records
+ * `properties` as the state. The SDK adds its serialized provider (`__provider`) to the outputs of
+ * a successful create/update but not to these, and a later refresh cannot load the provider
+ * without it: so it is kept here.
+ */
+function partialFailure(id: string, properties: FleetOutputs, provider: unknown, message: string): Error {
+  return Object.assign(new Error(message), { id, properties: { ...properties, __provider: provider }, reasons: [message] });
 }
