@@ -1,4 +1,5 @@
 import type { UpgradeEvent } from "../../lib/events";
+import { engineLine } from "../../stacks/output";
 import { upgrade } from "../../stacks/upgrade";
 import { startOpenEdxFleet, type OpenEdxFixture } from "../sandbox/openedx";
 import { ownStack, type OwnStack } from "../sandbox/ownStack";
@@ -16,7 +17,8 @@ async function up(target: OwnStack) {
   const started = Date.now();
   const result = await upgrade({ stack: target.stack.name, cwd: target.workDir, yes: true, env: bed.env, onEvent: (e) => events.push(e) });
   const diagnostics = events.flatMap((e) => (e.type === "engine" && e.event.diagnosticEvent ? [e.event.diagnosticEvent.message.trim()] : []));
-  return { result, diagnostics, ms: Date.now() - started };
+  const plan = events.flatMap((e) => (e.type === "engine" ? [engineLine(e.event)] : [])).filter((l): l is string => l !== undefined && l.startsWith("~"));
+  return { result, diagnostics, plan, ms: Date.now() - started };
 }
 
 beforeAll(async () => {
@@ -42,6 +44,9 @@ test("redwood.3 → sumac.3 in two ups: prepared stands green up, live cuts over
   await own.setSystems({ mitx: fleet.systemConfig({ release: "sumac.3", phase: "prepared", keyConfig: "edxSshKey" }) });
   const prepared = await up(own);
   expect([prepared.result.exitCode, prepared.result.error]).toEqual([0, undefined]);
+  const planned = prepared.plan.find((l) => l.startsWith("~ pulumi-nodejs:dynamic/openedx:OpenEdxFleet mitx ("));
+  expect(planned).toContain("release: redwood.3 → sumac.3");
+  expect(planned).toContain("phase: live → prepared");
   const greenIds = ((await own.stack.outputs()).versions?.value as Record<string, string>).mitx;
   expect(greenIds).toBe("redwood.3"); // still live: redwood.3
   const green = [...fleet.hosts.values()].filter((h) => h.release === "sumac.3");
@@ -58,6 +63,7 @@ test("redwood.3 → sumac.3 in two ups: prepared stands green up, live cuts over
   await own.setSystems({ mitx: fleet.systemConfig({ release: "sumac.3", phase: "live", keyConfig: "edxSshKey" }) });
   const live = await up(own);
   expect([live.result.exitCode, live.result.error]).toEqual([0, undefined]);
+  expect(live.plan.join("\n")).toMatch(/~ pulumi-nodejs:dynamic\/openedx:OpenEdxFleet mitx \(.*phase: prepared → live/);
   const log = live.diagnostics.join("\n");
   for (const step of ["1-dns-maintenance", "2-stop-blue", "3-migrate-start-green", "4-switch-load-balancer", "5-verify", "6-dns-load-balancer", "7-terminate-blue"]) {
     expect(log).toMatch(new RegExp(`live ${step} \\[[^\\]]+\\]: done`));

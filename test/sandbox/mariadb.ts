@@ -36,9 +36,12 @@ export async function startMariaDb(options: { database?: string; user?: string }
   fs.chmodSync(dir, 0o755);
   const data = path.join(dir, "data");
   const socket = path.join(dir, "mysqld.sock");
-  if (asRoot) execFileSync("chown", ["mysql:mysql", dir]);
+  // A temp dir of its own: two bootstraps sharing /tmp collide on their temporary tables.
+  const tmp = path.join(dir, "tmp");
+  fs.mkdirSync(tmp);
+  if (asRoot) execFileSync("chown", ["-R", "mysql:mysql", dir]);
   const userArgs = asRoot ? ["--user=mysql"] : [];
-  execFileSync("mariadb-install-db", [`--datadir=${data}`, ...userArgs, "--auth-root-authentication-method=socket", "--skip-test-db"], {
+  execFileSync("mariadb-install-db", [`--datadir=${data}`, ...userArgs, "--auth-root-authentication-method=socket", "--skip-test-db", `--tmpdir=${tmp}`], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   const port = await freePort();
@@ -49,6 +52,7 @@ export async function startMariaDb(options: { database?: string; user?: string }
       "--no-defaults",
       `--datadir=${data}`,
       `--socket=${socket}`,
+      `--tmpdir=${tmp}`,
       `--port=${port}`,
       "--bind-address=127.0.0.1",
       `--pid-file=${path.join(dir, "mysqld.pid")}`,
