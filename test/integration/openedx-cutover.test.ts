@@ -11,25 +11,30 @@ import { startSandbox, type Sandbox } from "../sandbox";
 let bed: Sandbox;
 let fleet: OpenEdxFixture;
 let own: OwnStack;
+const allEvents: string[] = [];
 
 async function up(target: OwnStack) {
   const events: UpgradeEvent[] = [];
   const started = Date.now();
   const result = await upgrade({ stack: target.stack.name, cwd: target.workDir, yes: true, env: bed.env, onEvent: (e) => events.push(e) });
+  allEvents.push(JSON.stringify(events), result.report, result.journal);
   const diagnostics = events.flatMap((e) => (e.type === "engine" && e.event.diagnosticEvent ? [e.event.diagnosticEvent.message.trim()] : []));
   const plan = events.flatMap((e) => (e.type === "engine" ? [engineLine(e.event)] : [])).filter((l): l is string => l !== undefined && l.startsWith("~"));
   return { result, diagnostics, plan, ms: Date.now() - started };
 }
 
 beforeAll(async () => {
+  const t0 = Date.now();
   bed = await startSandbox({ motoEnv: { MOTO_ENABLE_AMI_VALIDATION: "true" } });
   bed.aws!.route53PendingPolls(2);
+  const t1 = Date.now();
   fleet = await startOpenEdxFleet(bed);
+  process.stdout.write(`openedx set-up: bed ${t1 - t0} ms, fleet (MariaDB, 3 hosts, AWS fixtures) ${Date.now() - t1} ms\n`);
   own = await ownStack(bed, "mitx", { edxSshKey: { value: require("node:fs").readFileSync(bed.sshd!.privateKeyPath, "utf8"), secret: true } });
   await own.setSystems({ mitx: fleet.systemConfig({ release: "redwood.3", phase: "live", keyConfig: "edxSshKey" }) });
   const adopt = await up(own);
   expect([adopt.result.exitCode, adopt.result.error]).toEqual([0, undefined]);
-}, 240_000);
+}, 600_000);
 afterAll(async () => {
   await own?.remove();
   await fleet?.stop();
@@ -82,5 +87,10 @@ test("redwood.3 → sumac.3 in two ups: prepared stands green up, live cuts over
   expect(Object.entries(terminates[0]!.params).filter(([k]) => k.startsWith("InstanceId")).map(([, v]) => v).sort()).toEqual([...blue].sort());
   expect(fleet.migrations()).toContain("courseware.0002_learner_home");
   for (const h of green) expect(Object.values(fleet.supervisorStatus(h.id)).every((s) => s === "RUNNING")).toBe(true);
+  // the SSH key (a secret config key) is in no event, report, journal, nor in clear in the state
+  const keyLine = require("node:fs").readFileSync(bed.sshd!.privateKeyPath, "utf8").split("\n")[1] as string;
+  expect(keyLine.length).toBeGreaterThan(20);
+  expect(allEvents.join("\n")).not.toContain(keyLine);
+  expect(JSON.stringify(await own.stack.exportStack())).not.toContain(keyLine);
   process.stdout.write(`openedx acceptance: prepared up ${prepared.ms} ms, live up ${live.ms} ms\n${live.diagnostics.filter((d) => /live \d-/.test(d)).join("\n")}\n`);
-}, 240_000);
+}, 600_000);
