@@ -60,7 +60,7 @@ afterAll(async () => {
   await own?.remove();
   await fleet?.stop();
   await bed?.stop();
-}, 420_000);
+}, 600_000);
 
 test("refused before anything changes: an AMI that does not exist; a blue id of another fleet", async () => {
   const before = await world();
@@ -79,7 +79,7 @@ test("refused before anything changes: an AMI that does not exist; a blue id of 
   expect(notOurs.message).toContain(`${foreign} is not of fleet mitx-residential`);
   expect(notOurs.message).toMatch(/fix blue\.web/);
   expect(await world()).toEqual(withForeign);
-}, 420_000);
+}, 600_000);
 
 test("prepared with a green host whose smoke test fails: refused, DNS untouched; mended, prepared again launches nothing twice", async () => {
   fleet.mark("sumac.3", "HEARTBEAT_FAIL", true);
@@ -98,7 +98,7 @@ test("prepared with a green host whose smoke test fails: refused, DNS untouched;
   expect([mended.result.exitCode, mended.message]).toEqual([0, ""]);
   expect(mended.diagnostics.join("\n")).toMatch(/prepared launch-green \[[^\]]+\]: skipped \(green is there/);
   expect(bed.aws!.calls().filter((c) => c.action === "RunInstances")).toHaveLength(0);
-}, 420_000);
+}, 600_000);
 
 test("live with a failing migration: rolled back to blue, DNS back at the load balancer, the error names the migration", async () => {
   fleet.mark("sumac.3", "FAIL_MIGRATION", true);
@@ -112,7 +112,7 @@ test("live with a failing migration: rolled back to blue, DNS back at the load b
   expect(run.message).toMatch(/Migrations already applied were not reversed/);
   expect(fleet.migrations()).not.toContain("courseware.0002_learner_home");
   await expectBlueServes();
-}, 420_000);
+}, 600_000);
 
 test("live with green never healthy: the deadline passes, rolled back to blue", async () => {
   fleet.mark("sumac.3", "HEARTBEAT_FAIL", true);
@@ -125,7 +125,7 @@ test("live with green never healthy: the deadline passes, rolled back to blue", 
   // migrations ran before the health check and stay (the error said so)
   expect(fleet.migrations()).toContain("courseware.0002_learner_home");
   await expectBlueServes();
-}, 420_000);
+}, 600_000);
 
 test("live with verification failing through the load balancer: rolled back to blue", async () => {
   await configure({ release: "sumac.3", phase: "live", verifyText: "release-that-is-not-there" });
@@ -133,7 +133,7 @@ test("live with verification failing through the load balancer: rolled back to b
   expect(run.result.exitCode).not.toBe(0);
   expect(run.message).toMatch(/failed in step 5-verify: could not verify the new release through the load balancer: .*lacks "release-that-is-not-there"/);
   await expectBlueServes();
-}, 420_000);
+}, 600_000);
 
 test("kill -9 of the whole run in step 4, then up again under Route 53 throttling: resumes, registers green once, terminates blue once", async () => {
   await configure({ release: "sumac.3", phase: "live" });
@@ -167,4 +167,4 @@ test("kill -9 of the whole run in step 4, then up again under Route 53 throttlin
   expect(Object.values(await fleet.records())).toEqual([fleet.lbDnsName, fleet.lbDnsName]);
   expect(JSON.parse((await fleet.throughLb("/heartbeat")).body).release).toBe("sumac.3");
   expect(((await own.stack.outputs()).versions?.value as Record<string, string>).mitx).toBe("sumac.3");
-}, 420_000);
+}, 600_000);
