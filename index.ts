@@ -4,6 +4,8 @@ import { BackendAiCluster } from "./workflows/backendai/resource";
 import { parseClusterConfig, type ClusterConfig } from "./workflows/backendai/settings";
 import { CodeOceanVpc } from "./workflows/codeocean-vpc/resource";
 import { parseVpcConfig, type Hook, type VpcConfig } from "./workflows/codeocean-vpc/settings";
+import { OpenEdxFleet } from "./workflows/openedx/resource";
+import { parseFleetConfig } from "./workflows/openedx/settings";
 
 /**
  * The orchestrator's own Pulumi program (Pulumi.yaml; stack configs in stacks/config): one
@@ -28,7 +30,22 @@ const kinds: Record<string, Declare> = {
     const { kind: _kind, ...args } = parsed.config;
     return new CodeOceanVpc(name, { ...args, maintenance: args.maintenance && withHookSecrets(args.maintenance) }).version;
   },
+  openedx(name, settings, key) {
+    const parsed = parseFleetConfig(settings, key);
+    if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
+    const { kind: _kind, ssh: { privateKeyPath, privateKeyConfig, ...ssh }, ...fleet } = parsed.config;
+    return new OpenEdxFleet(name, { ...fleet, ssh: { ...ssh, privateKey: privateKeyOf(key, "ssh", privateKeyPath, privateKeyConfig) } }).liveRelease;
+  },
 };
+
+function privateKeyOf(key: string, at: string, privateKeyPath?: string, privateKeyConfig?: string): pulumi.Output<string> {
+  if (privateKeyConfig !== undefined) return config.requireSecret(privateKeyConfig);
+  try {
+    return pulumi.secret(fs.readFileSync(privateKeyPath!, "utf8"));
+  } catch (err) {
+    throw new ConfigError([`${key}.${at}.privateKeyPath: cannot read ${privateKeyPath} (${(err as Error).message})`]);
+  }
+}
 
 class ConfigError extends Error {
   constructor(problems: string[]) {

@@ -1,12 +1,17 @@
-import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
-import { BatchClient } from "@aws-sdk/client-batch";
-import { CloudFormationClient } from "@aws-sdk/client-cloudformation";
-import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { EC2Client } from "@aws-sdk/client-ec2";
-import { RDSClient } from "@aws-sdk/client-rds";
-import { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
-import { S3Client } from "@aws-sdk/client-s3";
-import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+// Types only: each client's module is loaded when the client is first used (createAwsClients),
+// so a command that touches one service does not load the other eleven.
+import type { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import type { BatchClient } from "@aws-sdk/client-batch";
+import type { CloudFormationClient } from "@aws-sdk/client-cloudformation";
+import type { CloudFrontClient } from "@aws-sdk/client-cloudfront";
+import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { ElasticLoadBalancingClient } from "@aws-sdk/client-elastic-load-balancing";
+import type { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
+import type { RDSClient } from "@aws-sdk/client-rds";
+import type { ResourceGroupsTaggingAPIClient } from "@aws-sdk/client-resource-groups-tagging-api";
+import type { Route53Client } from "@aws-sdk/client-route-53";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { UpgradeError } from "./errors";
 
 /**
@@ -34,6 +39,12 @@ export interface AwsClients {
   cloudFormation: CloudFormationClient;
   rds: RDSClient;
   batch: BatchClient;
+  /** Classic load balancers. */
+  elb: ElasticLoadBalancingClient;
+  /** Application load balancers and their target groups. */
+  elbv2: ElasticLoadBalancingV2Client;
+  route53: Route53Client;
+  cloudFront: CloudFrontClient;
   s3: S3Client;
   destroy(): void;
 }
@@ -60,28 +71,37 @@ export function createAwsClients(settings: AwsSettings = awsSettingsFromEnv()): 
     credentials: settings.credentials,
     profile: settings.profile,
   };
-  const ec2 = new EC2Client(config);
-  const autoScaling = new AutoScalingClient(config);
-  const cloudWatch = new CloudWatchClient(config);
-  const tagging = new ResourceGroupsTaggingAPIClient(config);
-  const cloudFormation = new CloudFormationClient(config);
-  const rds = new RDSClient(config);
-  const batch = new BatchClient(config);
-  // Path-style addressing: the only kind a custom endpoint (moto, a VPC endpoint by IP) answers.
-  const s3 = new S3Client({ ...config, forcePathStyle: settings.endpoint !== undefined });
+  const made = new Map<string, { destroy(): void }>();
+  // Each client is built on first use, from its own module, with the same settings.
+  const lazy = <T extends { destroy(): void }>(name: string, build: () => T): T => {
+    let client = made.get(name) as T | undefined;
+    if (!client) made.set(name, (client = build()));
+    return client;
+  };
+  // A custom endpoint (moto, MinIO, a VPC endpoint by IP) serves buckets by path, not by virtual host.
+  const s3Config = { ...config, forcePathStyle: settings.endpoint !== undefined };
+  // Route 53 and CloudFront are global services, signed for us-east-1.
+  const globalConfig = { ...config, region: "us-east-1" };
+  /* eslint-disable @typescript-eslint/no-require-imports */
   return {
-    ec2,
-    autoScaling,
-    cloudWatch,
-    tagging,
-    cloudFormation,
-    rds,
-    batch,
-    s3,
+    get ec2() { return lazy("ec2", () => new (require("@aws-sdk/client-ec2") as typeof import("@aws-sdk/client-ec2")).EC2Client(config)); },
+    get autoScaling() { return lazy("autoScaling", () => new (require("@aws-sdk/client-auto-scaling") as typeof import("@aws-sdk/client-auto-scaling")).AutoScalingClient(config)); },
+    get cloudWatch() { return lazy("cloudWatch", () => new (require("@aws-sdk/client-cloudwatch") as typeof import("@aws-sdk/client-cloudwatch")).CloudWatchClient(config)); },
+    get tagging() { return lazy("tagging", () => new (require("@aws-sdk/client-resource-groups-tagging-api") as typeof import("@aws-sdk/client-resource-groups-tagging-api")).ResourceGroupsTaggingAPIClient(config)); },
+    get cloudFormation() { return lazy("cloudFormation", () => new (require("@aws-sdk/client-cloudformation") as typeof import("@aws-sdk/client-cloudformation")).CloudFormationClient(config)); },
+    get rds() { return lazy("rds", () => new (require("@aws-sdk/client-rds") as typeof import("@aws-sdk/client-rds")).RDSClient(config)); },
+    get batch() { return lazy("batch", () => new (require("@aws-sdk/client-batch") as typeof import("@aws-sdk/client-batch")).BatchClient(config)); },
+    get elb() { return lazy("elb", () => new (require("@aws-sdk/client-elastic-load-balancing") as typeof import("@aws-sdk/client-elastic-load-balancing")).ElasticLoadBalancingClient(config)); },
+    get elbv2() { return lazy("elbv2", () => new (require("@aws-sdk/client-elastic-load-balancing-v2") as typeof import("@aws-sdk/client-elastic-load-balancing-v2")).ElasticLoadBalancingV2Client(config)); },
+    get route53() { return lazy("route53", () => new (require("@aws-sdk/client-route-53") as typeof import("@aws-sdk/client-route-53")).Route53Client(globalConfig)); },
+    get cloudFront() { return lazy("cloudFront", () => new (require("@aws-sdk/client-cloudfront") as typeof import("@aws-sdk/client-cloudfront")).CloudFrontClient(globalConfig)); },
+    get s3() { return lazy("s3", () => new (require("@aws-sdk/client-s3") as typeof import("@aws-sdk/client-s3")).S3Client(s3Config)); },
     destroy() {
-      for (const client of [ec2, autoScaling, cloudWatch, tagging, cloudFormation, rds, batch, s3]) client.destroy();
+      for (const client of made.values()) client.destroy();
+      made.clear();
     },
   };
+  /* eslint-enable @typescript-eslint/no-require-imports */
 }
 
 /**
@@ -95,6 +115,8 @@ export async function awsSettingsFor(
   const settings: AwsSettings = { ...base, region: target.region ?? base.region };
   if (target.profile) return { ...settings, profile: target.profile, credentials: undefined };
   if (!target.assumeRoleArn) return settings;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { STSClient, AssumeRoleCommand } = require("@aws-sdk/client-sts") as typeof import("@aws-sdk/client-sts");
   const sts = new STSClient({ region: settings.region, endpoint: base.endpoint, maxAttempts: base.maxAttempts ?? 3, credentials: base.credentials, profile: base.profile });
   try {
     const { Credentials: c } = await awsCall(`assume the role ${target.assumeRoleArn}`, () =>

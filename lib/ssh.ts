@@ -292,3 +292,6 @@ export async function connectSsh(target: SshTarget): Promise<SshSession> {
     close: () => conn.close(),
   };
 }
+
+/** POSIX single quotes, for a value in a command run by the remote user's shell. */
+export const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages the test bed uses: OpenSSH (server and client) and PostgreSQL.
+# Debian packages the test bed uses: OpenSSH (server and client), PostgreSQL, MariaDB (Open edX).
 set -euo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
@@ -7,9 +7,10 @@ missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null && command -v ssh >/dev/null || missing+=(openssh-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+{ [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null && command -v mariadb >/dev/null; } || missing+=(mariadb-server mariadb-client)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  step "system packages: present (sshd, ssh, PostgreSQL)"
+  step "system packages: present (sshd, ssh, PostgreSQL, MariaDB)"
   exit 0
 fi
 step "system packages: installing ${missing[*]}"

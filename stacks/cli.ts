@@ -3,6 +3,7 @@ import * as readline from "node:readline/promises";
 import { Command, CommanderError, Option } from "commander";
 import { badInput, ExitCode, UpgradeError } from "../lib/errors";
 import type { ErrorEvent } from "../lib/events";
+import type { SandboxExtra } from "../test/sandbox/daemon";
 import { parseDuration } from "../lib/wait";
 import { createRenderer } from "./output";
 import { DEFAULTS, upgrade, type UpgradeOptions } from "./upgrade";
@@ -276,13 +277,13 @@ export function buildProgram(): Command {
     .command("up")
     .description("start the bed in the background and write an env file to `source`")
     .option("--dir <dir>", "state dir (env file, status, log)", ".sandbox")
-    .option("--with <what>", "also stand up: codeocean (the fixture deployment at 1.0.0 with computations running), backendai (a cluster at 23.09.8 adopted by an own stack) or codeocean-vpc (CloudFormation stacks at 3.7.0 adopted by an own stack)")
+    .option("--with <what>", `also stand up: ${SANDBOX_WITH.map(([kind, what]) => `${kind} (${what})`).join(", ")}`)
     .action(async (opts: { dir: string; with?: string }) => {
-      if (opts.with !== undefined && opts.with !== "codeocean" && opts.with !== "backendai" && opts.with !== "codeocean-vpc") {
-        throw badInput("read --with", `unknown ${JSON.stringify(opts.with)}`, "use --with codeocean, --with backendai or --with codeocean-vpc");
+      if (opts.with !== undefined && !SANDBOX_WITH.some(([kind]) => kind === opts.with)) {
+        throw badInput("read --with", `unknown ${JSON.stringify(opts.with)}`, `use --with ${SANDBOX_WITH.map(([kind]) => kind).join(", --with ")}`);
       }
       const { sandboxUp } = await sandboxControl();
-      await sandboxUp({ dir: opts.dir, with: opts.with });
+      await sandboxUp({ dir: opts.dir, with: opts.with as SandboxExtra | undefined });
     });
   sandbox
     .command("status")
@@ -302,6 +303,14 @@ export function buildProgram(): Command {
     });
   return program;
 }
+
+/** What `sandbox up --with` can stand up (test/sandbox/daemon.ts). */
+const SANDBOX_WITH: Array<[string, string]> = [
+  ["codeocean", "the fixture deployment at 1.0.0 with computations running"],
+  ["backendai", "a cluster at 23.09.8 adopted by an own stack"],
+  ["codeocean-vpc", "CloudFormation stacks at 3.7.0 adopted by an own stack"],
+  ["openedx", "a fleet at redwood.3 adopted by an own stack, sumac.3 AMIs registered"],
+];
 
 /** The test bed lives in the repository, not in the installed package. */
 async function sandboxControl(): Promise<typeof import("../test/sandbox/control")> {

@@ -3,3 +3,4 @@ export { BackendAiCluster, type BackendAiClusterArgs, type BackendAiHostArgs } f
 export { planPath, checkHop, parseVersion, type Catalog, type PlanResult, type Release } from "./backendai/versions";
 export { shippedCatalog } from "./backendai/catalog";
 export { CodeOceanVpc, type CodeOceanVpcArgs, type CodeOceanCompanionStackArgs, type MaintenanceHookArgs } from "./codeocean-vpc/resource";
+export { OpenEdxFleet, type OpenEdxFleetArgs } from "./openedx/resource";

@@ -10,7 +10,8 @@ export interface SandboxControlOptions {
   dir?: string;
   /**
    * Also stand up a system to upgrade by hand: `codeocean`, the Code Ocean fixture at 1.0.0 with
-   * computations running; `backendai`, a fixture Backend.AI cluster at 23.09.8 adopted by an own stack.
+   * computations running; `backendai`, a fixture Backend.AI cluster at 23.09.8 adopted by an own stack;
+   * `openedx`, an Open edX fleet at redwood.3 (sumac.3 AMIs registered) adopted by an own stack.
    */
   with?: SandboxExtra;
   log?: (line: string) => void;
@@ -50,7 +51,7 @@ export async function sandboxUp({ dir = ".sandbox", log = console.log, with: ext
   });
   daemon.unref();
   const deadline = Date.now() + 180_000;
-  const what = { codeocean: ", the Code Ocean deployment", backendai: ", PostgreSQL and a Backend.AI cluster", "codeocean-vpc": ", the Code Ocean VPC stacks" } as const;
+  const what = { codeocean: ", the Code Ocean deployment", backendai: ", PostgreSQL and a Backend.AI cluster", "codeocean-vpc": ", the Code Ocean VPC stacks", openedx: ", MariaDB and an Open edX fleet" } as const;
   log(`starting the sandbox (moto, fault proxy, sshd, Pulumi file backend${extra ? what[extra] : ""}) in ${dir} ...`);
   while (Date.now() < deadline) {
     const status = readStatus(dir);

@@ -5,10 +5,11 @@ import { startBackendAiCluster, type BackendAiFixture } from "./backendai";
 import { startCodeOceanScenario, type CodeOceanScenario } from "./codeocean";
 import { ownStackConfig, startVpcFixture, type VpcFixture } from "./codeoceanVpc";
 import { envFileText, startSandbox, type Sandbox } from "./index";
+import { startOpenEdxFleet, type OpenEdxFixture } from "./openedx";
 import { ownStack, type OwnStack } from "./ownStack";
 
-export type SandboxExtra = "codeocean" | "backendai" | "codeocean-vpc";
-export const SANDBOX_EXTRAS: SandboxExtra[] = ["codeocean", "backendai", "codeocean-vpc"];
+export type SandboxExtra = "codeocean" | "backendai" | "codeocean-vpc" | "openedx";
+export const SANDBOX_EXTRAS: SandboxExtra[] = ["codeocean", "backendai", "codeocean-vpc", "openedx"];
 
 /**
  * The background process behind `npm run sandbox -- up`: starts the bed, writes the env file and
@@ -36,9 +37,11 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
   let scenario: CodeOceanScenario | undefined;
   let backendAi: { cluster: BackendAiFixture; own: OwnStack } | undefined;
   let codeoceanVpc: { fixture: VpcFixture; own: OwnStack } | undefined;
+  let openEdx: { fleet: OpenEdxFixture; own: OwnStack } | undefined;
   const extraEnv: Record<string, string> = { UO_SANDBOX_DIR: dir };
   try {
-    bed = await startSandbox({ dir: path.join(dir, "bed") });
+    // Open edX's AMIs must exist (moto checks them only with AMI validation on).
+    bed = await startSandbox({ dir: path.join(dir, "bed"), ...(extra === "openedx" ? { motoEnv: { MOTO_ENABLE_AMI_VALIDATION: "true" } } : {}) });
   } catch (err) {
     Object.assign(status, { state: "failed", error: (err as Error).message });
     write();
@@ -102,6 +105,28 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
       process.exit(1);
     }
   }
+  if (extra === "openedx") {
+    try {
+      openEdx = await adoptOpenEdx(bed, dir);
+      const { own, fleet } = openEdx;
+      const variant = (phase: string) => own.configFile.replace(/\.yaml$/, `.${phase}.yaml`);
+      status.hint = [
+        `An Open edX fleet (blue: ${[...fleet.blue.web, ...fleet.blue.worker].join(", ")}) serves redwood.3 behind the classic ELB ${fleet.lbDnsName}`,
+        `(its data plane: ${fleet.lbUrl}), adopted by the stack "openedx" in ${own.workDir}; the sumac.3 AMIs are registered.`,
+        `  source ${envFile}`,
+        `Prepare (launch green, smoke-test it, write the maintenance page):`,
+        `  cp ${variant("prepared")} ${own.configFile} && npm run upgrade -- --stack openedx --cwd ${own.workDir}`,
+        `Then cut over (the window):`,
+        `  cp ${variant("live")} ${own.configFile} && npm run upgrade -- --stack openedx --cwd ${own.workDir}`,
+      ].join("\n");
+      extraEnv.UO_OWN_PROJECT_DIR = own.workDir;
+    } catch (err) {
+      await bed.stop();
+      Object.assign(status, { state: "failed", error: `standing up the Open edX fixture: ${(err as Error).message}` });
+      write();
+      process.exit(1);
+    }
+  }
   fs.writeFileSync(envFile, envFileText({ ...bed.env, ...extraEnv }), { mode: 0o600 });
   status.processes = [bed.moto?.process, bed.sshd?.process]
     .filter((p) => p !== undefined)
@@ -116,6 +141,8 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
     await backendAi?.cluster.stop();
     await codeoceanVpc?.own.remove();
     await codeoceanVpc?.fixture.stop();
+    await openEdx?.own.remove();
+    await openEdx?.fleet.stop();
     await bed.stop();
     status.state = "stopped";
     write();
@@ -161,6 +188,27 @@ async function adoptCodeOceanVpc(bed: Sandbox, dir: string): Promise<{ fixture: 
     return { fixture, own };
   } catch (err) {
     await fixture.stop();
+    throw err;
+  }
+}
+
+/** The fixture fleet at redwood.3 adopted by an own stack; the prepared and live configs written beside its config. */
+async function adoptOpenEdx(bed: Sandbox, dir: string): Promise<{ fleet: OpenEdxFixture; own: OwnStack }> {
+  const projectDir = path.join(dir, "own-project-openedx");
+  fs.rmSync(projectDir, { recursive: true, force: true });
+  const fleet = await startOpenEdxFleet(bed);
+  try {
+    const own = await ownStack(bed, "openedx", { edxSshKey: { value: fs.readFileSync(bed.sshd!.privateKeyPath, "utf8"), secret: true } }, projectDir);
+    for (const phase of ["prepared", "live"] as const) {
+      await own.setSystems({ mitx: fleet.systemConfig({ release: "sumac.3", phase, keyConfig: "edxSshKey" }) });
+      fs.copyFileSync(own.configFile, own.configFile.replace(/\.yaml$/, `.${phase}.yaml`));
+    }
+    await own.setSystems({ mitx: fleet.systemConfig({ release: "redwood.3", phase: "live", keyConfig: "edxSshKey" }) });
+    const adopted = await upgrade({ stack: "openedx", cwd: projectDir, yes: true, env: bed.env });
+    if (adopted.exitCode !== 0) throw new Error(`the first up failed: ${adopted.error?.message}`);
+    return { fleet, own };
+  } catch (err) {
+    await fleet.stop();
     throw err;
   }
 }

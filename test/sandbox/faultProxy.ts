@@ -56,6 +56,11 @@ export type Interceptor = (call: InterceptedCall, forward: () => Promise<Upstrea
 
 export interface FaultProxy {
   readonly url: string;
+  /**
+   * moto reports every Route 53 change INSYNC at once; AWS takes a while. With n > 0 the first n
+   * GetChange polls of each change answer PENDING (never INSYNC before moto has recorded it).
+   */
+  route53PendingPolls(n: number): void;
   inject(fault: Fault): void;
   /** Adds a compensation (see Interceptor); returns its removal. */
   intercept(interceptor: Interceptor): () => void;
@@ -80,6 +85,8 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
   let seen: ProxiedCall[] = [];
 
   const inject = (fault: Fault) => pending.push({ ...fault, remaining: fault.times ?? 1 });
+  let pendingPolls = 0;
+  const pollsSeen = new Map<string, number>();
 
   const server = http.createServer(async (req, res) => {
     const body = await readBody(req);
@@ -101,6 +108,8 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       return;
     }
     if (fault?.kind === "delay") await delay(fault.delayMs ?? 1000);
+    // moto answers every change with the same change id: a new change starts the count again.
+    if (action === "ChangeResourceRecordSets") pollsSeen.clear();
 
     if (interceptors.length > 0) {
       const call: InterceptedCall = { service, action, params, method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body };
@@ -127,6 +136,19 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (upRes) => {
         record(upRes.statusCode ?? 0);
+        if (action === "GetChange" && pendingPolls > 0 && upRes.statusCode === 200) {
+          const key = req.url ?? "";
+          const n = (pollsSeen.get(key) ?? 0) + 1;
+          pollsSeen.set(key, n);
+          if (n <= pendingPolls) {
+            void readBody(upRes).then((b) => {
+              const text = b.toString().replace("<Status>INSYNC</Status>", "<Status>PENDING</Status>");
+              const headers = { ...upRes.headers, "content-length": String(Buffer.byteLength(text)) };
+              res.writeHead(200, headers).end(text);
+            });
+            return;
+          }
+        }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         upRes.pipe(res);
       },
@@ -169,6 +191,7 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       interceptors.push(interceptor);
       return () => void interceptors.splice(interceptors.indexOf(interceptor), 1);
     },
+    route53PendingPolls: (n: number) => void (pendingPolls = n),
     clearFaults: () => void (pending.length = 0),
     calls: () => [...seen],
     clearCalls: () => void (seen = []),
@@ -217,15 +240,26 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
 
 /** Service from the SigV4 credential scope; action from X-Amz-Target (JSON) or the form's Action (query). */
 export function identify(
-  req: Pick<http.IncomingMessage, "headers">,
+  req: Pick<http.IncomingMessage, "headers"> & { method?: string; url?: string },
   body: Buffer,
 ): { service: string; action: string; params: Record<string, string> } {
   const auth = String(req.headers.authorization ?? "");
   const service = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(auth)?.[1] ?? "unknown";
   const target = req.headers["x-amz-target"];
+  // Route 53 is REST-XML: the action is in the method and path.
+  const route53 = service === "route53" ? route53Action(req.method ?? "GET", req.url ?? "") : undefined;
+  if (route53) return { service, action: route53, params: {} };
   if (typeof target === "string") return { service, action: target.split(".").pop() ?? target, params: {} };
   const params = Object.fromEntries(new URLSearchParams(body.toString()));
   return { service, action: params.Action ?? "unknown", params };
+}
+
+function route53Action(method: string, url: string): string | undefined {
+  const p = url.split("?")[0]!;
+  if (method === "GET" && /\/change\/[^/]+$/.test(p)) return "GetChange";
+  if (method === "POST" && /\/hostedzone\/[^/]+\/rrset\/?$/.test(p)) return "ChangeResourceRecordSets";
+  if (method === "GET" && /\/hostedzone\/[^/]+\/rrset\/?$/.test(p)) return "ListResourceRecordSets";
+  return undefined;
 }
 
 function errorReply(

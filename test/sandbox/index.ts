@@ -19,6 +19,8 @@ export interface SandboxOptions {
   aws?: boolean;
   ssh?: boolean;
   pulumi?: boolean;
+  /** moto settings (environment) for this bed's moto, e.g. { MOTO_ENABLE_AMI_VALIDATION: "true" }. */
+  motoEnv?: Record<string, string>;
   /** Where keys, state and the env file go (default: a new temp dir, removed by stop()). */
   dir?: string;
 }
@@ -61,7 +63,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     // run journals of the driver under test stay inside the bed
     env.UPGRADE_ORCHESTRATOR_STATE = path.join(dir, "state");
     if (aws) {
-      moto = await startMoto();
+      moto = await startMoto(options.motoEnv);
       stops.push(() => moto!.stop());
       proxy = await startFaultProxy(moto.url);
       stops.push(() => proxy!.close());

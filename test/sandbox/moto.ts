@@ -12,14 +12,15 @@ export interface Moto {
   stop(): Promise<void>;
 }
 
-export async function startMoto(): Promise<Moto> {
+/** `env`: moto settings for this server, e.g. MOTO_ENABLE_AMI_VALIDATION=true. */
+export async function startMoto(env: Record<string, string> = {}): Promise<Moto> {
   const venv = pythonVenv();
   const port = await freePort();
   const proc = startGuarded({
     name: "moto server",
     command: path.join(venv, "bin", "moto_server"),
     args: ["-H", "127.0.0.1", "-p", String(port)],
-    env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    env: { ...process.env, ...env, PYTHONUNBUFFERED: "1" },
   });
   await waitForPort(proc, port);
   const url = `http://127.0.0.1:${port}`;

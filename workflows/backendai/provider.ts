@@ -4,7 +4,7 @@ import type { UpgradeEvent } from "../../lib/events";
 import { runSteps } from "../../lib/steps";
 import { shippedCatalog } from "./catalog";
 import { hopDone, hopSteps, isMajor, preflight, type ClusterContext, type Hop } from "./hops";
-import { createProgress } from "./progress";
+import { createProgress } from "../../lib/progress";
 import { connectHost, installedVersion, type Host } from "./remote";
 import { fingerprintOf, parseClusterSettings, type ClusterSettings } from "./settings";
 import { planPath, type Catalog } from "./versions";

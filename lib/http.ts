@@ -1,0 +1,46 @@
+import * as http from "node:http";
+import * as https from "node:https";
+
+/**
+ * One HTTP GET with a deadline, for health and smoke checks: the status and the start of the body,
+ * or the network error as text (never throws). `hostHeader` sends a virtual host's name to an
+ * address (a load balancer's, say) that DNS does not yet point at.
+ */
+export interface Probe {
+  url: string;
+  status?: number;
+  body: string;
+  error?: string;
+}
+
+export function probeHttp(url: string, options: { timeoutMs?: number; hostHeader?: string } = {}): Promise<Probe> {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  return new Promise((resolve) => {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      resolve({ url, body: "", error: "not a URL" });
+      return;
+    }
+    const get = target.protocol === "https:" ? https.get : http.get;
+    const req = get(target, { headers: options.hostHeader ? { host: options.hostHeader } : {}, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        if (body.length < 64_000) body += chunk;
+      });
+      res.on("end", () => resolve({ url, status: res.statusCode, body }));
+      res.on("error", (err) => resolve({ url, status: res.statusCode, body, error: err.message }));
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", (err) => resolve({ url, body: "", error: err.message }));
+  });
+}
+
+/** "200", "503: {…}", "connection refused…": a probe's outcome for people. */
+export function describeProbe(probe: Probe): string {
+  if (probe.error) return `${probe.url}: ${probe.error}`;
+  const body = probe.body.replace(/\s+/g, " ").trim().slice(0, 120);
+  return `${probe.url}: HTTP ${probe.status}${body ? ` ${body}` : ""}`;
+}

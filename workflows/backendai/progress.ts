@@ -1,2 +1,0 @@
-/** Moved to lib/progress.ts (every workflow reports progress the same way). */
-export { createProgress, type Progress } from "../../lib/progress";

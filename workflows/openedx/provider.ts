@@ -1,0 +1,163 @@
+import type * as pulumi from "@pulumi/pulumi";
+import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
+import { describe, refused, UpgradeError } from "../../lib/errors";
+import type { UpgradeEvent } from "../../lib/events";
+import { createProgress } from "../../lib/progress";
+import { runSteps, type Step } from "../../lib/steps";
+import { formatDuration } from "../../lib/wait";
+import type { Cloud } from "./cloud";
+import { fleetContext, liveSteps, prepareSteps, rollBack, ROLLBACK_STEPS, whereDnsPoints, type FleetContext } from "./cutover";
+import { Hosts } from "./hosts";
+import { parseFleetSettings, type FleetSettings } from "./settings";
+
+/**
+ * The OpenEdxFleet provider's work (resource.ts holds only the thin serialized provider).
+ * State (outputs): `release` and `phase` as last completed, `liveRelease` (what serves),
+ * the blue and green ids, a fingerprint of the settings. No SSH key.
+ */
+export interface FleetOutputs {
+  release: string;
+  phase: "prepared" | "live";
+  liveRelease: string;
+  blueIds: string[];
+  greenIds: string[];
+  fingerprint: string;
+}
+
+type Inputs = Record<string, unknown>;
+
+const strip = ({ __provider: _p, ...rest }: Inputs) => rest;
+
+export async function check(_olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult> {
+  const parsed = parseFleetSettings(strip(news));
+  if ("issues" in parsed) return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
+  return { inputs: news };
+}
+
+export async function diff(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
+  const parsed = parseFleetSettings(strip(news));
+  const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
+  const changed = olds.release !== news.release || olds.phase !== news.phase || olds.fingerprint !== fingerprint;
+  return { changes: changed, replaces: [], deleteBeforeReplace: false };
+}
+
+export async function create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult> {
+  const settings = settingsOf(inputs);
+  const id = `openedx:${settings.fleet}`;
+  const outs = await converge(id, settings, undefined, inputs.__provider);
+  return { id, outs };
+}
+
+export async function update(id: string, olds: Inputs, news: Inputs): Promise<pulumi.dynamic.UpdateResult> {
+  return { outs: await converge(id, settingsOf(news), olds as Partial<FleetOutputs>, news.__provider) };
+}
+
+function settingsOf(inputs: Inputs): FleetSettings {
+  const parsed = parseFleetSettings(strip(inputs));
+  if ("issues" in parsed) throw new UpgradeError({ what: "read the fleet settings", why: parsed.issues.map((i) => `${i.key}: ${i.message}`).join("; "), permanent: true });
+  return parsed.settings;
+}
+
+/** The settings that decide the work, without the SSH key. */
+export function fingerprintOf(s: FleetSettings): string {
+  const { ssh, ...rest } = s;
+  const { privateKey: _key, ...sshRest } = ssh;
+  return JSON.stringify({ ...rest, ssh: sshRest, release: undefined, phase: undefined });
+}
+
+/**
+ * Brings the fleet to the phase asked for. Adopting (a new resource, live at blue's release)
+ * checks the blue fleet only; `prepared` stands green up; `live` performs the window's steps,
+ * rolling back to blue on a failure while blue exists.
+ */
+async function converge(id: string, settings: FleetSettings, olds: Partial<FleetOutputs> | undefined, provider: unknown): Promise<FleetOutputs> {
+  const { info, warn } = createProgress(`openedx ${settings.fleet} ${settings.release}`);
+  const aws = createAwsClients(awsSettingsFromEnv());
+  const cloud: Cloud = { aws, settings, info, pollMs: settings.timing.pollSeconds * 1000 };
+  const hosts = new Hosts(settings);
+  const outputs = (phase: "prepared" | "live", liveRelease: string, ctx?: FleetContext): FleetOutputs => ({
+    release: settings.release,
+    phase,
+    liveRelease,
+    blueIds: [...settings.blue.web, ...settings.blue.worker],
+    greenIds: ctx ? [...ctx.green.web, ...ctx.green.worker].map((i) => i.id) : [],
+    fingerprint: fingerprintOf(settings),
+  });
+  try {
+    const adopting = settings.phase === "live" && settings.release === settings.blue.release;
+    if (adopting) {
+      const ctx = await fleetContext(settings, cloud, hosts, info, warn, "live");
+      await info(`adopted: blue ${outputs("live", settings.release).blueIds.join(", ")} serves ${settings.release} behind ${ctx.loadBalancerDns}`);
+      return outputs("live", settings.release);
+    }
+    const liveBefore = olds?.liveRelease ?? settings.blue.release;
+    if (settings.phase === "prepared") {
+      const ctx = await fleetContext(settings, cloud, hosts, info, warn, "prepared");
+      await runPhase("prepared", prepareSteps, ctx, info);
+      return outputs("prepared", liveBefore, ctx);
+    }
+    // live
+    if (olds?.liveRelease === settings.release && olds.phase === "live") return outputs("live", settings.release);
+    const ctx = await fleetContext(settings, cloud, hosts, info, warn, "live");
+    if (ctx.green.web.length < ctx.blue.web.length || ctx.green.worker.length < ctx.blue.worker.length) {
+      throw refused(
+        `cut over to ${settings.release}`,
+        `the green fleet is not there (web ${ctx.green.web.length}/${ctx.blue.web.length}, worker ${ctx.green.worker.length}/${ctx.blue.worker.length}); ${await whereDnsPoints(ctx)}`,
+        `run the update with phase: prepared first`,
+      );
+    }
+    const failure = await runPhase("live", liveSteps, ctx, info);
+    if (failure) {
+      const { step, error } = failure;
+      const reason = error instanceof UpgradeError ? oneLine(error) : describe(error).replace(/\s*\n\s*/g, " ");
+      if (ROLLBACK_STEPS.has(step)) {
+        await warn(`step ${step} failed; rolling back to blue`);
+        let rolled: string;
+        try {
+          rolled = `rolled back to blue: ${(await rollBack(ctx)).join("; ")}`;
+        } catch (err) {
+          rolled = `the rollback to blue failed too (${describe(err).replace(/\s*\n\s*/g, " ")})`;
+        }
+        const message = `Open edX cut-over to ${settings.release} failed in step ${step}: ${reason}. ${rolled}. ${await whereDnsPoints(ctx)}. Migrations already applied were not reversed.`;
+        throw partialFailure(id, outputs("prepared", liveBefore, ctx), provider, message);
+      }
+      throw partialFailure(id, outputs("live", settings.release, ctx), provider, `Open edX cut-over to ${settings.release}: green serves, but step ${step} failed: ${reason}. ${await whereDnsPoints(ctx)}.`);
+    }
+    return outputs("live", settings.release, ctx);
+  } catch (err) {
+    if (err instanceof UpgradeError) throw new Error(oneLine(err));
+    throw err;
+  } finally {
+    hosts.closeAll();
+    aws.destroy();
+  }
+}
+
+/** Runs a phase's steps, reporting each; returns the first failure (the step's id and its error). */
+async function runPhase(phase: string, steps: Array<Step<FleetContext>>, ctx: FleetContext, info: (m: string) => Promise<void>): Promise<{ step: string; error: unknown } | undefined> {
+  let failedStep: string | undefined;
+  const outcome = await runSteps(steps, ctx, {
+    dryRun: false,
+    emit: (event: UpgradeEvent) => {
+      if (event.type !== "step-end") return;
+      if (event.status === "failed") failedStep ??= event.step;
+      const what = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
+      void info(`${phase} ${event.step} [${formatDuration(event.durationMs)} ${event.durationMs}ms]: ${what}`);
+    },
+  });
+  if (outcome.failure === undefined) return undefined;
+  if (phase === "prepared") throw outcome.failure;
+  return { step: failedStep!, error: outcome.failure };
+}
+
+const oneLine = (err: UpgradeError) => `could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`.replace(/\s*\n\s*/g, " ");
+
+/**
+ * A failed update as the dynamic provider protocol's partial failure: the engine records
+ * `properties` as the state. The SDK adds its serialized provider (`__provider`) to the outputs of
+ * a successful create/update but not to these, and a later refresh cannot load the provider
+ * without it: so it is kept here.
+ */
+function partialFailure(id: string, properties: FleetOutputs, provider: unknown, message: string): Error {
+  return Object.assign(new Error(message), { id, properties: { ...properties, __provider: provider }, reasons: [message] });
+}

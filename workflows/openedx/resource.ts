@@ -1,0 +1,53 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * An Open edX fleet's blue/green cut-over on EC2 as a Pulumi resource (runbook 5 of RUNBOOKS.md).
+ * `phase: prepared` stands up the green fleet of `release`; `phase: live` performs the window
+ * (DNS to the maintenance page, stop blue, migrate, switch the load balancer, verify, DNS back,
+ * terminate blue by id), rolling back to blue when a step fails while blue exists.
+ */
+export interface OpenEdxFleetArgs {
+  release: pulumi.Input<string>;
+  phase: pulumi.Input<"prepared" | "live">;
+  fleet: pulumi.Input<string>;
+  amis: pulumi.Input<{ web: string; worker: string }>;
+  blue: pulumi.Input<{ release: string; web: string[]; worker?: string[] }>;
+  green?: pulumi.Input<{ web: string[]; worker?: string[] }>;
+  loadBalancer: pulumi.Input<{ type: "classic"; name: string } | { type: "alb"; targetGroupArns: string[]; port?: number }>;
+  dns: pulumi.Input<{ hostedZoneId: string; records: string[] }>;
+  maintenance: pulumi.Input<{ distributionId: string; bucket: string; key?: string; windowStart: string; windowMinutes: number; contact: string }>;
+  ssh: pulumi.Input<{ host?: pulumi.Input<string>; port?: pulumi.Input<number>; user: pulumi.Input<string>; privateKey: pulumi.Input<string>; knownHostsPath?: pulumi.Input<string> }>;
+  commands?: pulumi.Input<{ supervisorctl: string; migrate: string }>;
+  instanceUrl?: pulumi.Input<string>;
+  heartbeatPath?: pulumi.Input<string>;
+  verify: pulumi.Input<{ baseUrl: string; checks: Array<{ path: string; status?: number; text?: string; host?: string }> }>;
+  timing?: pulumi.Input<Record<string, number>>;
+}
+
+// The provider is serialized with its closure: it captures only this path.
+const IMPLEMENTATION = path.join(__dirname, "provider");
+
+const provider: pulumi.dynamic.ResourceProvider = {
+  check: (olds, news) => require(IMPLEMENTATION).check(olds, news),
+  diff: (_id, olds, news) => require(IMPLEMENTATION).diff(olds, news),
+  create: (inputs) => require(IMPLEMENTATION).create(inputs),
+  update: (id, olds, news) => require(IMPLEMENTATION).update(id, olds, news),
+  // Taking the resource out of a stack leaves the fleet as it is.
+  delete: async () => undefined,
+};
+
+export class OpenEdxFleet extends pulumi.dynamic.Resource {
+  /** The release of the last completed phase. */
+  declare public readonly release: pulumi.Output<string>;
+  declare public readonly phase: pulumi.Output<string>;
+  /** The release that serves users. */
+  declare public readonly liveRelease: pulumi.Output<string>;
+  declare public readonly blueIds: pulumi.Output<string[]>;
+  declare public readonly greenIds: pulumi.Output<string[]>;
+
+  constructor(name: string, args: OpenEdxFleetArgs, opts?: pulumi.CustomResourceOptions) {
+    const ssh = pulumi.output(args.ssh).apply((s) => ({ ...s, privateKey: pulumi.secret(s.privateKey) }));
+    super(provider, name, { ...args, ssh, liveRelease: undefined, blueIds: undefined, greenIds: undefined, fingerprint: undefined }, opts, "openedx", "OpenEdxFleet");
+  }
+}
