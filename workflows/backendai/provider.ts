@@ -2,6 +2,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { describe, UpgradeError } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
 import { runSteps } from "../../lib/steps";
+import { partialFailure, providerMessage } from "../../lib/dynamicProvider";
 import { shippedCatalog } from "./catalog";
 import { hopDone, hopSteps, isMajor, preflight, type ClusterContext, type Hop } from "./hops";
 import { createProgress } from "../../lib/progress";
@@ -66,13 +67,13 @@ export async function create(inputs: Inputs): Promise<pulumi.dynamic.CreateResul
   const settings = settingsOf(inputs);
   const manager = settings.hosts.find((h) => h.component === "manager")!;
   const id = `backendai:${manager.ssh.user}@${manager.ssh.host}:${manager.ssh.port ?? 22}`;
-  const outs = await converge(id, settings, undefined);
+  const outs = await converge(id, settings, undefined, inputs.__provider);
   return { id, outs };
 }
 
 export async function update(id: string, olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.UpdateResult> {
   const settings = settingsOf(news);
-  const outs = await converge(id, settings, typeof olds.version === "string" ? olds.version : undefined);
+  const outs = await converge(id, settings, typeof olds.version === "string" ? olds.version : undefined, news.__provider);
   return { outs };
 }
 
@@ -95,7 +96,7 @@ function settingsOf(inputs: Inputs): ClusterSettings {
  * show as done is skipped, so running this again after a crash finishes without redoing work.
  * A failure leaves the state at the last hop the whole cluster completed.
  */
-async function converge(id: string, settings: ClusterSettings, from: string | undefined): Promise<ClusterOutputs> {
+async function converge(id: string, settings: ClusterSettings, from: string | undefined, provider: unknown): Promise<ClusterOutputs> {
   const { info, warn } = createProgress(`backend.ai ${settings.version}`);
   const timeoutMs = (settings.commandTimeoutSeconds ?? 300) * 1000;
   const hosts: Host[] = [];
@@ -109,7 +110,7 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
     return await upgradeCluster();
   } catch (err) {
     // The engine shows a provider's error as one line per message: keep the hint on it.
-    if (err instanceof UpgradeError) throw new Error(oneLine(err));
+    if (err instanceof UpgradeError) throw new Error(providerMessage(err));
     throw err;
   } finally {
     for (const host of hosts) host.close();
@@ -151,7 +152,7 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
     for (const hop of pending) {
       await info(`hop ${hop.from} → ${hop.to}${isMajor(hop) ? " (major)" : ""}: starting`);
       const outcome = await runSteps(hopSteps(hop), ctx, { dryRun: false, emit: (event) => void reportStep(event, hop, info) });
-      if (outcome.failure !== undefined) throw partialFailure(id, outputs(completed, plan.path), hop, outcome.failure);
+      if (outcome.failure !== undefined) throw partialFailure(id, outputs(completed, plan.path), provider, `Backend.AI upgrade stopped in hop ${hop.from} → ${hop.to}; the cluster's completed version stays ${completed}: ${providerMessage(outcome.failure)}`);
       completed = hop.to;
       await info(`hop ${hop.from} → ${hop.to}: done`);
     }
@@ -159,7 +160,6 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
   }
 }
 
-const oneLine = (err: UpgradeError) => `could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`.replace(/\s*\n\s*/g, " ");
 
 async function reportStep(event: UpgradeEvent, hop: Hop, info: (m: string) => Promise<void>): Promise<void> {
   if (event.type !== "step-end") return;
@@ -167,13 +167,3 @@ async function reportStep(event: UpgradeEvent, hop: Hop, info: (m: string) => Pr
   await info(`hop ${hop.from} → ${hop.to}: ${event.step} ${outcome}`);
 }
 
-/**
- * A failed hop as the dynamic provider protocol's partial failure: the engine records `properties`
- * as the resource's outputs, so the state keeps the last version the whole cluster completed and
- * the next `up` continues from there.
- */
-function partialFailure(id: string, properties: ClusterOutputs, hop: Hop, failure: unknown): Error {
-  const detail = failure instanceof UpgradeError ? oneLine(failure) : describe(failure).replace(/\s*\n\s*/g, " ");
-  const message = `Backend.AI upgrade stopped in hop ${hop.from} → ${hop.to}; the cluster's completed version stays ${properties.version}: ${detail}`;
-  return Object.assign(new Error(message), { id, properties, reasons: [message] });
-}

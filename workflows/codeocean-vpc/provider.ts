@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { awsSettingsFor, awsSettingsFromEnv, createAwsClients, type AwsClients } from "../../lib/aws";
 import { describe, ExitCode, UpgradeError } from "../../lib/errors";
+import { providerMessage } from "../../lib/dynamicProvider";
 import { createProgress } from "../../lib/progress";
 import { runSteps } from "../../lib/steps";
 import { judgeVersions, statusHint, templateUrlFor, updatableStatus, updateRunning } from "./plan";
@@ -67,7 +68,7 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
       }
     }
   } catch (err) {
-    failures.push({ property: "stackName", reason: oneLine(err) });
+    failures.push({ property: "stackName", reason: providerMessage(err) });
   } finally {
     aws.destroy();
   }
@@ -168,17 +169,9 @@ async function converge(settings: VpcSettings): Promise<VpcOutputs> {
     return { version: ctx.stack.version ?? settings.version, plannedStacks: ctx.startedAtTarget ? [] : stacksInOrder(settings), stackId: ctx.stack.stackId, templateUrl, fingerprint: fingerprintOf(settings) };
   } catch (err) {
     const left = ctx?.maintenanceOn ? "; maintenance mode is left on: turn it off in the admin panel (System Maintenance → Disable) once the stack is healthy" : "";
-    throw new Error(oneLine(err) + left);
+    throw new Error(providerMessage(err) + left);
   } finally {
     aws.destroy();
   }
 }
 
-/** The engine shows a provider's error per line: one line, with the hint; refusals say so first. */
-function oneLine(err: unknown): string {
-  if (err instanceof UpgradeError) {
-    const text = `${err.exitCode === ExitCode.Refused ? "refused: " : ""}could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`;
-    return text.replace(/\s*\n\s*/g, " ");
-  }
-  return describe(err).replace(/\s*\n\s*/g, " ");
-}

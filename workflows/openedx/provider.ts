@@ -2,6 +2,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 import { describe, refused, UpgradeError } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
+import { partialFailure, providerMessage } from "../../lib/dynamicProvider";
 import { createProgress } from "../../lib/progress";
 import { runSteps, type Step } from "../../lib/steps";
 import { formatDuration } from "../../lib/wait";
@@ -109,7 +110,7 @@ async function converge(id: string, settings: FleetSettings, olds: Partial<Fleet
     const failure = await runPhase("live", liveSteps, ctx, info);
     if (failure) {
       const { step, error } = failure;
-      const reason = error instanceof UpgradeError ? oneLine(error) : describe(error).replace(/\s*\n\s*/g, " ");
+      const reason = providerMessage(error);
       if (ROLLBACK_STEPS.has(step)) {
         await warn(`step ${step} failed; rolling back to blue`);
         let rolled: string;
@@ -125,7 +126,7 @@ async function converge(id: string, settings: FleetSettings, olds: Partial<Fleet
     }
     return outputs("live", settings.release, ctx);
   } catch (err) {
-    if (err instanceof UpgradeError) throw new Error(oneLine(err));
+    if (err instanceof UpgradeError) throw new Error(providerMessage(err));
     throw err;
   } finally {
     hosts.closeAll();
@@ -150,14 +151,4 @@ async function runPhase(phase: string, steps: Array<Step<FleetContext>>, ctx: Fl
   return { step: failedStep!, error: outcome.failure };
 }
 
-const oneLine = (err: UpgradeError) => `could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`.replace(/\s*\n\s*/g, " ");
 
-/**
- * A failed update as the dynamic provider protocol's partial failure: the engine records
- * `properties` as the state. The SDK adds its serialized provider (`__provider`) to the outputs of
- * a successful create/update but not to these, and a later refresh cannot load the provider
- * without it: so it is kept here.
- */
-function partialFailure(id: string, properties: FleetOutputs, provider: unknown, message: string): Error {
-  return Object.assign(new Error(message), { id, properties: { ...properties, __provider: provider }, reasons: [message] });
-}

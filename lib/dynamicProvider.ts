@@ -1,0 +1,26 @@
+import { describe, ExitCode, UpgradeError } from "./errors";
+
+/**
+ * What every workflow's dynamic provider needs to speak the engine's protocol the same way.
+ *
+ * The engine shows a provider's error line by line: `providerMessage` makes it one line with the
+ * hint, and a refusal (exit 3) starts with "refused: ", which the driver maps back to exit 3.
+ */
+export function providerMessage(err: unknown): string {
+  if (err instanceof UpgradeError) {
+    const text = `${err.exitCode === ExitCode.Refused ? "refused: " : ""}could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`;
+    return text.replace(/\s*\n\s*/g, " ");
+  }
+  return describe(err).replace(/\s*\n\s*/g, " ");
+}
+
+/**
+ * A failed update as the dynamic-provider protocol's partial failure: the engine records
+ * `properties` as the resource's outputs (the last state the system completed), so the next `up`
+ * continues from there. The SDK adds its serialized provider (`__provider`) to the outputs of a
+ * successful create/update but not to these, and a later refresh cannot load the provider without
+ * it, so it is passed through here.
+ */
+export function partialFailure(id: string, properties: object, provider: unknown, message: string): Error {
+  return Object.assign(new Error(message), { id, properties: { ...properties, __provider: provider }, reasons: [message] });
+}
