@@ -1,6 +1,6 @@
-import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
-import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { EC2Client } from "@aws-sdk/client-ec2";
+import type { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import type { EC2Client } from "@aws-sdk/client-ec2";
 import { UpgradeError } from "./errors";
 
 /**
@@ -38,6 +38,10 @@ export function awsSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AwsSet
   };
 }
 
+/**
+ * Each client is built (and its SDK package loaded, ~100 ms of CPU each) when it is first used:
+ * a run that never reaches a step calling EC2 does not pay for the EC2 client.
+ */
 export function createAwsClients(settings: AwsSettings = awsSettingsFromEnv()): AwsClients {
   const config = {
     region: settings.region,
@@ -45,17 +49,23 @@ export function createAwsClients(settings: AwsSettings = awsSettingsFromEnv()): 
     maxAttempts: settings.maxAttempts ?? 3,
     credentials: settings.credentials,
   };
-  const ec2 = new EC2Client(config);
-  const autoScaling = new AutoScalingClient(config);
-  const cloudWatch = new CloudWatchClient(config);
+  let ec2: EC2Client | undefined;
+  let autoScaling: AutoScalingClient | undefined;
+  let cloudWatch: CloudWatchClient | undefined;
   return {
-    ec2,
-    autoScaling,
-    cloudWatch,
+    get ec2() {
+      return (ec2 ??= new (require("@aws-sdk/client-ec2") as typeof import("@aws-sdk/client-ec2")).EC2Client(config));
+    },
+    get autoScaling() {
+      return (autoScaling ??= new (require("@aws-sdk/client-auto-scaling") as typeof import("@aws-sdk/client-auto-scaling")).AutoScalingClient(config));
+    },
+    get cloudWatch() {
+      return (cloudWatch ??= new (require("@aws-sdk/client-cloudwatch") as typeof import("@aws-sdk/client-cloudwatch")).CloudWatchClient(config));
+    },
     destroy() {
-      ec2.destroy();
-      autoScaling.destroy();
-      cloudWatch.destroy();
+      ec2?.destroy();
+      autoScaling?.destroy();
+      cloudWatch?.destroy();
     },
   };
 }
