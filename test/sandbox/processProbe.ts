@@ -8,6 +8,19 @@ import * as fs from "node:fs";
 import Module = require("node:module");
 
 const file = process.env.UO_PROBE_FILE;
+/**
+ * Linux: VmHWM of this process image. getrusage's maxRSS is kept across execve, so a child forked
+ * from a big parent reports the parent's size; VmHWM starts afresh with the new image.
+ */
+function peakRssKb(): number | undefined {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 if (file) {
   const requested = new Set<string>();
   const loader = Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown };
@@ -22,7 +35,7 @@ if (file) {
       modules: Object.keys(require.cache),
       requested: [...requested],
       cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000,
-      maxRssKb: usage.maxRSS,
+      maxRssKb: peakRssKb() ?? usage.maxRSS,
     };
     fs.writeFileSync(file, JSON.stringify(probe));
   });
