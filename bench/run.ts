@@ -1,17 +1,174 @@
-import { runCli } from "../test/sandbox/cli";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { DescribeAutoScalingGroupsCommand, SetInstanceProtectionCommand } from "@aws-sdk/client-auto-scaling";
+import { runCli, CLI } from "../test/sandbox/cli";
 import { startBackendAiCluster } from "../test/sandbox/backendai";
 import { startCodeOceanScenario } from "../test/sandbox/codeocean";
+import { copyFixture, REPO_ROOT } from "../test/sandbox/fixtures";
+import { createProtectedFleet, runbookContext } from "../test/sandbox/fleet";
 import { ownStack } from "../test/sandbox/ownStack";
 import { startSandbox } from "../test/sandbox";
 
 /**
- * `npm run bench`: figures, not tests. Runs each main job once on the sandbox through the CLI
- * (as a pipeline does, --yes --json) and prints the wall time of every step, and for Backend.AI
- * of every hop (timed by when the provider's progress lines arrive). Numbers vary with the
- * machine; the goals (README) are a demo under 3 minutes with a warm toolchain.
+ * `npm run bench [-- <section>...]`: figures, not tests; it never fails on a number.
+ *
+ * Sections (default: startup engine fleet, the table of issue 10):
+ *   startup    `upgrade --help` and `backendai path` vs `node -e 0`: CPU time, peak RSS, wall
+ *   engine     whole `upgrade --yes` vs bare `pulumi up --yes` on the same stack (echo-project on
+ *              the bed's file backend), with no changes and with a change; the driver's own peak RSS
+ *   fleet      unprotecting 1,000 instances in 4 worker ASGs on moto: time and calls
+ *   codeocean, backendai   wall time per step of the sandbox upgrades (and per hop)
+ *
+ * Each pair is run alternately (A B, B A, ...) BENCH_RUNS times (default 5); each figure is the
+ * median with its spread (min–max), and the ratio of medians A/B is measured within this one run.
+ * CPU time and peak RSS of a Node.js process come from its own process.resourceUsage(), recorded
+ * at exit by dist/test/sandbox/processProbe.js (node --require); the Pulumi CLI's from /usr/bin/time.
+ * BENCH_DIST=<a dist dir> measures another build's CLI and runbook steps (e.g. the base commit's).
  */
-type Row = [string, number];
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const DIST = path.resolve(process.env.BENCH_DIST ?? path.dirname(path.dirname(CLI)));
+const CLI_JS = path.join(DIST, "stacks", "cli.js");
+const PROBE = path.join(REPO_ROOT, "dist", "test", "sandbox", "processProbe.js");
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "uo-bench-"));
 
+interface Sample {
+  wallMs: number;
+  cpuMs: number;
+  maxRssKb: number;
+}
+
+/** Runs a command to completion; its CPU time and peak RSS from the probe (node) or /usr/bin/time -f. */
+async function measure(command: string, args: string[], options: { env?: Record<string, string>; cwd?: string; node?: boolean }): Promise<Sample> {
+  const probe = path.join(TMP, `probe-${process.hrtime.bigint()}.json`);
+  const [file, argv] = options.node
+    ? [process.execPath, ["--require", PROBE, ...args]]
+    : ["/usr/bin/time", ["-f", '{"cpuS":"%U+%S","maxRssKb":%M}', "-o", probe, command, ...args]];
+  const started = process.hrtime.bigint();
+  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(file, argv, { cwd: options.cwd, env: { ...process.env, ...options.env, UO_PROBE_FILE: probe }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("error", reject);
+    child.on("exit", (code) => resolve({ code, stderr }));
+  });
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${code}:\n${stderr.slice(-2000)}`);
+  const raw = JSON.parse(fs.readFileSync(probe, "utf8")) as { cpuMs?: number; cpuS?: string; maxRssKb: number };
+  fs.rmSync(probe, { force: true });
+  const cpuMs = raw.cpuMs ?? raw.cpuS!.split("+").reduce((n, s) => n + Number(s) * 1000, 0);
+  return { wallMs, cpuMs, maxRssKb: raw.maxRssKb };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const spread = (xs: number[], unit: (n: number) => string) => `${unit(median(xs))} (${unit(Math.min(...xs))}–${unit(Math.max(...xs))})`;
+const ms = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(0)} ms`);
+const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
+const ratio = (a: number[], b: number[]) => `${(median(a) / median(b)).toFixed(2)}×`;
+
+/** A and B alternately, `RUNS` times each; `before` runs untimed before each sample (e.g. a config change). */
+async function pair(a: () => Promise<Sample>, b: () => Promise<Sample>, before?: () => Promise<void>): Promise<[Sample[], Sample[]]> {
+  const as: Sample[] = [];
+  const bs: Sample[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    for (const which of i % 2 === 0 ? ["a", "b"] : ["b", "a"]) {
+      await before?.();
+      (which === "a" ? as : bs).push(await (which === "a" ? a : b)());
+    }
+  }
+  return [as, bs];
+}
+
+const rows: string[][] = [];
+function row(figure: string, a: Sample[], b: Sample[], metric: "cpuMs" | "wallMs"): void {
+  const pick = (s: Sample[]) => s.map((x) => x[metric]);
+  rows.push([figure, ratio(pick(a), pick(b)), spread(pick(a), ms), spread(pick(b), ms), `${spread(a.map((x) => x.maxRssKb), mb)} vs ${spread(b.map((x) => x.maxRssKb), mb)}`]);
+  printRow(rows.at(-1)!);
+}
+function printRow(r: string[]): void {
+  process.stdout.write(`${r.join(" | ")}\n`);
+}
+
+async function startup(): Promise<void> {
+  const node = () => measure("node", ["-e", "0"], { node: true });
+  const [help, node1] = await pair(() => measure("node", [CLI_JS, "upgrade", "--help"], { node: true }), node);
+  row("`upgrade --help` vs `node -e 0`, CPU", help, node1, "cpuMs");
+  row("`upgrade --help` vs `node -e 0`, wall", help, node1, "wallMs");
+  const [bai, node2] = await pair(() => measure("node", [CLI_JS, "backendai", "path", "--from", "23.09.8", "--to", "24.03.2"], { node: true }), node);
+  row("`backendai path --from 23.09.8 --to 24.03.2` vs `node -e 0`, CPU", bai, node2, "cpuMs");
+  row("`backendai path …` vs `node -e 0`, wall", bai, node2, "wallMs");
+}
+
+async function engine(): Promise<void> {
+  const bed = await startSandbox({ aws: false, ssh: false });
+  const workDir = copyFixture("echo-project", path.join(TMP, "echo-project"));
+  try {
+    const env = { ...bed.env };
+    const pulumi = path.join(bed.pulumi!.install.binDir, "pulumi");
+    const cli = (...args: string[]) => measure(pulumi, args, { env, cwd: workDir });
+    await cli("stack", "init", "bench");
+    let n = 0;
+    const setMessage = async () => void (await cli("config", "set", "message", `hello ${n++}`, "--stack", "bench"));
+    await setMessage();
+    await cli("up", "--yes", "--stack", "bench");
+    const upgrade = () => measure("node", [CLI_JS, "upgrade", "--stack", "bench", "--cwd", workDir, "--runbook", "none", "--yes", "--json"], { node: true, env });
+    const bare = () => cli("up", "--yes", "--stack", "bench");
+    const [same, sameBare] = await pair(upgrade, bare);
+    row("whole `upgrade --yes`, no changes, vs bare `pulumi up --yes`, wall", same, sameBare, "wallMs");
+    const [changed, changedBare] = await pair(upgrade, bare, setMessage);
+    row("whole `upgrade --yes` with a change (runbook none) vs bare `pulumi up --yes`, wall", changed, changedBare, "wallMs");
+    const driver = [...same, ...changed].map((s) => s.maxRssKb);
+    rows.push(["driver's own peak RSS (the CLI process, not the engine)", "", spread(driver, mb), "", ""]);
+    printRow(rows.at(-1)!);
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+    await bed.stop();
+  }
+}
+
+async function fleet(): Promise<void> {
+  const bed = await startSandbox({ ssh: false, pulumi: false });
+  const ctx = runbookContext(bed.env, []);
+  try {
+    const created = Date.now();
+    const asgs = await createProtectedFleet(ctx.aws(), "bench", 4, 250);
+    const createMs = Date.now() - created;
+    ctx.deployment!.workerAsgs = asgs.map((name) => ({ name, output: name }));
+    const steps = require(path.join(DIST, "stacks", "runbooks", "codeocean", "scaleInProtection")) as typeof import("../stacks/runbooks/codeocean/scaleInProtection");
+    const times: number[] = [];
+    let calls = 0;
+    for (let i = 0; i < Math.min(RUNS, 3); i++) {
+      if (i > 0) {
+        // protect them all again (untimed) for the next sample
+        const { AutoScalingGroups } = await ctx.aws().autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: asgs }));
+        for (const group of AutoScalingGroups ?? []) {
+          const ids = (group.Instances ?? []).map((x) => x.InstanceId!);
+          for (const batch of steps.chunk(ids, 50)) {
+            await ctx.aws().autoScaling.send(new SetInstanceProtectionCommand({ AutoScalingGroupName: group.AutoScalingGroupName, InstanceIds: batch, ProtectedFromScaleIn: true }));
+          }
+        }
+      }
+      bed.aws!.clearCalls();
+      const started = process.hrtime.bigint();
+      await steps.removeScaleInProtection(ctx as never);
+      times.push(Number(process.hrtime.bigint() - started) / 1e6);
+      calls = bed.aws!.calls().filter((c) => c.action === "SetInstanceProtection").length;
+    }
+    rows.push(["unprotect 1,000 instances in 4 worker ASGs (moto)", "", spread(times, ms), `${calls} SetInstanceProtection calls`, `fleet created in ${ms(createMs)} (5 calls)`]);
+    printRow(rows.at(-1)!);
+    rows.push(["fleet speed-up", "", "n/a: no fleets in this version", "", ""]);
+    printRow(rows.at(-1)!);
+  } finally {
+    ctx.close();
+    await bed.stop();
+  }
+}
+
+type Row = [string, number];
 
 async function timeRun(args: string[], env: Record<string, string>, hopTimes?: Row[]): Promise<{ total: number; steps: Row[] }> {
   const started = Date.now();
@@ -82,15 +239,33 @@ async function backendAi(): Promise<void> {
   }
 }
 
+const SECTIONS: Record<string, () => Promise<void>> = { startup, engine, fleet, codeocean: codeOcean, backendai: backendAi };
+
 async function main(which: string[]): Promise<void> {
-  const all = which.length === 0;
-  if (all || which.includes("codeocean")) await codeOcean();
-  if (all || which.includes("backendai")) await backendAi();
+  const chosen = which.length === 0 ? ["startup", "engine", "fleet"] : which;
+  const unknown = chosen.filter((w) => !SECTIONS[w]);
+  if (unknown.length > 0) throw new Error(`unknown section(s) ${unknown.join(", ")}: use ${Object.keys(SECTIONS).join(", ")}`);
+  process.stdout.write(`bench: ${CLI_JS}, node ${process.version}, ${RUNS} alternating runs per pair, median (min–max)\n`);
+  process.stdout.write(`figure | ratio A/B | A | B | peak RSS A vs B\n`);
+  const failed: string[] = [];
+  for (const w of chosen) {
+    // a section that cannot run is reported, and the others still run: the bench never fails on a number
+    await SECTIONS[w]!().catch((err) => failed.push(`${w}: ${(err as Error).stack ?? err}`));
+  }
+  if (rows.length > 0) {
+    process.stdout.write(`\n| figure | ratio | A median (min–max) | B median (min–max) | peak RSS A vs B |\n|---|---|---|---|---|\n`);
+    for (const r of rows) process.stdout.write(`| ${r.join(" | ")} |\n`);
+  }
+  if (failed.length > 0) throw new Error(failed.join("\n"));
 }
 
 main(process.argv.slice(2)).then(
-  () => process.exit(0),
+  () => {
+    fs.rmSync(TMP, { recursive: true, force: true });
+    process.exit(0);
+  },
   (err) => {
+    fs.rmSync(TMP, { recursive: true, force: true });
     process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
     process.exit(1);
   },

@@ -6,7 +6,8 @@ import type { ErrorEvent } from "../lib/events";
 import type { SandboxExtra } from "../test/sandbox/daemon";
 import { parseDuration } from "../lib/wait";
 import { createRenderer } from "./output";
-import { DEFAULTS, upgrade, type UpgradeOptions } from "./upgrade";
+import { DEFAULTS } from "./defaults";
+import type { UpgradeOptions } from "./upgrade";
 
 interface UpgradeFlags {
   stack: string;
@@ -133,6 +134,8 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     },
   };
   try {
+    // The driver (Pulumi's Automation API, the AWS SDK) is loaded only by the command that runs it.
+    const { upgrade } = await import("./upgrade");
     const result = await upgrade(options);
     process.exitCode = result.exitCode;
   } finally {

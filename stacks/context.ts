@@ -1,4 +1,4 @@
-import type { OutputMap, PreviewResult, Stack } from "@pulumi/pulumi/automation";
+import type { EngineEvent, OutputMap, PreviewResult, Stack } from "@pulumi/pulumi/automation";
 import type { RunbookName } from "./upgrade";
 import type { AwsClients } from "../lib/aws";
 import type { EventSink } from "../lib/events";
@@ -31,7 +31,12 @@ export interface RunContext {
   lock?: RunLock;
   /** Set by plan-update: the stack already matches the code, so nothing needs draining or applying. */
   upToDate?: boolean;
+  /** plan-update's preview: the plan shown and confirmed at the preview step unless its inputs changed. */
   preview?: PreviewResult;
+  /** The engine events of plan-update's preview, replayed at the preview step. */
+  planEvents?: EngineEvent[];
+  /** What plan-update's preview depended on (checkout, config files), to know whether it still holds. */
+  planInputs?: string;
   changes?: Record<string, number>;
 }
 

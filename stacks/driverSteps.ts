@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -226,7 +227,15 @@ export const planUpdate: Step<RunContext> = {
   title: "Check what the update changes",
   readOnly: true,
   async run(ctx) {
-    const plan = await pulumiCall("preview the update", () => ctx.stack!.preview({ onEvent: engineEvents(ctx, "plan-update") }));
+    const events: EngineEvent[] = [];
+    const show = engineEvents(ctx, "plan-update");
+    ctx.planInputs = await planInputs(ctx);
+    const plan = await pulumiCall("preview the update", () =>
+      ctx.stack!.preview({ message: ctx.options.message, onEvent: (event) => (events.push(event), show(event)) }),
+    );
+    // This preview is the one shown and confirmed at the `preview` step, unless its inputs change.
+    ctx.preview = plan;
+    ctx.planEvents = events;
     const changes = plan.changeSummary as Record<string, number>;
     // A replacement whose delete failed (an ASG held by protected instances) leaves the old
     // resource in the state marked for deletion: the preview does not count it, but the next `up`
@@ -243,6 +252,26 @@ export const planUpdate: Step<RunContext> = {
   },
 };
 
+/**
+ * What a preview depends on besides the stack's state: the checked-out commit (a release checkout,
+ * `npm ci`), the project and stack config files (`pulumi config refresh -f`, an edit). When these
+ * are the same at the `preview` step as at plan-update, plan-update's preview is still the plan.
+ * The runbook's steps between them (cancel, drain, unprotect, alarms) change AWS, not the program's
+ * inputs or the stack's state, and a preview does not refresh: they cannot change the plan.
+ */
+async function planInputs(ctx: RunContext): Promise<string> {
+  const { cwd, stack } = ctx.options;
+  const head = await run("git", ["rev-parse", "HEAD"], { cwd }).then((r) => r.stdout.trim(), () => "no git");
+  const files = ["Pulumi.yaml", "Pulumi.yml", `Pulumi.${stack}.yaml`, `Pulumi.${stack}.yml`, "package-lock.json"].map((f) => {
+    try {
+      return `${f}:${createHash("sha256").update(fs.readFileSync(path.join(cwd, f))).digest("hex")}`;
+    } catch {
+      return `${f}:-`;
+    }
+  });
+  return [head, ...files].join(" ");
+}
+
 /** The step, skipped (recorded as such) when plan-update found nothing to change. */
 export function unlessUpToDate(step: Step<RunContext>): Step<RunContext> {
   return {
@@ -257,6 +286,10 @@ const engineEvents = (ctx: RunContext, step: string) => (event: EngineEvent) => 
   ctx.emit({ type: "engine", step, event });
 };
 
+/**
+ * The plan shown and confirmed: plan-update's preview, replayed (one engine pass, not two), unless
+ * the checkout or the config changed since it was taken; then a fresh preview, and the note says why.
+ */
 export const preview: Step<RunContext> = {
   id: "preview",
   title: "Preview the update",
@@ -265,14 +298,26 @@ export const preview: Step<RunContext> = {
     if (ctx.options.dryRun && ctx.options.release) {
       ctx.emit({ type: "note", step: "preview", message: `dry run: the preview is of the current checkout, not of release ${ctx.options.release} (a dry run does not check it out)` });
     }
-    ctx.preview = await pulumiCall("preview the update", () => ctx.stack!.preview({ message: ctx.options.message, onEvent: engineEvents(ctx, "preview") }));
+    const inputs = await planInputs(ctx);
+    let source: string;
+    if (ctx.preview && ctx.planEvents && inputs === ctx.planInputs) {
+      const show = engineEvents(ctx, "preview");
+      for (const event of ctx.planEvents) show(event);
+      source = "plan-update's preview: the checkout and config are unchanged since";
+    } else {
+      const why = ctx.preview ? "previewed again: the checkout or the stack config changed since plan-update's preview" : "previewed";
+      ctx.preview = await pulumiCall("preview the update", () => ctx.stack!.preview({ message: ctx.options.message, onEvent: engineEvents(ctx, "preview") }));
+      ctx.planInputs = inputs;
+      source = why;
+    }
+    ctx.planEvents = undefined;
     ctx.changes = ctx.preview.changeSummary as Record<string, number>;
     const summary = formatChanges(ctx.changes);
     if (!ctx.options.dryRun && !ctx.options.yes && !ctx.upToDate) {
       const ok = await ctx.options.confirm?.({ changes: ctx.changes });
       if (!ok) throw refused("apply the update", "the operator declined at the preview", "nothing was applied; alarm actions are restored");
     }
-    return summary;
+    return `${summary} (${source})`;
   },
 };
 
@@ -286,11 +331,19 @@ export const up: Step<RunContext> = {
       () => ctx.stack!.up({ message: ctx.options.message, onEvent: engineEvents(ctx, "up"), signal: ctx.signal }),
       "see the engine events above; the stack holds what was applied before the failure",
     );
+    const confirmed = ctx.changes ?? {};
     ctx.changes = result.summary.resourceChanges as Record<string, number>;
     ctx.outputs = result.outputs;
+    // `up` is not held to the confirmed plan (`pulumi up --plan` is still experimental, README):
+    // when what it did differs from what was confirmed, the operator is told.
+    if (changeKey(confirmed) !== changeKey(ctx.changes)) {
+      ctx.emit({ type: "note", step: "up", message: `the update did ${formatChanges(ctx.changes)}; the confirmed preview planned ${formatChanges(confirmed)}` });
+    }
     return formatChanges(ctx.changes);
   },
 };
+
+const changeKey = (changes: Record<string, number>) => Object.entries(changes).filter(([op, n]) => n > 0 && op !== "same").map(([op, n]) => `${op}:${n}`).sort().join(",");
 
 export function formatChanges(changes: Record<string, number>): string {
   const parts = Object.entries(changes).filter(([, n]) => n > 0).map(([op, n]) => `${n} ${op}`);

@@ -11,6 +11,10 @@ import type { ResolvedOptions, RunContext } from "./context";
 import { checkoutRelease, lockStack, planUpdate, preview, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
 import { openJournal } from "./journal";
 import { renderReport } from "./report";
+import { DEFAULTS } from "./defaults";
+
+/** The defaults of `UpgradeOptions`. */
+export { DEFAULTS };
 
 /** The runbooks the driver knows; `auto` detects one (config `upgrade:runbook`, then the outputs). */
 export type RunbookName = "auto" | "codeocean-private-cloud" | "none";
@@ -102,16 +106,6 @@ export interface UpgradeResult {
   /** Path of the run journal (JSON lines), read by `upgrade-orchestrator status`. */
   journal: string;
 }
-
-/** The defaults of `UpgradeOptions`. */
-export const DEFAULTS = {
-  drainTimeoutMs: 30 * 60_000,
-  pollIntervalMs: 15_000,
-  metricPeriodSeconds: 60,
-  sshUser: "ec2-user",
-  sshPort: 22,
-  servicesPort: 8300,
-};
 
 /**
  * Upgrades one stack: the driver's steps (select, lock, repair, read outputs, refresh config), the

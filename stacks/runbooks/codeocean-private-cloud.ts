@@ -1,9 +1,20 @@
-import type { Runbook } from "../context";
-import { cancelComputations, computationsAlreadyCancelled, servicesSshTarget } from "./codeocean/cancelComputations";
-import { restoreAlarmActions, suspendAlarmActions } from "./codeocean/alarmActions";
-import { noProtectedInstances, removeScaleInProtection, verifyNoProtectedInstances } from "./codeocean/scaleInProtection";
-import { describeObservations, observeWorkers, waitForIdleWorkers } from "./codeocean/waitForIdleWorkers";
-import { dedicatedWorkers, describeDedicated } from "./codeocean/deployment";
+import type { Runbook, RunContext } from "../context";
+
+// The steps' modules (AWS SDK commands, node-ssh) are loaded when a step first runs: the driver
+// knows this runbook without paying for it on a stack that does not use it.
+const cancel = () => import("./codeocean/cancelComputations");
+const alarms = () => import("./codeocean/alarmActions");
+const protection = () => import("./codeocean/scaleInProtection");
+const idle = () => import("./codeocean/waitForIdleWorkers");
+const deployment = () => import("./codeocean/deployment");
+const computationsAlreadyCancelled = async (ctx: RunContext) => (await cancel()).computationsAlreadyCancelled(ctx);
+const cancelComputations = async (ctx: RunContext) => (await cancel()).cancelComputations(ctx);
+const suspendAlarmActions = async (ctx: RunContext) => (await alarms()).suspendAlarmActions(ctx);
+const restoreAlarmActions = async (ctx: RunContext) => (await alarms()).restoreAlarmActions(ctx);
+const noProtectedInstances = async (ctx: RunContext) => (await protection()).noProtectedInstances(ctx);
+const removeScaleInProtection = async (ctx: RunContext) => (await protection()).removeScaleInProtection(ctx);
+const verifyNoProtectedInstances = async (ctx: RunContext) => (await protection()).verifyNoProtectedInstances(ctx);
+const waitForIdleWorkers = async (ctx: RunContext) => (await idle()).waitForIdleWorkers(ctx);
 
 /**
  * Runbook 1 of RUNBOOKS.md, Code Ocean private cloud. Around `pulumi up` (which the driver runs
@@ -21,7 +32,7 @@ export const codeOceanPrivateCloud: Runbook = {
       id: "cancel-computations",
       title: "Cancel running computations",
       check: computationsAlreadyCancelled,
-      plan: async (ctx) => `would POST localhost:${ctx.options.servicesPort}/cancel_computations on the services machine over SSH to ${(await servicesSshTarget(ctx)).how}`,
+      plan: async (ctx) => `would POST localhost:${ctx.options.servicesPort}/cancel_computations on the services machine over SSH to ${(await (await cancel()).servicesSshTarget(ctx)).how}`,
       run: cancelComputations,
     },
     {
@@ -29,6 +40,8 @@ export const codeOceanPrivateCloud: Runbook = {
       title: "Wait for idle workers",
       plan: async (ctx) => {
         const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
+        const { describeObservations, observeWorkers } = await idle();
+        const { dedicatedWorkers, describeDedicated } = await deployment();
         const now = asgs.length > 0 ? describeObservations(await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds)) : "no worker ASG";
         const dedicated = describeDedicated(await dedicatedWorkers(ctx));
         return `would wait up to the drain deadline for SlotsUtilization 0${ctx.options.waitDedicated ? " and no dedicated worker" : ""}; now: ${now}; ${dedicated}`;

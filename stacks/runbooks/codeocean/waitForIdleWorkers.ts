@@ -145,11 +145,17 @@ export async function observeWorkers(
   });
 }
 
-/** The named ASGs; one that does not exist is an error of its own, never "idle". */
+/** DescribeAutoScalingGroups returns at most 100 groups per page (MaxRecords). */
+export const ASG_PAGE_SIZE = 100;
+
+/**
+ * The named ASGs, with the SDK's paginator at the largest page size (one call for up to 100
+ * groups, their instances included); one that does not exist is an error of its own, never "idle".
+ */
 export async function describeGroups(ctx: RunContext, names: string[]): Promise<Map<string, AutoScalingGroup>> {
   const found = new Map<string, AutoScalingGroup>();
   await awsCall("describe the worker auto scaling groups", async () => {
-    for await (const page of paginateDescribeAutoScalingGroups({ client: ctx.aws().autoScaling }, { AutoScalingGroupNames: names })) {
+    for await (const page of paginateDescribeAutoScalingGroups({ client: ctx.aws().autoScaling, pageSize: ASG_PAGE_SIZE }, { AutoScalingGroupNames: names })) {
       for (const group of page.AutoScalingGroups ?? []) found.set(group.AutoScalingGroupName!, group);
     }
   });

@@ -1,0 +1,12 @@
+/**
+ * The defaults of `UpgradeOptions`, in a module of their own: the CLI needs them to build its
+ * help text, and must not load the driver (Pulumi's Automation API, the AWS SDK) to do so.
+ */
+export const DEFAULTS = {
+  drainTimeoutMs: 30 * 60_000,
+  pollIntervalMs: 15_000,
+  metricPeriodSeconds: 60,
+  sshUser: "ec2-user",
+  sshPort: 22,
+  servicesPort: 8300,
+};

@@ -1,0 +1,61 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LocalWorkspace, PulumiCommand, type EngineEvent, type Stack } from "@pulumi/pulumi/automation";
+import type { UpgradeEvent } from "../../lib/events";
+import { upgrade } from "../../stacks/upgrade";
+import { startSandbox, type Sandbox } from "../sandbox";
+import { copyFixture } from "../sandbox/fixtures";
+
+// One engine preview per run: the plan shown and confirmed at `preview` is plan-update's own,
+// unless the project's inputs change in between; then it previews again and says why.
+let bed: Sandbox;
+let workDir: string;
+let stack: Stack;
+
+beforeAll(async () => {
+  bed = await startSandbox({ aws: false, ssh: false });
+  workDir = copyFixture("echo-project");
+  const pulumiCommand = await PulumiCommand.get({ root: bed.pulumi!.install.root });
+  stack = await LocalWorkspace.createStack({ stackName: "one", workDir }, { pulumiCommand, envVars: bed.env });
+  await stack.setConfig("message", { value: "first" });
+  await stack.up();
+}, 180_000);
+afterAll(async () => {
+  await bed?.stop();
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+async function run(onEvent?: (e: UpgradeEvent) => void) {
+  const events: UpgradeEvent[] = [];
+  const result = await upgrade({ stack: "one", cwd: workDir, runbook: "none", yes: true, env: bed.env, onEvent: (e) => (events.push(e), onEvent?.(e)) });
+  const engine = (step: string) => events.flatMap((e) => (e.type === "engine" && e.step === step ? [e.event as EngineEvent] : []));
+  const prelude = (step: string) => engine(step).filter((e) => e.preludeEvent).length;
+  return { result, engine, prelude, note: (step: string) => result.steps.find((s) => s.step === step)?.note };
+}
+
+test("the preview step shows plan-update's preview: the same engine events, no second engine pass", async () => {
+  await stack.setConfig("message", { value: "second" });
+  const { result, engine, prelude, note } = await run();
+  expect(result.exitCode).toBe(0);
+  expect(prelude("plan-update")).toBe(1);
+  // replayed, not re-run: the very events (sequence numbers and timestamps) of plan-update's pass
+  expect(engine("preview")).toEqual(engine("plan-update"));
+  expect(note("preview")).toMatch(/^1 same, 1 update \(plan-update's preview: the checkout and config are unchanged since\)$/);
+  expect(result.outputs?.message).toBe("second");
+});
+
+test("a config edit between plan-update and preview makes the preview run again, and the note says why", async () => {
+  await stack.setConfig("message", { value: "third" });
+  const config = path.join(workDir, "Pulumi.one.yaml");
+  const { result, engine, prelude, note } = await run((e) => {
+    // the stack config changes while the runbook would be draining
+    if (e.type === "step-end" && e.step === "plan-update") fs.writeFileSync(config, fs.readFileSync(config, "utf8").replace("third", "fourth"));
+  });
+  expect(result.exitCode).toBe(0);
+  expect([prelude("plan-update"), prelude("preview")]).toEqual([1, 1]);
+  expect(engine("preview")).not.toEqual(engine("plan-update"));
+  expect(note("preview")).toMatch(/previewed again: the checkout or the stack config changed since plan-update's preview/);
+  // what was confirmed is what was applied: the edited config
+  expect(result.outputs?.message).toBe("fourth");
+  expect(result.steps.map((s) => [s.step, s.status])).toContainEqual(["up", "done"]);
+});
