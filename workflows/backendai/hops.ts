@@ -1,6 +1,6 @@
 import { UpgradeError } from "../../lib/errors";
 import type { Step } from "../../lib/steps";
-import type { Progress } from "./progress";
+import type { Progress } from "../../lib/progress";
 import {
   activeSessions,
   alembic,

@@ -1,10 +1,10 @@
 import type * as pulumi from "@pulumi/pulumi";
-import { describe, UpgradeError } from "../../lib/errors";
+import { UpgradeError } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
 import { runSteps } from "../../lib/steps";
 import { shippedCatalog } from "./catalog";
 import { hopDone, hopSteps, isMajor, preflight, type ClusterContext, type Hop } from "./hops";
-import { createProgress } from "./progress";
+import { createProgress, failureLine, oneLine, partialFailure as engineFailure } from "../../lib/progress";
 import { connectHost, installedVersion, type Host } from "./remote";
 import { fingerprintOf, parseClusterSettings, type ClusterSettings } from "./settings";
 import { planPath, type Catalog } from "./versions";
@@ -159,7 +159,6 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
   }
 }
 
-const oneLine = (err: UpgradeError) => `could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`.replace(/\s*\n\s*/g, " ");
 
 async function reportStep(event: UpgradeEvent, hop: Hop, info: (m: string) => Promise<void>): Promise<void> {
   if (event.type !== "step-end") return;
@@ -173,7 +172,6 @@ async function reportStep(event: UpgradeEvent, hop: Hop, info: (m: string) => Pr
  * the next `up` continues from there.
  */
 function partialFailure(id: string, properties: ClusterOutputs, hop: Hop, failure: unknown): Error {
-  const detail = failure instanceof UpgradeError ? oneLine(failure) : describe(failure).replace(/\s*\n\s*/g, " ");
-  const message = `Backend.AI upgrade stopped in hop ${hop.from} → ${hop.to}; the cluster's completed version stays ${properties.version}: ${detail}`;
-  return Object.assign(new Error(message), { id, properties, reasons: [message] });
+  const message = `Backend.AI upgrade stopped in hop ${hop.from} → ${hop.to}; the cluster's completed version stays ${properties.version}: ${failureLine(failure)}`;
+  return engineFailure(id, properties, message);
 }

@@ -1,6 +1,11 @@
 import * as path from "node:path";
 
+import { describe, UpgradeError } from "./errors";
+
 /**
+ * What every workflow's dynamic provider shares: progress lines through the engine, errors on
+ * one line with their hint, partial failures that keep the last completed state, canonical JSON.
+ *
  * Progress of a dynamic provider's work, shown by the Pulumi engine as `info:` diagnostics (and so
  * in `pulumi up`, in the Automation API's event stream, and in our driver's output).
  *
@@ -51,4 +56,29 @@ export function createProgress(prefix: string): { info: Progress; warn: Progress
       else process.stderr.write(`${severity}: ${line}\n`);
     }));
   return { info: (m) => send(m, "info"), warn: (m) => send(m, "warning") };
+}
+
+/** An UpgradeError as one line (the engine shows a provider's error one line per message). */
+export const oneLine = (err: UpgradeError) => `could not ${err.what}: ${err.why}${err.hint ? ` (what to do: ${err.hint})` : ""}`.replace(/\s*\n\s*/g, " ");
+
+/** Any failure as one line. */
+export const failureLine = (failure: unknown) => (failure instanceof UpgradeError ? oneLine(failure) : describe(failure).replace(/\s*\n\s*/g, " "));
+
+/**
+ * A failed update as the dynamic provider protocol's partial failure: the engine records
+ * `properties` as the resource's outputs (e.g. the version last completed), so the next `up`
+ * continues from there.
+ */
+export function partialFailure(id: string, properties: object, message: string): Error {
+  return Object.assign(new Error(message), { id, properties, reasons: [message] });
+}
+
+/** Canonical JSON (sorted keys, undefined left out): settings fingerprints compared by diff. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
 }
