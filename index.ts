@@ -2,6 +2,8 @@ import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { BackendAiCluster } from "./workflows/backendai/resource";
 import { parseClusterConfig, type ClusterConfig } from "./workflows/backendai/settings";
+import { UtilitarianService } from "./workflows/utilitarian/resource";
+import { parseServiceConfig, type UtilitarianConfig } from "./workflows/utilitarian/settings";
 
 /**
  * The orchestrator's own Pulumi program (Pulumi.yaml; stack configs in stacks/config): one
@@ -19,6 +21,11 @@ const kinds: Record<string, Declare> = {
     const parsed = parseClusterConfig(settings, key);
     if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
     return new BackendAiCluster(name, withKeys(parsed.config, key)).version;
+  },
+  utilitarian(name, settings, key) {
+    const parsed = parseServiceConfig(settings, key);
+    if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
+    return new UtilitarianService(name, utilitarianSecrets(parsed.config, key)).version;
   },
 };
 
@@ -49,6 +56,25 @@ function withKeys(cluster: ClusterConfig, key: string) {
       return { ...host, ssh: { ...ssh, privateKey } };
     }),
   };
+}
+
+/** The SSH key and the database password the config points at, handed on as Pulumi secrets only. */
+function utilitarianSecrets(service: UtilitarianConfig, key: string) {
+  const { kind: _kind, ssh: { privateKeyPath, privateKeyConfig, ...ssh }, database: { passwordConfig, ...database }, ...settings } = service;
+  return {
+    ...settings,
+    ssh: { ...ssh, privateKey: readKey(privateKeyPath, privateKeyConfig, `${key}.ssh.privateKeyPath`) },
+    database: { ...database, password: config.requireSecret(passwordConfig) },
+  };
+}
+
+function readKey(privateKeyPath: string | undefined, privateKeyConfig: string | undefined, keyName: string): pulumi.Output<string> {
+  if (privateKeyConfig !== undefined) return config.requireSecret(privateKeyConfig);
+  try {
+    return pulumi.secret(fs.readFileSync(privateKeyPath!, "utf8"));
+  } catch (err) {
+    throw new ConfigError([`${keyName}: cannot read ${privateKeyPath} (${(err as Error).message})`]);
+  }
 }
 
 export const versions: Record<string, pulumi.Output<string>> = {};

@@ -2,3 +2,4 @@
 export { BackendAiCluster, type BackendAiClusterArgs, type BackendAiHostArgs } from "./backendai/resource";
 export { planPath, checkHop, parseVersion, type Catalog, type PlanResult, type Release } from "./backendai/versions";
 export { shippedCatalog } from "./backendai/catalog";
+export { UtilitarianService, type UtilitarianServiceArgs } from "./utilitarian/resource";

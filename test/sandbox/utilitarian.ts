@@ -205,6 +205,9 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
           version: target,
           ssh: { host: sshd.host, port: sshd.port, user: sshd.user, knownHostsPath: sshd.knownHostsPath, privateKeyConfig: keyConfig },
           compose: { projectDir, files: ["compose.yaml"], command: composeBinary, env: { DOCKER_HOST: dockerHost } },
+          // the fixture's names (the docs' defaults have dlms_processor and dlms_udp_server too)
+          services: { api: SERVICES.api, beat: SERVICES.beat, workers: [SERVICES.worker], dependents: [SERVICES.poster] },
+          manage: "python3 manage.py",
           database: { host: postgres.host, port: postgres.port, name: postgres.database, user: postgres.user, passwordConfig },
           backups: { dir: backupDir },
           rabbitmq: { ctl: rabbitmq.ctl, queues: [POSTER_QUEUE] },

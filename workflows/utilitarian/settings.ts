@@ -103,6 +103,8 @@ const serviceSchemaWith = <S extends z.ZodType, D extends z.ZodType>(ssh: S, dat
     backups: backupsSchema,
     rabbitmq: rabbitmqSchema.optional(),
     checks: checksSchema.prefault({}),
+    /** How a Django management command starts inside the API container. */
+    manage: z.string().min(1).default("python manage.py"),
     /** Runs `manage.py compress` after collectstatic (django-compressor with COMPRESS_OFFLINE). */
     compress: z.boolean().default(true),
     deadlines: deadlinesSchema.prefault({}),
