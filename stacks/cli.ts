@@ -253,13 +253,13 @@ export function buildProgram(): Command {
     .command("up")
     .description("start the bed in the background and write an env file to `source`")
     .option("--dir <dir>", "state dir (env file, status, log)", ".sandbox")
-    .option("--with <what>", "also stand up: codeocean (the fixture deployment at 1.0.0 with computations running) or backendai (a cluster at 23.09.8 adopted by an own stack)")
+    .option("--with <what>", "also stand up: codeocean (the fixture deployment at 1.0.0 with computations running) backendai (a cluster at 23.09.8 adopted by an own stack) or utilitarian (Docker Compose at 1.0.0 with messages flowing, adopted by an own stack)")
     .action(async (opts: { dir: string; with?: string }) => {
-      if (opts.with !== undefined && opts.with !== "codeocean" && opts.with !== "backendai") {
-        throw badInput("read --with", `unknown ${JSON.stringify(opts.with)}`, "use --with codeocean or --with backendai");
+      if (opts.with !== undefined && !["codeocean", "backendai", "utilitarian"].includes(opts.with)) {
+        throw badInput("read --with", `unknown ${JSON.stringify(opts.with)}`, "use --with codeocean, --with backendai or --with utilitarian");
       }
       const { sandboxUp } = await import("../test/sandbox/control");
-      await sandboxUp({ dir: opts.dir, with: opts.with });
+      await sandboxUp({ dir: opts.dir, with: opts.with as "codeocean" | "backendai" | "utilitarian" | undefined });
     });
   sandbox
     .command("status")

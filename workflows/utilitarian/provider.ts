@@ -43,20 +43,27 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
   const target = parsed.settings.version;
   const from = typeof olds.version === "string" ? olds.version : undefined;
   if (from === undefined) return { inputs: { ...news, imageChanges: [] } };
-  if (compareVersions(target, from) < 0) {
-    const backup = (olds as { backup?: Backup | null }).backup;
-    const restore = backup?.path
-      ? `to go back, restore the backup taken before the upgrade to ${from}: ${backup.path} (${restoreCommand(parsed.settings, backup.path)}), then run the old image`
-      : `to go back, restore the database from the backup taken before the upgrade to ${from}, then run the old image`;
-    return { inputs: news, failures: [{ property: "version", reason: `Utilitarian ${from} → ${target} is a downgrade, which Django's forward-only migrations do not allow; ${restore}` }] };
-  }
+  // A downgrade is refused by diff, which sees the state's outputs (the backup to name).
+  if (compareVersions(target, from) < 0) return { inputs: { ...news, imageChanges: [] } };
   return { inputs: { ...news, imageChanges: changesOf(parsed.settings, from) } };
 }
 
 export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
   const parsed = parseServiceSettings(strip(news));
+  const from = typeof olds.version === "string" ? olds.version : undefined;
+  if ("settings" in parsed && from !== undefined && compareVersions(parsed.settings.version, from) < 0) {
+    throw new Error(downgradeRefusal(parsed.settings, from, (olds.backup as Backup | null | undefined) ?? null));
+  }
   const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
   return { changes: olds.version !== news.version || fingerprint !== olds.fingerprint, replaces: [], deleteBeforeReplace: false };
+}
+
+/** Django migrations are forward-only: the way back is the backup the last upgrade took. */
+function downgradeRefusal(s: UtilitarianSettings, from: string, backup: Backup | null): string {
+  const restore = backup
+    ? `to go back, restore the backup taken before the upgrade to ${from}: ${backup.path} (${restoreCommand(s, backup.path)}), then run the old image`
+    : `to go back, restore the database from a backup taken before the upgrade to ${from}, then run the old image`;
+  return `Utilitarian ${from} → ${s.version} is a downgrade, which Django's forward-only migrations do not allow; ${restore}`;
 }
 
 /** Adopts a running deployment: reads the version its compose file names, upgrades when the target is newer. */
@@ -96,15 +103,7 @@ async function converge(id: string, settings: UtilitarianSettings, stateVersion:
     );
     const d = deploymentOf(host, settings);
     const from = stateVersion ?? (await runningVersion(d));
-    if (compareVersions(settings.version, from) < 0) {
-      throw new UpgradeError({
-        what: `upgrade Utilitarian ${from} → ${settings.version}`,
-        why: "it is a downgrade, which Django's forward-only migrations do not allow",
-        hint: lastBackup ? `restore the backup taken before the upgrade to ${from} (${lastBackup.path}) instead` : "restore a backup taken before the upgrade instead",
-        exitCode: 3,
-        permanent: true,
-      });
-    }
+    if (compareVersions(settings.version, from) < 0) throw new Error(downgradeRefusal(settings, from, lastBackup));
     if (from === settings.version) {
       await info(`already at ${from}`);
       return outputs(from, lastBackup, from);

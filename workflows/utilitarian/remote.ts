@@ -45,11 +45,12 @@ export async function compose(d: Deployment, what: string, args: string[], optio
 export async function readComposeFiles(d: Deployment): Promise<ComposeFile[]> {
   const files: ComposeFile[] = [];
   for (const file of d.files) {
-    const result = await d.host.exec(`cat ${shq(file)}`);
+    // base64: the SSH client trims output, and the file must come back byte for byte
+    const result = await d.host.exec(`base64 -w0 < ${shq(file)}`);
     if (result.code !== 0) {
       throw new UpgradeError({ what: `read the compose file ${file}`, why: lastLines(result.stderr), hint: "check compose.projectDir and compose.files", permanent: true });
     }
-    files.push(readComposeFile(result.stdout, file));
+    files.push(readComposeFile(Buffer.from(result.stdout.trim(), "base64").toString("utf8"), file));
   }
   return files;
 }
