@@ -125,4 +125,4 @@ test("a failing migration stops with the API on 2.0.0 and the rest stopped, nami
   expect(states()).toEqual({ [SERVICES.api]: "running 2.0.0", [SERVICES.worker]: "running 2.0.0", [SERVICES.beat]: "running 2.0.0", [SERVICES.poster]: "running 1.0.0" });
   expect((await app.apiVersion())?.migrations).toEqual(["meters.0001_initial", "meters.0002_meter_location_unique_serial"]);
   expect(meters()).toBe(String(Number(rowsBefore) - 1));
-});
+}, 600_000);

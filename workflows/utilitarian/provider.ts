@@ -143,7 +143,7 @@ async function runningVersion(d: Deployment): Promise<string> {
 async function reportStep(event: import("../../lib/events").UpgradeEvent, info: (m: string) => Promise<void>): Promise<void> {
   if (event.type !== "step-end") return;
   const outcome = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
-  await info(`${event.step} ${outcome}`.replace(/\s*\n\s*/g, " "));
+  await info(`${event.step} ${outcome} [${(event.durationMs / 1000).toFixed(1)}s]`.replace(/\s*\n\s*/g, " "));
 }
 
 /** What the operator needs after a failed run: what runs now, the verified backup and how to restore it. */
