@@ -3,6 +3,7 @@ import { startBackendAiCluster } from "../test/sandbox/backendai";
 import { startCodeOceanScenario } from "../test/sandbox/codeocean";
 import { ownStack } from "../test/sandbox/ownStack";
 import { startSandbox } from "../test/sandbox";
+import { startUtilitarian } from "../test/sandbox/utilitarian";
 
 /**
  * `npm run bench`: figures, not tests. Runs each main job once on the sandbox through the CLI
@@ -15,7 +16,7 @@ type Row = [string, number];
 // The bed runs Node 20 on purpose (README); the AWS SDK's notice about Node 22 is known.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
-async function timeRun(args: string[], env: Record<string, string>, hopTimes?: Row[]): Promise<{ total: number; steps: Row[] }> {
+async function timeRun(args: string[], env: Record<string, string>, hopTimes?: Row[], onMessage?: (message: string) => void): Promise<{ total: number; steps: Row[] }> {
   const started = Date.now();
   const hopStart = new Map<string, number>();
   let partial = "";
@@ -26,6 +27,7 @@ async function timeRun(args: string[], env: Record<string, string>, hopTimes?: R
       partial = lines.pop() ?? "";
       for (const line of lines) {
         const message = (JSON.parse(line) as { event?: { diagnosticEvent?: { message?: string } } }).event?.diagnosticEvent?.message ?? "";
+        onMessage?.(message.trim());
         const hop = /hop (\S+ → \S+)(?: \(major\))?: (starting|done)$/.exec(message.trim());
         if (hop?.[2] === "starting") hopStart.set(hop[1]!, Date.now());
         if (hop?.[2] === "done") hopTimes?.push([hop[1]!, Date.now() - (hopStart.get(hop[1]!) ?? Date.now())]);
@@ -84,10 +86,42 @@ async function backendAi(): Promise<void> {
   }
 }
 
+async function utilitarian(): Promise<void> {
+  let started = Date.now();
+  const bed = await startSandbox({ aws: false });
+  try {
+    const app = await startUtilitarian(bed, { version: "1.0.0" });
+    const own = await ownStack(bed, "bench", { sshKey: { value: app.privateKey, secret: true }, dbPassword: { value: app.postgres.password, secret: true } });
+    print("Utilitarian: bed (podman service, registry, RabbitMQ, PostgreSQL, compose project at 1.0.0; images from the cache)", Date.now() - started, []);
+    try {
+      const system = (version: string) => ({ util: app.systemConfig(version, "sshKey", "dbPassword") });
+      const args = ["upgrade", "--stack", "bench", "--cwd", own.workDir, "--yes", "--json"];
+      await own.setSystems(system("1.0.0"));
+      const adopt = await timeRun(args, bed.env);
+      print("Utilitarian: adopt the running deployment at 1.0.0 (first up)", adopt.total, adopt.steps);
+      await own.setSystems(system("2.0.0"));
+      const provider: Row[] = [];
+      started = Date.now();
+      const upgrade = await timeRun(args, bed.env, undefined, (message) => {
+        const step = /^utilitarian \S+: (\S+) (done|skipped).*\[(\d+(?:\.\d+)?)s\]$/.exec(message);
+        if (step) provider.push([`${step[1]} (${step[2]})`, Number(step[3]) * 1000]);
+      });
+      print("Utilitarian 1.0.0 → 2.0.0 (API, beat, worker; poster; RabbitMQ; PostgreSQL)", upgrade.total, upgrade.steps);
+      print("  per runbook step", provider.reduce((n, [, ms]) => n + ms, 0), provider);
+    } finally {
+      await own.remove();
+      await app.stop();
+    }
+  } finally {
+    await bed.stop();
+  }
+}
+
 async function main(which: string[]): Promise<void> {
   const all = which.length === 0;
   if (all || which.includes("codeocean")) await codeOcean();
   if (all || which.includes("backendai")) await backendAi();
+  if (all || which.includes("utilitarian")) await utilitarian();
 }
 
 main(process.argv.slice(2)).then(
