@@ -211,7 +211,7 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
           database: { host: postgres.host, port: postgres.port, name: postgres.database, user: postgres.user, passwordConfig },
           backups: { dir: backupDir },
           rabbitmq: { ctl: rabbitmq.ctl, queues: [POSTER_QUEUE] },
-          checks: { http: [{ url: `${apiUrl}/api/version`, expect: `"version": "${target}"` }] },
+          checks: { http: [{ url: `${apiUrl}/api/version`, expect: `"version": "{version}"` }] },
           deadlines: { migrateSeconds: 600, commandSeconds: 180, settleSeconds: 60 },
         };
       },

@@ -76,7 +76,7 @@ const rabbitmqSchema = z.strictObject({
 });
 
 const checksSchema = z.strictObject({
-  /** HTTP GETs (from where the orchestrator runs) whose body must contain `expect`. */
+  /** HTTP GETs (from where the orchestrator runs) whose body must contain `expect` ({version}: the target version). */
   http: z.array(z.strictObject({ url: z.url(), expect: z.string().optional() })).default([]),
   /** A management command run through `compose exec` in the API after the upgrade (exit 0). */
   command: z.string().min(1).optional(),

@@ -269,7 +269,8 @@ export function upgradeSteps(): Array<Step<UpgradeContext>> {
             for (const name of s.services.dependents) if (!running(all, name)) problems.push(`${name}: not running`);
             for (const check of s.checks.http) {
               const answer = await httpGet(check.url);
-              if (!answerPasses(answer, check.expect)) problems.push(`${check.url}: ${describeAnswer(answer)}${check.expect ? ` (expected ${JSON.stringify(check.expect)})` : ""}`);
+              const expect = check.expect?.replaceAll("{version}", ctx.to);
+              if (!answerPasses(answer, expect)) problems.push(`${check.url}: ${describeAnswer(answer)}${expect ? ` (expected ${JSON.stringify(expect)})` : ""}`);
             }
             if (s.rabbitmq && s.rabbitmq.queues.length > 0) {
               for (const [q, n] of Object.entries(await queueDepths(ctx.d))) if (n !== 0) problems.push(`queue ${q}: ${n ?? "missing"} ready`);
