@@ -6,6 +6,8 @@ import { CodeOceanVpc } from "./workflows/codeocean-vpc/resource";
 import { parseVpcConfig, type Hook, type VpcConfig } from "./workflows/codeocean-vpc/settings";
 import { OpenEdxFleet } from "./workflows/openedx/resource";
 import { parseFleetConfig } from "./workflows/openedx/settings";
+import { UtilitarianService } from "./workflows/utilitarian/resource";
+import { parseServiceConfig, type UtilitarianConfig } from "./workflows/utilitarian/settings";
 
 /**
  * The orchestrator's own Pulumi program (Pulumi.yaml; stack configs in stacks/config): one
@@ -35,6 +37,11 @@ const kinds: Record<string, Declare> = {
     if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
     const { kind: _kind, ssh: { privateKeyPath, privateKeyConfig, ...ssh }, ...fleet } = parsed.config;
     return new OpenEdxFleet(name, { ...fleet, ssh: { ...ssh, privateKey: privateKeyOf(key, "ssh", privateKeyPath, privateKeyConfig) } }).liveRelease;
+  },
+  utilitarian(name, settings, key) {
+    const parsed = parseServiceConfig(settings, key);
+    if ("issues" in parsed) throw new ConfigError(parsed.issues.map((i) => `${i.key}: ${i.message}`));
+    return new UtilitarianService(name, utilitarianSecrets(parsed.config, key)).version;
   },
 };
 
@@ -86,6 +93,17 @@ function withHookSecrets(maintenance: NonNullable<VpcConfig["maintenance"]>) {
   };
   return pulumi.secret({ ...maintenance, enable: resolve(maintenance.enable), disable: resolve(maintenance.disable) });
 }
+
+/** The SSH key and the database password the config points at, handed on as Pulumi secrets only. */
+function utilitarianSecrets(service: UtilitarianConfig, key: string) {
+  const { kind: _kind, ssh: { privateKeyPath, privateKeyConfig, ...ssh }, database: { passwordConfig, ...database }, ...settings } = service;
+  return {
+    ...settings,
+    ssh: { ...ssh, privateKey: privateKeyOf(key, "ssh", privateKeyPath, privateKeyConfig) },
+    database: { ...database, password: config.requireSecret(passwordConfig) },
+  };
+}
+
 
 export const versions: Record<string, pulumi.Output<string>> = {};
 for (const [name, settings] of Object.entries(systems)) {

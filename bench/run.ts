@@ -10,6 +10,7 @@ import { copyFixture, REPO_ROOT } from "../test/sandbox/fixtures";
 import { createProtectedFleet, runbookContext } from "../test/sandbox/fleet";
 import { ownStack } from "../test/sandbox/ownStack";
 import { startSandbox } from "../test/sandbox";
+import { startUtilitarian } from "../test/sandbox/utilitarian";
 
 /**
  * `npm run bench [-- <section>...]`: figures, not tests; it never fails on a number.
@@ -170,7 +171,7 @@ async function fleet(): Promise<void> {
 
 type Row = [string, number];
 
-async function timeRun(args: string[], env: Record<string, string>, hopTimes?: Row[]): Promise<{ total: number; steps: Row[] }> {
+async function timeRun(args: string[], env: Record<string, string>, hopTimes?: Row[], onMessage?: (message: string) => void): Promise<{ total: number; steps: Row[] }> {
   const started = Date.now();
   const hopStart = new Map<string, number>();
   let partial = "";
@@ -181,6 +182,7 @@ async function timeRun(args: string[], env: Record<string, string>, hopTimes?: R
       partial = lines.pop() ?? "";
       for (const line of lines) {
         const message = (JSON.parse(line) as { event?: { diagnosticEvent?: { message?: string } } }).event?.diagnosticEvent?.message ?? "";
+        onMessage?.(message.trim());
         const hop = /hop (\S+ → \S+)(?: \(major\))?: (starting|done)$/.exec(message.trim());
         if (hop?.[2] === "starting") hopStart.set(hop[1]!, Date.now());
         if (hop?.[2] === "done") hopTimes?.push([hop[1]!, Date.now() - (hopStart.get(hop[1]!) ?? Date.now())]);
@@ -239,7 +241,38 @@ async function backendAi(): Promise<void> {
   }
 }
 
-const SECTIONS: Record<string, () => Promise<void>> = { startup, engine, fleet, codeocean: codeOcean, backendai: backendAi };
+async function utilitarian(): Promise<void> {
+  let started = Date.now();
+  const bed = await startSandbox({ aws: false });
+  try {
+    const app = await startUtilitarian(bed, { version: "1.0.0" });
+    const own = await ownStack(bed, "bench", { sshKey: { value: app.privateKey, secret: true }, dbPassword: { value: app.postgres.password, secret: true } });
+    print("Utilitarian: bed (podman service, registry, RabbitMQ, PostgreSQL, compose project at 1.0.0; images from the cache)", Date.now() - started, []);
+    try {
+      const system = (version: string) => ({ util: app.systemConfig(version, "sshKey", "dbPassword") });
+      const args = ["upgrade", "--stack", "bench", "--cwd", own.workDir, "--yes", "--json"];
+      await own.setSystems(system("1.0.0"));
+      const adopt = await timeRun(args, bed.env);
+      print("Utilitarian: adopt the running deployment at 1.0.0 (first up)", adopt.total, adopt.steps);
+      await own.setSystems(system("2.0.0"));
+      const provider: Row[] = [];
+      started = Date.now();
+      const upgrade = await timeRun(args, bed.env, undefined, (message) => {
+        const step = /^utilitarian \S+: (\S+) (done|skipped).*\[(\d+(?:\.\d+)?)s\]$/.exec(message);
+        if (step) provider.push([`${step[1]} (${step[2]})`, Number(step[3]) * 1000]);
+      });
+      print("Utilitarian 1.0.0 → 2.0.0 (API, beat, worker; poster; RabbitMQ; PostgreSQL)", upgrade.total, upgrade.steps);
+      print("  per runbook step", provider.reduce((n, [, ms]) => n + ms, 0), provider);
+    } finally {
+      await own.remove();
+      await app.stop();
+    }
+  } finally {
+    await bed.stop();
+  }
+}
+
+const SECTIONS: Record<string, () => Promise<void>> = { startup, engine, fleet, codeocean: codeOcean, backendai: backendAi, utilitarian };
 
 async function main(which: string[]): Promise<void> {
   const chosen = which.length === 0 ? ["startup", "engine", "fleet"] : which;

@@ -24,3 +24,13 @@ export function providerMessage(err: unknown): string {
 export function partialFailure(id: string, properties: object, provider: unknown, message: string): Error {
   return Object.assign(new Error(message), { id, properties: { ...properties, __provider: provider }, reasons: [message] });
 }
+
+/** Canonical JSON (sorted keys, undefined left out): settings fingerprints compared by diff. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}

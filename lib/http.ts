@@ -44,3 +44,24 @@ export function describeProbe(probe: Probe): string {
   const body = probe.body.replace(/\s+/g, " ").trim().slice(0, 120);
   return `${probe.url}: HTTP ${probe.status}${body ? ` ${body}` : ""}`;
 }
+
+/** A GET's answer for a check: `ok` is a 2xx status. */
+export interface HttpAnswer {
+  ok: boolean;
+  status?: number;
+  body?: string;
+  /** Why there is no answer (refused, timed out, …). */
+  error?: string;
+}
+
+/** `probeHttp` as a check's answer (workflows' verification checks: an expected text in the answer). */
+export async function httpGet(url: string, timeoutMs = 5000): Promise<HttpAnswer> {
+  const probe = await probeHttp(url, { timeoutMs });
+  return { ok: !probe.error && probe.status !== undefined && probe.status >= 200 && probe.status < 300, status: probe.status, body: probe.body, error: probe.error };
+}
+
+/** Whether an answer passes a check: a 2xx status and, when given, the expected text in the body. */
+export const answerPasses = (answer: HttpAnswer, expect?: string) => answer.ok && (expect === undefined || (answer.body ?? "").includes(expect));
+
+export const describeAnswer = (answer: HttpAnswer) =>
+  answer.error ? `no answer (${answer.error})` : `HTTP ${answer.status}: ${(answer.body ?? "").slice(0, 120).replace(/\s+/g, " ")}`;

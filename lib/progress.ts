@@ -1,6 +1,11 @@
 import * as path from "node:path";
 
+import { describe, UpgradeError } from "./errors";
+
 /**
+ * What every workflow's dynamic provider shares: progress lines through the engine, errors on
+ * one line with their hint, partial failures that keep the last completed state, canonical JSON.
+ *
  * Progress of a dynamic provider's work, shown by the Pulumi engine as `info:` diagnostics (and so
  * in `pulumi up`, in the Automation API's event stream, and in our driver's output).
  *
@@ -53,3 +58,5 @@ export function createProgress(prefix: string): { info: Progress; warn: Progress
     }));
   return { info: (m) => send(m, "info"), warn: (m) => send(m, "warning") };
 }
+
+

@@ -6,6 +6,7 @@ import { Duplex } from "node:stream";
 import { NodeSSH } from "node-ssh";
 import { UpgradeError } from "./errors";
 import { lookupHostKeys, verifyHostKey } from "./knownHosts";
+import { withRetry } from "./retry";
 
 /** How to reach a host over SSH. Host keys are always checked against `knownHostsPath`. */
 export interface SshTarget {
@@ -292,6 +293,38 @@ export async function connectSsh(target: SshTarget): Promise<SshSession> {
     close: () => conn.close(),
   };
 }
+
+/** A host a workflow works on: commands that fail become UpgradeErrors naming the host and the command's last lines. */
+export interface RemoteHost {
+  readonly name: string;
+  /** Runs a command; a non-zero exit throws (what: `<what> on <name>`, why: exit code and last lines). */
+  run(what: string, command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<string>;
+  /** Runs a command and returns its result whatever the exit code. */
+  exec(command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<RemoteResult>;
+  close(): void;
+}
+
+/** Connects (retrying a refused or dropped connection twice) and wraps the session as a RemoteHost. */
+export async function connectRemote(target: SshTarget, options: { name: string; commandTimeoutMs: number }): Promise<RemoteHost> {
+  const session = await withRetry(`connect to ${options.name}`, () => connectSsh(target), { retries: 2, minTimeoutMs: 500 });
+  const exec = (command: string, o: { stdin?: string; timeoutMs?: number } = {}) =>
+    session.run(command, { timeoutMs: o.timeoutMs ?? options.commandTimeoutMs, stdin: o.stdin });
+  return {
+    name: options.name,
+    exec,
+    async run(what, command, o = {}) {
+      const result = await exec(command, o);
+      if (result.code !== 0) {
+        throw new UpgradeError({ what: `${what} on ${options.name}`, why: `exit code ${result.code}: ${lastLines(result.stderr || result.stdout)}`, permanent: true });
+      }
+      return result.stdout;
+    },
+    close: () => session.close(),
+  };
+}
+
+export const lastLines = (text: string, n = 3) =>
+  text.trim().split("\n").filter(Boolean).slice(-n).join(" | ") || "(no output)";
 
 /** POSIX single quotes, for a value in a command run by the remote user's shell. */
 export const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -313,6 +313,7 @@ const SANDBOX_WITH: Array<[string, string]> = [
   ["backendai", "a cluster at 23.09.8 adopted by an own stack"],
   ["codeocean-vpc", "CloudFormation stacks at 3.7.0 adopted by an own stack"],
   ["openedx", "a fleet at redwood.3 adopted by an own stack, sumac.3 AMIs registered"],
+  ["utilitarian", "Docker Compose at 1.0.0 with messages flowing, adopted by an own stack"],
 ];
 
 /** The test bed lives in the repository, not in the installed package. */

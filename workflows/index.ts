@@ -4,3 +4,4 @@ export { planPath, checkHop, parseVersion, type Catalog, type PlanResult, type R
 export { shippedCatalog } from "./backendai/catalog";
 export { CodeOceanVpc, type CodeOceanVpcArgs, type CodeOceanCompanionStackArgs, type MaintenanceHookArgs } from "./codeocean-vpc/resource";
 export { OpenEdxFleet, type OpenEdxFleetArgs } from "./openedx/resource";
+export { UtilitarianService, type UtilitarianServiceArgs } from "./utilitarian/resource";

@@ -50,8 +50,16 @@ export async function sandboxUp({ dir = ".sandbox", log = console.log, with: ext
     stdio: ["ignore", out, out],
   });
   daemon.unref();
-  const deadline = Date.now() + 180_000;
-  const what = { codeocean: ", the Code Ocean deployment", backendai: ", PostgreSQL and a Backend.AI cluster", "codeocean-vpc": ", the Code Ocean VPC stacks", openedx: ", MariaDB and an Open edX fleet" } as const;
+  // Utilitarian's first start on a machine builds its fixture images (debootstrap, PyPI): minutes.
+  const waitMs = extra === "utilitarian" ? 1_200_000 : 180_000;
+  const deadline = Date.now() + waitMs;
+  const what = {
+    codeocean: ", the Code Ocean deployment",
+    backendai: ", PostgreSQL and a Backend.AI cluster",
+    "codeocean-vpc": ", the Code Ocean VPC stacks",
+    openedx: ", MariaDB and an Open edX fleet",
+    utilitarian: ", podman, a registry, RabbitMQ, PostgreSQL and Utilitarian in Docker Compose",
+  } as const;
   log(`starting the sandbox (moto, fault proxy, sshd, Pulumi file backend${extra ? what[extra] : ""}) in ${dir} ...`);
   while (Date.now() < deadline) {
     const status = readStatus(dir);
@@ -66,7 +74,7 @@ export async function sandboxUp({ dir = ".sandbox", log = console.log, with: ext
     await delay(200);
   }
   if (daemon.pid) process.kill(daemon.pid, "SIGTERM");
-  throw new Error(`the sandbox did not become ready within 90s; see ${logFile}`);
+  throw new Error(`the sandbox did not become ready within ${waitMs / 1000}s; see ${logFile}`);
 }
 
 export function sandboxStatus({ dir = ".sandbox", log = console.log }: SandboxControlOptions = {}): SandboxStatus | undefined {

@@ -7,9 +7,10 @@ import { ownStackConfig, startVpcFixture, type VpcFixture } from "./codeoceanVpc
 import { envFileText, startSandbox, type Sandbox } from "./index";
 import { startOpenEdxFleet, type OpenEdxFixture } from "./openedx";
 import { ownStack, type OwnStack } from "./ownStack";
+import { startUtilitarian, type UtilitarianFixture } from "./utilitarian";
 
-export type SandboxExtra = "codeocean" | "backendai" | "codeocean-vpc" | "openedx";
-export const SANDBOX_EXTRAS: SandboxExtra[] = ["codeocean", "backendai", "codeocean-vpc", "openedx"];
+export type SandboxExtra = "codeocean" | "backendai" | "codeocean-vpc" | "openedx" | "utilitarian";
+export const SANDBOX_EXTRAS: SandboxExtra[] = ["codeocean", "backendai", "codeocean-vpc", "openedx", "utilitarian"];
 
 /**
  * The background process behind `npm run sandbox -- up`: starts the bed, writes the env file and
@@ -38,6 +39,7 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
   let backendAi: { cluster: BackendAiFixture; own: OwnStack } | undefined;
   let codeoceanVpc: { fixture: VpcFixture; own: OwnStack } | undefined;
   let openEdx: { fleet: OpenEdxFixture; own: OwnStack } | undefined;
+  let utilitarian: { app: UtilitarianFixture; own: OwnStack } | undefined;
   const extraEnv: Record<string, string> = { UO_SANDBOX_DIR: dir };
   try {
     // Open edX's AMIs must exist (moto checks them only with AMI validation on).
@@ -127,6 +129,25 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
       process.exit(1);
     }
   }
+  if (extra === "utilitarian") {
+    try {
+      utilitarian = await adoptUtilitarian(bed, dir);
+      status.hint = [
+        `Utilitarian 1.0.0 runs in Docker Compose (podman, runc) in ${utilitarian.app.projectDir}: API ${utilitarian.app.apiUrl}/api/version,`,
+        `beat, worker and the poster consuming RabbitMQ (node ${utilitarian.app.rabbitmq.node}); PostgreSQL ${utilitarian.app.postgres.majorVersion} on port ${utilitarian.app.postgres.port}.`,
+        `It is adopted by the stack "utilitarian" of the orchestrator's own project in ${utilitarian.own.workDir}.`,
+        `Upgrade it to 2.0.0: set version: 2.0.0 under upgrade-orchestrator:systems.utilitarian in ${utilitarian.own.configFile}, then`,
+        `  source ${envFile}`,
+        `  npm run upgrade -- --stack utilitarian --cwd ${utilitarian.own.workDir}`,
+      ].join("\n");
+      Object.assign(extraEnv, { UO_OWN_PROJECT_DIR: utilitarian.own.workDir, DOCKER_HOST: utilitarian.app.dockerHost, UO_COMPOSE: utilitarian.app.composeBinary });
+    } catch (err) {
+      await bed.stop();
+      Object.assign(status, { state: "failed", error: `standing up the Utilitarian fixture: ${(err as Error).message}` });
+      write();
+      process.exit(1);
+    }
+  }
   fs.writeFileSync(envFile, envFileText({ ...bed.env, ...extraEnv }), { mode: 0o600 });
   status.processes = [bed.moto?.process, bed.sshd?.process]
     .filter((p) => p !== undefined)
@@ -143,6 +164,8 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
     await codeoceanVpc?.fixture.stop();
     await openEdx?.own.remove();
     await openEdx?.fleet.stop();
+    await utilitarian?.own.remove();
+    await utilitarian?.app.stop();
     await bed.stop();
     status.state = "stopped";
     write();
@@ -209,6 +232,26 @@ async function adoptOpenEdx(bed: Sandbox, dir: string): Promise<{ fleet: OpenEdx
     return { fleet, own };
   } catch (err) {
     await fleet.stop();
+    throw err;
+  }
+}
+
+/** The Utilitarian fixture at 1.0.0 with messages flowing, and an own stack whose first `up` adopts it. */
+async function adoptUtilitarian(bed: Sandbox, dir: string): Promise<{ app: UtilitarianFixture; own: OwnStack }> {
+  const appDir = path.join(dir, "utilitarian");
+  const projectDir = path.join(dir, "own-project-utilitarian");
+  fs.rmSync(appDir, { recursive: true, force: true });
+  fs.rmSync(projectDir, { recursive: true, force: true });
+  const app = await startUtilitarian(bed, { version: "1.0.0", dir: appDir });
+  try {
+    const own = await ownStack(bed, "utilitarian", { sshKey: { value: app.privateKey, secret: true }, dbPassword: { value: app.postgres.password, secret: true } }, projectDir);
+    await own.setSystems({ utilitarian: app.systemConfig("1.0.0", "sshKey", "dbPassword") });
+    const adopted = await upgrade({ stack: "utilitarian", cwd: projectDir, yes: true, env: bed.env });
+    if (adopted.exitCode !== 0) throw new Error(`the first up failed: ${adopted.error?.message}`);
+    app.publish(10, "sandbox");
+    return { app, own };
+  } catch (err) {
+    await app.stop();
     throw err;
   }
 }

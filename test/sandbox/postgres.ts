@@ -35,7 +35,7 @@ function postgresBin(): string {
   return path.join(root, newest, "bin");
 }
 
-export async function startPostgres(options: { database?: string; user?: string } = {}): Promise<Postgres> {
+export async function startPostgres(options: { database?: string; user?: string; /** The role may create databases (e.g. a scratch restore). */ createDb?: boolean } = {}): Promise<Postgres> {
   const bin = postgresBin();
   const database = options.database ?? "backend";
   const user = options.user ?? "backend";
@@ -69,7 +69,7 @@ export async function startPostgres(options: { database?: string; user?: string 
     const psql = (sql: string, db = "postgres", role = "postgres") =>
       runAs(path.join(bin, "psql"), ["-h", dir, "-p", String(port), "-U", role, "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-F", "\t"], sql);
     // The password goes in on stdin, never on a command line.
-    psql(`CREATE ROLE "${user}" LOGIN PASSWORD '${password}';\nCREATE DATABASE "${database}" OWNER "${user}";\n`);
+    psql(`CREATE ROLE "${user}" LOGIN${options.createDb ? " CREATEDB" : ""} PASSWORD '${password}';\nCREATE DATABASE "${database}" OWNER "${user}";\n`);
     const majorVersion = Number(psql("SHOW server_version_num;").trim().slice(0, -4));
     return {
       host: "127.0.0.1",

@@ -1,5 +1,5 @@
 import type * as pulumi from "@pulumi/pulumi";
-import { describe, UpgradeError } from "../../lib/errors";
+import { UpgradeError } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
 import { runSteps } from "../../lib/steps";
 import { partialFailure, providerMessage } from "../../lib/dynamicProvider";

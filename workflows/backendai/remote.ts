@@ -1,6 +1,5 @@
 import { UpgradeError } from "../../lib/errors";
-import { connectSsh, type SshSession } from "../../lib/ssh";
-import { withRetry } from "../../lib/retry";
+import { connectRemote, shq, type RemoteHost } from "../../lib/ssh";
 import { packageOf, serviceOf, type HostSettings, type PackageIndex } from "./settings";
 
 /**
@@ -15,48 +14,23 @@ export interface Host {
   close(): void;
 }
 
-/** POSIX single quotes: the command is run by the remote user's shell. */
-export const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+export { shq };
 
 export async function connectHost(settings: HostSettings, commandTimeoutMs: number): Promise<Host> {
   const name = `${settings.component}@${settings.ssh.host}${settings.ssh.port ? `:${settings.ssh.port}` : ""}`;
-  let session: SshSession;
+  let remote: RemoteHost;
   try {
-    session = await withRetry(`connect to ${name}`, () =>
-      connectSsh({
-        host: settings.ssh.host,
-        port: settings.ssh.port,
-        username: settings.ssh.user,
-        privateKey: settings.ssh.privateKey,
-        knownHostsPath: settings.ssh.knownHostsPath,
-      }),
-      { retries: 2, minTimeoutMs: 500 },
+    remote = await connectRemote(
+      { host: settings.ssh.host, port: settings.ssh.port, username: settings.ssh.user, privateKey: settings.ssh.privateKey, knownHostsPath: settings.ssh.knownHostsPath },
+      { name, commandTimeoutMs },
     );
   } catch (err) {
     // Name the component: several hosts often share one address or user.
     if (!(err instanceof UpgradeError)) throw err;
     throw new UpgradeError({ what: `connect to the ${settings.component} host (${err.what.replace(/^connect to /, "")})`, why: err.why, hint: err.hint, permanent: err.permanent, cause: err });
   }
-  return {
-    settings,
-    name,
-    async run(what, command, options = {}) {
-      const result = await session.run(command, { timeoutMs: options.timeoutMs ?? commandTimeoutMs, stdin: options.stdin });
-      if (result.code !== 0) {
-        throw new UpgradeError({
-          what: `${what} on ${name}`,
-          why: `exit code ${result.code}: ${lastLines(result.stderr || result.stdout)}`,
-          permanent: true,
-        });
-      }
-      return result.stdout;
-    },
-    close: () => session.close(),
-  };
+  return { settings, name, run: remote.run, close: remote.close };
 }
-
-const lastLines = (text: string, n = 3) =>
-  text.trim().split("\n").filter(Boolean).slice(-n).join(" | ") || "(no output)";
 
 /** The component's installed package version, or undefined when it is not installed. */
 export async function installedVersion(host: Host): Promise<string | undefined> {

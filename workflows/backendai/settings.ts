@@ -1,3 +1,4 @@
+import { canonicalJson } from "../../lib/dynamicProvider";
 import { z } from "zod";
 import type { Catalog } from "./versions";
 
@@ -139,17 +140,8 @@ export function serviceOf(host: HostSettings): { start: string; stop: string; st
  * kept in the state and compared by diff, so a moved host is an update and a rotated key is not.
  */
 export function fingerprintOf(settings: ClusterSettings): string {
-  return canonical({
+  return canonicalJson({
     hosts: settings.hosts.map(({ ssh, ...rest }) => ({ ...rest, ssh: { host: ssh.host, port: ssh.port, user: ssh.user, knownHostsPath: ssh.knownHostsPath } })),
     packageIndex: settings.packageIndex ?? null,
   });
-}
-
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
 }

@@ -1,0 +1,247 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { toolchainCache } from "../../lib/toolchain";
+import { REPO_ROOT } from "./fixtures";
+import type { Sandbox } from "./index";
+import { startPostgres, type Postgres } from "./postgres";
+import { delay, freePort, startGuarded, waitForPort, type ManagedProcess } from "./processes";
+import { startRabbitMq, type RabbitMq } from "./rabbitmq";
+
+/**
+ * A stand-in Utilitarian deployment on the bed (runbook 4): a Docker Compose v2 project whose
+ * containers run on a real engine (rootful podman with runc, reached through `podman system
+ * service` on a unix socket: DOCKER_HOST), images pulled by their literal `quay.io/pwit/...`
+ * names from a local registry (Debian's docker-registry on loopback, a registries.conf mirror),
+ * the database in the bed's PostgreSQL and the broker in the bed's RabbitMQ, both on the host.
+ * The project directory is reached through the bed's sshd, as an operator's host would be.
+ */
+export const FIXTURE_VERSIONS = ["1.0.0", "2.0.0"] as const;
+export const COMPOSE_VERSION = "v2.40.3";
+export const POSTER_QUEUE = "utilitarian.poster";
+export const SERVICES = { api: "utilitarian_api", worker: "utilitarian-worker", beat: "utilitarian-beat", poster: "utilitarian_poster" } as const;
+const FIXTURES = path.join(REPO_ROOT, "test", "fixtures", "utilitarian");
+
+export interface UtilitarianFixture {
+  readonly projectDir: string;
+  readonly composeFile: string;
+  /** The docker-compose binary (built from the Go module proxy, cached). */
+  readonly composeBinary: string;
+  /** DOCKER_HOST of the podman service. */
+  readonly dockerHost: string;
+  readonly apiUrl: string;
+  readonly postgres: Postgres;
+  readonly rabbitmq: RabbitMq;
+  readonly registry: string;
+  readonly privateKey: string;
+  readonly backupDir: string;
+  /** The system as an own stack's config declares it (`upgrade-orchestrator:systems.<name>`). */
+  systemConfig(version: string, keyConfig: string, passwordConfig: string): Record<string, unknown>;
+  /** Runs docker compose in the project (throws on a non-zero exit). */
+  compose(args: string[], timeoutMs?: number): string;
+  /** Per service: state and image of its container (from `docker compose ps`). */
+  services(): Record<string, { state: string; image: string }>;
+  /** The API's /api/version answer, or undefined when it does not answer. */
+  apiVersion(): Promise<{ version: string; migrations: string[] } | undefined>;
+  /** Publishes messages to the poster's queue (from the host, with the image's own kombu). */
+  publish(count: number, prefix: string): void;
+  stop(): Promise<void>;
+}
+
+function composeFileText(options: { version: string; apiPort: number }): string {
+  return `# Utilitarian at the stand-in utility. Managed by ops: see the runbook before editing.
+name: utilitarian
+
+x-utilitarian: &utilitarian
+  # The release every Utilitarian process runs (API, workers, beat share it).
+  image: quay.io/pwit/utilitarian:${options.version}
+  network_mode: host
+  env_file: utilitarian.env
+  restart: "no"
+
+services:
+  utilitarian_api:
+    <<: *utilitarian
+    command: ["python3", "manage.py", "runserver", "127.0.0.1:${options.apiPort}", "--noreload"]
+    volumes:
+      - ./static:/var/lib/utilitarian/static
+
+  utilitarian-worker:
+    <<: *utilitarian
+    command: ["python3", "-m", "celery", "-A", "utilitarian", "worker", "--pool", "solo", "--loglevel", "WARNING"]
+
+  utilitarian-beat:
+    <<: *utilitarian
+    command: ["python3", "-m", "celery", "-A", "utilitarian", "beat", "--schedule", "/tmp/celerybeat-schedule", "--loglevel", "WARNING"]
+
+  # Posts meter data onwards; consumes the poster queue (its own image and release cycle).
+  utilitarian_poster:
+    image: quay.io/pwit/utilitarian-poster:1.0.0
+    network_mode: host
+    env_file: utilitarian.env
+    command: ["python3", "manage.py", "run_poster"]
+`;
+}
+
+export async function startUtilitarian(bed: Sandbox, options: { version?: string; dir?: string } = {}): Promise<UtilitarianFixture> {
+  if (!bed.sshd) throw new Error("the Utilitarian fixture needs the bed's sshd");
+  const sshd = bed.sshd;
+  const version = options.version ?? "1.0.0";
+  const root = options.dir ?? path.join(bed.dir, "utilitarian");
+  fs.mkdirSync(root, { recursive: true });
+  const composeBinary = path.join(toolchainCache(), "compose", COMPOSE_VERSION, "docker-compose");
+  if (!fs.existsSync(composeBinary)) throw new Error(`${composeBinary} is missing: run \`npm run provision\``);
+
+  // Fixture images, cached by their inputs (cold: debootstrap, PyPI, podman build).
+  const built = spawnSync("bash", [path.join(FIXTURES, "build-images.sh")], { encoding: "utf8", timeout: 20 * 60_000 });
+  if (built.status !== 0) throw new Error(`building the fixture images failed:\n${built.stderr}`);
+  const registryStorage = built.stdout.trim().split("\n").at(-1)!;
+
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    stops.length = 0;
+  };
+  try {
+    const registryPort = await freePort();
+    const registry = `127.0.0.1:${registryPort}`;
+    const registryProc = startGuarded({ name: "docker-registry", command: "bash", args: [path.join(FIXTURES, "registry.sh"), registryStorage, String(registryPort)] });
+    stops.push(() => registryProc.stop());
+    await waitForPort(registryProc, registryPort);
+
+    const podmanDir = path.join(root, "podman");
+    const confEnv = Object.fromEntries(
+      execFileSync("bash", [path.join(FIXTURES, "podman-conf.sh"), podmanDir, registry], { encoding: "utf8" })
+        .trim().split("\n").map((line) => line.split("=", 2) as [string, string]),
+    );
+    const podmanEnv = { ...process.env, ...confEnv };
+    const socket = path.join(podmanDir, "podman.sock");
+    const dockerHost = `unix://${socket}`;
+    const service = startGuarded({ name: "podman", command: "podman", args: ["system", "service", "--time=0", dockerHost], env: podmanEnv });
+    stops.push(async () => {
+      await service.stop();
+      // Containers live under conmon, outside the service: remove them, then the bed's storage.
+      spawnSync("podman", ["rm", "--all", "--force", "--time", "2"], { env: podmanEnv, stdio: "ignore", timeout: 60_000 });
+      spawnSync("podman", ["system", "reset", "--force"], { env: podmanEnv, stdio: "ignore", timeout: 60_000 });
+    });
+    await waitForSocket(service, socket);
+
+    const rabbitmq = await startRabbitMq(path.join(root, "rabbitmq"));
+    stops.push(() => rabbitmq.stop());
+    const postgres = await startPostgres({ database: "utilitarian", user: "utilitarian", createDb: true });
+    stops.push(() => postgres.stop());
+
+    const projectDir = path.join(root, "project");
+    const backupDir = path.join(root, "backups");
+    fs.mkdirSync(path.join(projectDir, "static"), { recursive: true });
+    fs.mkdirSync(backupDir, { recursive: true });
+    const apiPort = await freePort();
+    const composeFile = path.join(projectDir, "compose.yaml");
+    fs.writeFileSync(composeFile, composeFileText({ version, apiPort }));
+    fs.writeFileSync(
+      path.join(projectDir, "utilitarian.env"),
+      [
+        `DATABASE_HOST=127.0.0.1`,
+        `DATABASE_PORT=${postgres.port}`,
+        `DATABASE_NAME=${postgres.database}`,
+        `DATABASE_USER=${postgres.user}`,
+        `DATABASE_PASSWORD=${postgres.password}`,
+        `CELERY_BROKER_URL=${rabbitmq.url}`,
+        `POSTER_QUEUE=${POSTER_QUEUE}`,
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+    const composeEnv = { ...process.env, DOCKER_HOST: dockerHost };
+    const compose = (args: string[], timeoutMs = 180_000) => {
+      const result = spawnSync(composeBinary, ["--project-directory", projectDir, "-f", composeFile, ...args], { env: composeEnv, encoding: "utf8", timeout: timeoutMs });
+      if (result.status !== 0) throw new Error(`docker compose ${args.join(" ")} failed (${result.status ?? result.signal}):\n${result.stderr}`);
+      return result.stdout;
+    };
+    // stopped first (stops run in reverse): the containers before the database and the broker
+    stops.push(async () => void spawnSync(composeBinary, ["--project-directory", projectDir, "-f", composeFile, "down", "--timeout", "5"], { env: composeEnv, stdio: "ignore", timeout: 120_000 }));
+
+    // The deployment at `version`: database migrated, static files collected, seed data, all running.
+    compose(["pull", "--quiet"], 300_000);
+    compose(["up", "-d", SERVICES.api]);
+    compose(["exec", "-T", SERVICES.api, "python3", "manage.py", "migrate", "--no-input"]);
+    compose(["exec", "-T", SERVICES.api, "python3", "manage.py", "collectstatic", "--no-input"]);
+    postgres.query("INSERT INTO meters_meter (serial, name) SELECT 'M' || g, 'meter ' || g FROM generate_series(1, 50) g;");
+    compose(["up", "-d"]);
+
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    const apiVersion = async () => {
+      try {
+        const res = await fetch(`${apiUrl}/api/version`, { signal: AbortSignal.timeout(3000) });
+        return res.ok ? ((await res.json()) as { version: string; migrations: string[] }) : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    for (let i = 0; !(await apiVersion()); i++) {
+      if (i > 150) throw new Error(`the stand-in API did not answer on ${apiUrl} within 30s`);
+      await delay(200);
+    }
+    for (let i = 0; rabbitmq.depth(POSTER_QUEUE) === undefined; i++) {
+      if (i > 60) throw new Error(`the poster did not declare ${POSTER_QUEUE} within 30s`);
+      await delay(500);
+    }
+    const privateKey = fs.readFileSync(sshd.privateKeyPath, "utf8");
+    return {
+      projectDir,
+      composeFile,
+      composeBinary,
+      dockerHost,
+      apiUrl,
+      postgres,
+      rabbitmq,
+      registry,
+      privateKey,
+      backupDir,
+      compose,
+      systemConfig(target, keyConfig, passwordConfig) {
+        return {
+          kind: "utilitarian",
+          version: target,
+          ssh: { host: sshd.host, port: sshd.port, user: sshd.user, knownHostsPath: sshd.knownHostsPath, privateKeyConfig: keyConfig },
+          compose: { projectDir, files: ["compose.yaml"], command: composeBinary, env: { DOCKER_HOST: dockerHost } },
+          // the fixture's names (the docs' defaults have dlms_processor and dlms_udp_server too)
+          services: { api: SERVICES.api, beat: SERVICES.beat, workers: [SERVICES.worker], dependents: [SERVICES.poster] },
+          manage: "python3 manage.py",
+          database: { host: postgres.host, port: postgres.port, name: postgres.database, user: postgres.user, passwordConfig },
+          backups: { dir: backupDir },
+          rabbitmq: { ctl: rabbitmq.ctl, queues: [POSTER_QUEUE] },
+          checks: { http: [{ url: `${apiUrl}/api/version`, expect: `"version": "{version}"` }] },
+          deadlines: { migrateSeconds: 600, commandSeconds: 180, settleSeconds: 60 },
+        };
+      },
+      services() {
+        const out = compose(["ps", "--all", "--format", "json"]);
+        const rows = out.trim().startsWith("[") ? (JSON.parse(out) as Array<Record<string, string>>) : out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>);
+        return Object.fromEntries(rows.map((r) => [r.Service!, { state: r.State!, image: r.Image! }]));
+      },
+      apiVersion,
+      publish(count, prefix) {
+        const script = `import sys\nfrom kombu import Connection, Queue\nq = Queue(sys.argv[2], durable=True)\nwith Connection(sys.argv[1]) as c:\n    p = c.Producer()\n    for i in range(int(sys.argv[3])):\n        p.publish(f"{sys.argv[4]}-{i}", routing_key=q.name, declare=[q], serializer="json")\n`;
+        execFileSync(composeBinary, ["--project-directory", projectDir, "-f", composeFile, "run", "--rm", "--no-deps", "-T", SERVICES.poster, "python3", "-c", script, rabbitmq.url, POSTER_QUEUE, String(count), prefix], {
+          env: composeEnv,
+          stdio: ["ignore", "ignore", "pipe"],
+          timeout: 60_000,
+        });
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function waitForSocket(proc: ManagedProcess, socket: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!fs.existsSync(socket)) {
+    if (proc.exited()) throw new Error(`podman system service exited:\n${proc.output()}`);
+    if (Date.now() > deadline) throw new Error(`podman system service made no socket ${socket} within ${timeoutMs / 1000}s:\n${proc.output()}`);
+    await delay(100);
+  }
+}

@@ -1,0 +1,176 @@
+import * as path from "node:path";
+import { UpgradeError } from "../../lib/errors";
+import { lastLines, shq, type RemoteHost } from "../../lib/ssh";
+import { readComposeFile, type ComposeFile } from "./composeFile";
+import type { UtilitarianSettings } from "./settings";
+
+/**
+ * What the workflow does on the Utilitarian host, over SSH: Docker Compose in the project
+ * directory, pg_dump/pg_restore against the database (the password goes in on stdin, never on a
+ * command line), rabbitmqctl. Everything reads before it acts; the order is in steps.ts.
+ */
+export interface Deployment {
+  readonly host: RemoteHost;
+  readonly settings: UtilitarianSettings;
+  /** Absolute paths of the compose files on the host. */
+  readonly files: string[];
+}
+
+export const deploymentOf = (host: RemoteHost, settings: UtilitarianSettings): Deployment => ({
+  host,
+  settings,
+  files: settings.compose.files.map((f) => path.posix.resolve(settings.compose.projectDir, f)),
+});
+
+/** The compose command line for these files (a file may be swapped for a candidate). */
+export function composeCommand(d: Deployment, args: string[], files: string[] = d.files): string {
+  const { compose } = d.settings;
+  const env = Object.entries(compose.env).map(([k, v]) => `${k}=${shq(v)}`);
+  const project = compose.project ? ["-p", shq(compose.project)] : [];
+  return [
+    `cd ${shq(compose.projectDir)} &&`,
+    ...(env.length > 0 ? ["env", ...env] : []),
+    compose.command,
+    ...project,
+    ...files.flatMap((f) => ["-f", shq(f)]),
+    ...args.map(shq),
+  ].join(" ");
+}
+
+export async function compose(d: Deployment, what: string, args: string[], options: { files?: string[]; timeoutMs?: number } = {}): Promise<string> {
+  return d.host.run(what, composeCommand(d, args, options.files), { timeoutMs: options.timeoutMs ?? d.settings.deadlines.commandSeconds * 1000 });
+}
+
+/** The compose files as they are on the host now. */
+export async function readComposeFiles(d: Deployment): Promise<ComposeFile[]> {
+  const files: ComposeFile[] = [];
+  for (const file of d.files) {
+    // base64: the SSH client trims output, and the file must come back byte for byte
+    const result = await d.host.exec(`base64 -w0 < ${shq(file)}`);
+    if (result.code !== 0) {
+      throw new UpgradeError({ what: `read the compose file ${file}`, why: lastLines(result.stderr), hint: "check compose.projectDir and compose.files", permanent: true });
+    }
+    files.push(readComposeFile(Buffer.from(result.stdout.trim(), "base64").toString("utf8"), file));
+  }
+  return files;
+}
+
+/** The last file that gives the service an image (later files override earlier ones, as in compose). */
+export function imageFileOf(files: ComposeFile[], service: string): ComposeFile | undefined {
+  return [...files].reverse().find((f) => f.image(service) !== undefined);
+}
+
+export interface ContainerState {
+  service: string;
+  state: string;
+  image: string;
+}
+
+/** The project's containers (`compose ps --all`). */
+export async function containers(d: Deployment): Promise<ContainerState[]> {
+  const out = (await compose(d, "list the containers", ["ps", "--all", "--format", "json"])).trim();
+  if (!out) return [];
+  const rows = (out.startsWith("[") ? JSON.parse(out) : out.split("\n").filter(Boolean).map((l) => JSON.parse(l))) as Array<Record<string, string>>;
+  return rows.map((r) => ({ service: r.Service ?? "", state: String(r.State ?? "").toLowerCase(), image: r.Image ?? "" }));
+}
+
+export const running = (all: ContainerState[], service: string) => all.some((c) => c.service === service && c.state === "running");
+
+/** Writes a file atomically: a temp file beside it, then rename (never half-written). */
+export async function writeFileAtomically(d: Deployment, file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await d.host.run(`write ${file}`, `cat > ${shq(tmp)} && chmod --reference=${shq(file)} ${shq(tmp)} 2>/dev/null; mv -f ${shq(tmp)} ${shq(file)}`, { stdin: text });
+}
+
+// ---- database ------------------------------------------------------------------------------
+
+const pgArgs = (s: UtilitarianSettings) => `-h ${shq(s.database.host)} -p ${s.database.port} -U ${shq(s.database.user)}`;
+/** Reads the password from stdin into PGPASSWORD (never on a command line, never in a file). */
+const withPassword = (script: string) => `IFS= read -r PGPASSWORD; export PGPASSWORD; set -e; ${script}`;
+
+export interface Backup {
+  path: string;
+  sha256: string;
+}
+
+/** A verified backup of this upgrade already on the host (its checksum file is written only after verification). */
+export async function existingBackup(d: Deployment, from: string, to: string): Promise<(Backup & { intact: boolean }) | undefined> {
+  const dir = d.settings.backups.dir;
+  const out = await d.host.run(
+    "look for a verified backup",
+    `for f in $(ls -1 ${shq(dir)}/${backupPrefix(from, to)}*.dump.sha256 2>/dev/null | sort | tail -n 1); do d="\${f%.sha256}"; s="$(cat "$f")"; if [ -f "$d" ] && [ "$(sha256sum "$d" | cut -d' ' -f1)" = "$s" ]; then echo "ok $d $s"; else echo "bad $d $s"; fi; done`,
+  );
+  const [status, file, sha] = out.trim().split(" ");
+  return file ? { path: file, sha256: sha ?? "", intact: status === "ok" } : undefined;
+}
+
+const backupPrefix = (from: string, to: string) => `utilitarian-${from}-to-${to}-`;
+
+/**
+ * pg_dump -Fc to a timestamped file, then verified: `pg_restore --list` reads it whole and a
+ * restore into a scratch database succeeds (the scratch database is dropped after). The checksum
+ * file is written last: its presence means "verified".
+ */
+export async function takeVerifiedBackup(d: Deployment, from: string, to: string): Promise<Backup & { tables: number }> {
+  const s = d.settings;
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const file = path.posix.join(s.backups.dir, `${backupPrefix(from, to)}${stamp}.dump`);
+  const scratch = `${s.database.name}_verify_${stamp.toLowerCase()}`;
+  const script = withPassword(
+    [
+      `umask 077; mkdir -p ${shq(s.backups.dir)}`,
+      `pg_dump -Fc ${pgArgs(s)} -d ${shq(s.database.name)} -f ${shq(`${file}.partial`)} || { echo "pg_dump failed" >&2; rm -f ${shq(`${file}.partial`)}; exit 11; }`,
+      `mv -f ${shq(`${file}.partial`)} ${shq(file)}`,
+      `entries=$(pg_restore --list ${shq(file)} 2>&1) || { echo "pg_restore --list cannot read it: $(echo "$entries" | tail -n 1)" >&2; exit 12; }`,
+      `createdb ${pgArgs(s)} ${shq(scratch)} || exit 13`,
+      `trap 'dropdb --if-exists ${pgArgs(s)} ${shq(scratch)} >/dev/null 2>&1' EXIT`,
+      `pg_restore --no-owner --exit-on-error ${pgArgs(s)} -d ${shq(scratch)} ${shq(file)} || { echo "the restore into a scratch database failed" >&2; exit 14; }`,
+      `tables=$(psql ${pgArgs(s)} -d ${shq(scratch)} -tAc "SELECT count(*) FROM information_schema.tables WHERE table_schema='public'")`,
+      `sha256sum ${shq(file)} | cut -d' ' -f1 > ${shq(`${file}.sha256`)}`,
+      `echo "$tables $(cat ${shq(`${file}.sha256`)})"`,
+    ].join("\n"),
+  );
+  const result = await d.host.exec(`bash -c ${shq(script)}`, { stdin: `${s.database.password}\n`, timeoutMs: s.deadlines.migrateSeconds * 1000 });
+  if (result.code !== 0) {
+    const why = lastLines(result.stderr || result.stdout);
+    const step = result.code === 11 ? "dump the database" : result.code === 13 ? "create a scratch database to verify the backup" : "verify the backup";
+    throw new UpgradeError({
+      what: `${step} (${s.database.user}@${s.database.host}:${s.database.port}/${s.database.name}) on ${d.host.name}`,
+      why,
+      hint:
+        result.code === 11
+          ? "check that the database is reachable from the host and the database settings; nothing was stopped"
+          : result.code === 13
+            ? "the database user needs CREATEDB to verify a backup by restoring it; nothing was stopped"
+            : `the backup ${file} does not restore: do not upgrade without one; check disk space and pg_dump's version, then run again (nothing was stopped)`,
+      permanent: true,
+    });
+  }
+  const [tables, sha256] = result.stdout.trim().split("\n").at(-1)!.split(" ");
+  return { path: file, sha256: sha256!, tables: Number(tables) };
+}
+
+export const restoreCommand = (s: UtilitarianSettings, backup: string) =>
+  `PGPASSWORD=… pg_restore --clean --if-exists --no-owner -h ${s.database.host} -p ${s.database.port} -U ${s.database.user} -d ${s.database.name} ${backup}`;
+
+/** Removes verified backups older than keepDays, never `keep`. */
+export async function pruneBackups(d: Deployment, keep: string): Promise<string> {
+  const { dir, keepDays } = d.settings.backups;
+  const out = await d.host.run(
+    "prune old backups",
+    `find ${shq(dir)} -maxdepth 1 -name 'utilitarian-*.dump' -mtime +${keepDays} ! -path ${shq(keep)} -print -exec rm -f {} {}.sha256 \\;`,
+  );
+  const removed = out.trim().split("\n").filter(Boolean);
+  return removed.length === 0 ? `none older than ${keepDays} days` : `removed ${removed.length}`;
+}
+
+// ---- RabbitMQ ------------------------------------------------------------------------------
+
+/** Messages ready per queue (undefined: the queue does not exist). */
+export async function queueDepths(d: Deployment): Promise<Record<string, number | undefined>> {
+  const mq = d.settings.rabbitmq!;
+  const vhost = mq.vhost ? ` -p ${shq(mq.vhost)}` : "";
+  const out = await d.host.run("list the RabbitMQ queues", `${mq.ctl} -q list_queues${vhost} --no-table-headers name messages`);
+  const rows = new Map(out.split("\n").map((l) => l.trim().split(/\s+/)).filter((r) => r.length >= 2).map(([n, m]) => [n!, Number(m)]));
+  return Object.fromEntries(mq.queues.map((q) => [q, rows.get(q)]));
+}

@@ -1,0 +1,67 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * A Utilitarian deployment's version as a Pulumi resource (runbook 4 of RUNBOOKS.md): Docker
+ * Compose, Django, PostgreSQL, RabbitMQ. Changing `version` shows `imageChanges` in the preview
+ * (a downgrade fails there) and `up` runs the runbook over SSH: pull, verified pg_dump, stop,
+ * rewrite the compose file's tags, start the API, migrate, collectstatic, compress, start the rest,
+ * verify. See workflows/utilitarian/settings.ts for every setting and its default.
+ */
+export interface UtilitarianServiceArgs {
+  /** The release every Utilitarian service should run, e.g. "2.0.0". */
+  version: pulumi.Input<string>;
+  ssh: pulumi.Input<{
+    host: pulumi.Input<string>;
+    port?: pulumi.Input<number>;
+    user: pulumi.Input<string>;
+    /** The private key; always stored as a Pulumi secret. */
+    privateKey: pulumi.Input<string>;
+    knownHostsPath?: pulumi.Input<string>;
+  }>;
+  compose: pulumi.Input<{ projectDir: string; files?: string[]; command?: string; project?: string; env?: Record<string, string> }>;
+  image?: pulumi.Input<{ repository?: string }>;
+  services?: pulumi.Input<{ api?: string; beat?: string; workers?: string[]; dependents?: string[] }>;
+  database: pulumi.Input<{
+    host: pulumi.Input<string>;
+    port?: pulumi.Input<number>;
+    name: pulumi.Input<string>;
+    user: pulumi.Input<string>;
+    /** Always stored as a Pulumi secret; reaches the host on stdin only. */
+    password: pulumi.Input<string>;
+  }>;
+  backups: pulumi.Input<{ dir: string; keepDays?: number; fresh?: boolean }>;
+  rabbitmq?: pulumi.Input<{ ctl?: string; vhost?: string; queues?: string[] }>;
+  checks?: pulumi.Input<{ http?: Array<{ url: string; expect?: string }>; command?: string }>;
+  manage?: pulumi.Input<string>;
+  compress?: pulumi.Input<boolean>;
+  deadlines?: pulumi.Input<{ commandSeconds?: number; migrateSeconds?: number; settleSeconds?: number }>;
+}
+
+// The provider is serialized into the state with its closure: it captures only this path and
+// loads the implementation (and its dependencies) when the engine calls it.
+const IMPLEMENTATION = path.join(__dirname, "provider");
+
+const provider: pulumi.dynamic.ResourceProvider = {
+  check: (olds, news) => require(IMPLEMENTATION).check(olds, news),
+  diff: (_id, olds, news) => require(IMPLEMENTATION).diff(olds, news),
+  create: (inputs) => require(IMPLEMENTATION).create(inputs),
+  update: (id, olds, news) => require(IMPLEMENTATION).update(id, olds, news),
+  // Taking the resource out of a stack leaves the deployment as it is.
+  delete: async () => undefined,
+};
+
+export class UtilitarianService extends pulumi.dynamic.Resource {
+  /** The version the whole deployment last completed (after a failed run: the old one). */
+  declare public readonly version: pulumi.Output<string>;
+  /** The verified backup the last upgrade took: its path on the host and sha256. */
+  declare public readonly backup: pulumi.Output<{ path: string; sha256: string } | null>;
+  /** The compose services whose image the last planned change rewrites. */
+  declare public readonly imageChanges: pulumi.Output<string[]>;
+
+  constructor(name: string, args: UtilitarianServiceArgs, opts?: pulumi.CustomResourceOptions) {
+    const ssh = pulumi.output(args.ssh).apply((s) => ({ ...s, privateKey: pulumi.secret(s.privateKey) }));
+    const database = pulumi.output(args.database).apply((db) => ({ ...db, password: pulumi.secret(db.password) }));
+    super(provider, name, { ...args, ssh, database, backup: undefined, imageChanges: undefined, fingerprint: undefined }, opts, "utilitarian", "UtilitarianService");
+  }
+}

@@ -1,0 +1,325 @@
+import * as path from "node:path";
+import { UpgradeError } from "../../lib/errors";
+import { answerPasses, describeAnswer, httpGet } from "../../lib/http";
+import type { Progress } from "../../lib/progress";
+import { shq as sq } from "../../lib/ssh";
+import type { Step } from "../../lib/steps";
+import { pollUntil } from "../../lib/wait";
+import { parseImage, rewriteImageTags, type ComposeFile } from "./composeFile";
+import {
+  compose,
+  composeCommand,
+  containers,
+  existingBackup,
+  imageFileOf,
+  pruneBackups,
+  queueDepths,
+  readComposeFiles,
+  running,
+  takeVerifiedBackup,
+  writeFileAtomically,
+  type Backup,
+  type Deployment,
+} from "./remote";
+import { imageServices } from "./settings";
+
+/**
+ * Runbook 4 of RUNBOOKS.md (Utilitarian), each step checking the host before it acts so that a
+ * re-run after a crash resumes where the last one stopped:
+ *
+ *   read the deployment → pull the new image (before anything stops) → verified backup →
+ *   queues exist → stop dependents → stop API, beat, workers → rewrite the compose file's tags →
+ *   start the API alone → migrate → collectstatic → compress → start the rest → verify →
+ *   prune old backups.
+ */
+export interface UpgradeContext {
+  d: Deployment;
+  from: string;
+  to: string;
+  info: Progress;
+  /** Set by the backup step: the verified backup this upgrade relies on. */
+  backup?: Backup;
+  /** Set by read-deployment: the file holding the API's image and its rewritten text. */
+  imageFile?: ComposeFile;
+  candidate?: string;
+  /** The step that failed, for the partial-failure message. */
+  failedMigration?: string;
+}
+
+const settingsOf = (ctx: UpgradeContext) => ctx.d.settings;
+const targetImage = (ctx: UpgradeContext) => `${settingsOf(ctx).image.repository}:${ctx.to}`;
+const appServices = (ctx: UpgradeContext) => imageServices(settingsOf(ctx));
+const candidatePath = (file: string) => path.posix.join(path.posix.dirname(file), `.${path.posix.basename(file)}.next`);
+export const previousPath = (file: string, from: string) => `${file}.before-${from}`;
+
+/** The compose files with the image file swapped for its candidate (the rewritten text). */
+const filesWithCandidate = (ctx: UpgradeContext) => ctx.d.files.map((f) => (f === ctx.imageFile?.label && ctx.candidate !== undefined ? candidatePath(f) : f));
+
+export function upgradeSteps(): Array<Step<UpgradeContext>> {
+  return [
+    {
+      id: "read-deployment",
+      title: "Read the compose files and the version they run",
+      readOnly: true,
+      async run(ctx) {
+        const s = settingsOf(ctx);
+        const files = await readComposeFiles(ctx.d);
+        const all = new Set(files.flatMap((f) => f.services));
+        const missing = [...appServices(ctx), ...s.services.dependents].filter((name) => !all.has(name));
+        if (missing.length > 0) {
+          throw new UpgradeError({
+            what: "read the Utilitarian deployment",
+            why: `the compose files ${ctx.d.files.join(", ")} have no service ${missing.join(", ")} (they have: ${[...all].join(", ")})`,
+            hint: "set services.api, services.beat, services.workers and services.dependents to the names in the compose file (nothing was changed)",
+            exitCode: 2,
+            permanent: true,
+          });
+        }
+        const imageFile = imageFileOf(files, s.services.api)!;
+        const tags = new Map(appServices(ctx).map((name) => [name, imageFileOf(files, name)?.image(name)]));
+        for (const [name, image] of tags) {
+          const ref = image === undefined ? undefined : parseImage(image);
+          if (!ref || ref.repository !== s.image.repository || ![ctx.from, ctx.to].includes(ref.tag)) {
+            throw new UpgradeError({
+              what: "read the Utilitarian deployment",
+              why: `${name} runs ${image ?? "no image"}, expected ${s.image.repository}:${ctx.from} (or ${ctx.to} after an interrupted run)`,
+              hint: "check image.repository; a deployment changed by hand must be brought to one version first (nothing was changed)",
+              exitCode: 3,
+              permanent: true,
+            });
+          }
+        }
+        if (imageFileOf(files, s.services.beat) !== imageFile || s.services.workers.some((w) => imageFileOf(files, w) !== imageFile)) {
+          throw new UpgradeError({ what: "read the Utilitarian deployment", why: "the API, beat and workers take their image from different compose files", hint: "keep their image in one file", exitCode: 2, permanent: true });
+        }
+        ctx.imageFile = imageFile;
+        const atTarget = appServices(ctx).every((name) => parseImage(tags.get(name)!).tag === ctx.to);
+        if (!atTarget) ctx.candidate = rewriteImageTags(imageFile, appServices(ctx), ctx.to);
+        // `docker compose config` must accept the result before anything is written or stopped.
+        if (ctx.candidate !== undefined) await ctx.d.host.run(`write the candidate ${candidatePath(imageFile.label)}`, `cat > ${sq(candidatePath(imageFile.label))}`, { stdin: ctx.candidate });
+        await compose(ctx.d, "validate the compose files with the new image tags (docker compose config)", ["config", "--quiet"], { files: filesWithCandidate(ctx) }).catch((err) => {
+          throw new UpgradeError({ what: "validate the rewritten compose file", why: (err as Error).message, hint: "fix the compose file (it is untouched), then run again", exitCode: 2, permanent: true });
+        });
+        return atTarget ? `the compose file already names ${ctx.to} (an interrupted run)` : `${appServices(ctx).join(", ")}: ${s.image.repository}:${ctx.from} → ${ctx.to}`;
+      },
+    },
+    {
+      id: "pull-image",
+      title: "Pull the new image (before anything stops)",
+      async run(ctx) {
+        await compose(ctx.d, `pull ${targetImage(ctx)}`, ["pull", "--quiet", ...appServices(ctx)], { files: filesWithCandidate(ctx) }).catch((err) => {
+          throw new UpgradeError({
+            what: `pull ${targetImage(ctx)}`,
+            why: (err as UpgradeError).why ?? (err as Error).message,
+            hint: `check that ${ctx.to} is a release of ${settingsOf(ctx).image.repository} and the registry is reachable from the host; nothing was stopped`,
+            permanent: true,
+          });
+        });
+        return targetImage(ctx);
+      },
+    },
+    {
+      id: "backup",
+      title: "Back up the database (pg_dump -Fc) and verify the backup",
+      async check(ctx) {
+        if (settingsOf(ctx).backups.fresh) return undefined;
+        const found = await existingBackup(ctx.d, ctx.from, ctx.to);
+        if (!found) return undefined;
+        if (!found.intact) {
+          throw new UpgradeError({
+            what: "reuse the backup of this upgrade",
+            why: `${found.path} no longer matches its checksum ${found.sha256}`,
+            hint: "do not go on without a backup you trust: set backups.fresh: true to take a new one",
+            exitCode: 3,
+            permanent: true,
+          });
+        }
+        ctx.backup = { path: found.path, sha256: found.sha256 };
+        return `verified backup ${found.path} of this upgrade kept (no second backup; backups.fresh: true takes one)`;
+      },
+      async run(ctx) {
+        const backup = await takeVerifiedBackup(ctx.d, ctx.from, ctx.to);
+        ctx.backup = { path: backup.path, sha256: backup.sha256 };
+        return `${backup.path} (sha256 ${backup.sha256.slice(0, 12)}…, restored into a scratch database: ${backup.tables} tables)`;
+      },
+    },
+    {
+      id: "check-queues",
+      title: "Check the dependents' queues exist (messages queue there during the downtime)",
+      readOnly: true,
+      when: (ctx) => (settingsOf(ctx).rabbitmq?.queues.length ?? 0) > 0,
+      async run(ctx) {
+        const depths = await queueDepths(ctx.d);
+        const missing = Object.entries(depths).filter(([, n]) => n === undefined).map(([q]) => q);
+        if (missing.length > 0) {
+          throw new UpgradeError({
+            what: "check the RabbitMQ queues",
+            why: `${missing.join(", ")} does not exist, so messages sent while the dependents are stopped would be lost`,
+            hint: "start the dependents once so they declare their queues (or fix rabbitmq.queues); nothing was stopped",
+            exitCode: 3,
+            permanent: true,
+          });
+        }
+        return Object.entries(depths).map(([q, n]) => `${q}: ${n} ready`).join(", ");
+      },
+    },
+    stopStep("stop-dependents", "Stop the dependents", (ctx) => settingsOf(ctx).services.dependents),
+    stopStep("stop-app", "Stop the API, beat and workers", appServices),
+    {
+      id: "rewrite-compose-file",
+      title: "Rewrite the image tags of the API, beat and workers",
+      async check(ctx) {
+        return ctx.candidate === undefined ? `${ctx.imageFile!.label} already names ${ctx.to}` : undefined;
+      },
+      async run(ctx) {
+        const file = ctx.imageFile!.label;
+        const previous = previousPath(file, ctx.from);
+        await ctx.d.host.run(`keep ${previous}`, `cp -p ${sq(file)} ${sq(previous)}`);
+        await writeFileAtomically(ctx.d, file, ctx.candidate!);
+        await ctx.d.host.run("remove the candidate file", `rm -f ${sq(candidatePath(file))}`);
+        ctx.candidate = undefined;
+        await compose(ctx.d, "validate the compose files (docker compose config)", ["config", "--quiet"]);
+        return `${file} (previous kept as ${previous})`;
+      },
+    },
+    {
+      id: "start-api",
+      title: "Start the API alone on the new image",
+      async check(ctx) {
+        const all = await containers(ctx.d);
+        const api = all.find((c) => c.service === settingsOf(ctx).services.api);
+        return api?.state === "running" && api.image === targetImage(ctx) ? `${api.service} runs ${api.image}` : undefined;
+      },
+      async run(ctx) {
+        await compose(ctx.d, "start the API", ["up", "-d", "--no-deps", settingsOf(ctx).services.api]);
+      },
+    },
+    {
+      id: "migrate",
+      title: "Apply the database migrations (manage.py migrate)",
+      async check(ctx) {
+        const plan = await manage(ctx, "read the migration plan", ["showmigrations", "--plan"]);
+        return plan.includes("[ ]") ? undefined : "every migration is applied";
+      },
+      async run(ctx) {
+        const deadline = settingsOf(ctx).deadlines.migrateSeconds;
+        const started = Date.now();
+        const timer = setInterval(() => void ctx.info(`migrate: running for ${Math.round((Date.now() - started) / 1000)}s (deadline ${deadline}s)`), 15_000);
+        try {
+          const result = await ctx.d.host.exec(commandOf(ctx, [...manageArgv(ctx), "migrate", "--no-input"]), { timeoutMs: deadline * 1000 });
+          const applied = [...result.stdout.matchAll(/Applying (\S+)\.\.\. OK/g)].map((m) => m[1]!);
+          if (result.code !== 0) {
+            const failed = [...result.stdout.matchAll(/Applying (\S+)\.\.\./g)].map((m) => m[1]!).find((m) => !applied.includes(m));
+            ctx.failedMigration = failed;
+            const cause = (result.stderr || result.stdout).trim().split("\n").filter(Boolean).at(-1) ?? "(no output)";
+            throw new UpgradeError({ what: `apply migration ${failed ?? "(unknown)"}`, why: cause, permanent: true });
+          }
+          return applied.length > 0 ? `applied ${applied.join(", ")}` : "nothing to apply";
+        } finally {
+          clearInterval(timer);
+        }
+      },
+    },
+    {
+      id: "collectstatic",
+      title: "Collect the static files (manage.py collectstatic --no-input)",
+      async run(ctx) {
+        const out = await manage(ctx, "collect the static files", ["collectstatic", "--no-input"]);
+        return out.trim().split("\n").at(-1);
+      },
+    },
+    {
+      id: "compress",
+      title: "Compress the assets (manage.py compress)",
+      when: (ctx) => settingsOf(ctx).compress,
+      async run(ctx) {
+        const out = await manage(ctx, "compress the assets (manage.py compress)", ["compress"]).catch((err) => {
+          throw new UpgradeError({
+            what: "compress the assets (manage.py compress)",
+            why: (err as UpgradeError).why ?? (err as Error).message,
+            hint: "the migrations are applied and the API runs the new image; fix the templates or static files and run `up` again (it resumes here), or set compress: false if this release has no django-compressor",
+            permanent: true,
+          });
+        });
+        return out.trim().split("\n").filter(Boolean).at(-1);
+      },
+    },
+    {
+      id: "start-all",
+      title: "Start the beat, workers and dependents",
+      async run(ctx) {
+        await compose(ctx.d, "start every service", ["up", "-d"]);
+      },
+    },
+    {
+      id: "verify",
+      title: "Verify: every service on the new image, the checks pass, the queues drained",
+      async run(ctx) {
+        const s = settingsOf(ctx);
+        const seen = await pollUntil<string[]>({
+          intervalMs: 1000,
+          timeoutMs: s.deadlines.settleSeconds * 1000,
+          poll: async () => {
+            const problems: string[] = [];
+            const all = await containers(ctx.d);
+            for (const name of appServices(ctx)) {
+              const c = all.find((x) => x.service === name);
+              if (c?.state !== "running" || c.image !== targetImage(ctx)) problems.push(`${name}: ${c ? `${c.state} on ${c.image}` : "no container"}`);
+            }
+            for (const name of s.services.dependents) if (!running(all, name)) problems.push(`${name}: not running`);
+            for (const check of s.checks.http) {
+              const answer = await httpGet(check.url);
+              const expect = check.expect?.replaceAll("{version}", ctx.to);
+              if (!answerPasses(answer, expect)) problems.push(`${check.url}: ${describeAnswer(answer)}${expect ? ` (expected ${JSON.stringify(expect)})` : ""}`);
+            }
+            if (s.rabbitmq && s.rabbitmq.queues.length > 0) {
+              for (const [q, n] of Object.entries(await queueDepths(ctx.d))) if (n !== 0) problems.push(`queue ${q}: ${n ?? "missing"} ready`);
+            }
+            return { done: problems.length === 0, seen: problems };
+          },
+          onProgress: ({ seen, elapsedMs, attempt }) => {
+            if (seen.length > 0 && attempt % 5 === 1) void ctx.info(`verify: waiting (${Math.round(elapsedMs / 1000)}s): ${seen.join("; ")}`);
+          },
+          onTimeout: (last) =>
+            new UpgradeError({ what: "verify the upgrade", why: `after ${s.deadlines.settleSeconds}s: ${(last ?? []).join("; ")}`, hint: "look at the services' logs (docker compose logs); run `up` again once fixed" }),
+        });
+        void seen;
+        if (s.checks.command) await manage(ctx, `run the check ${s.checks.command}`, ["sh", "-c", s.checks.command], true);
+        return `${appServices(ctx).join(", ")} on ${targetImage(ctx)}; dependents running; checks pass${s.rabbitmq?.queues.length ? "; queues drained" : ""}`;
+      },
+    },
+    {
+      id: "prune-backups",
+      title: "Remove verified backups older than backups.keepDays",
+      async run(ctx) {
+        return pruneBackups(ctx.d, ctx.backup?.path ?? "");
+      },
+    },
+  ];
+}
+
+function stopStep(id: string, title: string, services: (ctx: UpgradeContext) => string[]): Step<UpgradeContext> {
+  return {
+    id,
+    title,
+    async check(ctx) {
+      const all = await containers(ctx.d);
+      return services(ctx).some((name) => running(all, name)) ? undefined : `${services(ctx).join(", ")} not running`;
+    },
+    async run(ctx) {
+      await compose(ctx.d, `stop ${services(ctx).join(", ")}`, ["stop", ...services(ctx)]);
+      return services(ctx).join(", ");
+    },
+  };
+}
+
+/** `compose exec -T <api> …` as one shell command. */
+const commandOf = (ctx: UpgradeContext, argv: string[]) => composeCommand(ctx.d, ["exec", "-T", settingsOf(ctx).services.api, ...argv]);
+
+/** A Django management command in the API container (`compose exec -T <api> python manage.py …`). */
+async function manage(ctx: UpgradeContext, what: string, args: string[], raw = false): Promise<string> {
+  const argv = raw ? args : [...manageArgv(ctx), ...args];
+  return ctx.d.host.run(what, commandOf(ctx, argv), { timeoutMs: settingsOf(ctx).deadlines.commandSeconds * 1000 });
+}
+
+const manageArgv = (ctx: UpgradeContext) => settingsOf(ctx).manage.split(/\s+/).filter(Boolean);
