@@ -1,6 +1,7 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { S3Client } from "@aws-sdk/client-s3";
 import { UpgradeError } from "./errors";
 
 /**
@@ -58,6 +59,30 @@ export function createAwsClients(settings: AwsSettings = awsSettingsFromEnv()): 
       cloudWatch.destroy();
     },
   };
+}
+
+/** How to reach one S3 bucket: from an s3:// Pulumi backend URL's parameters (stacks/backend.ts). */
+export interface S3Access {
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  profile?: string;
+}
+
+/**
+ * The S3 client for a Pulumi backend bucket: the URL's endpoint and region win (they are what the
+ * Pulumi CLI uses), then the environment's; credentials as for every other client.
+ */
+export function createS3Client(access: S3Access, env: NodeJS.ProcessEnv = process.env): S3Client {
+  const base = awsSettingsFromEnv(env);
+  return new S3Client({
+    region: access.region ?? base.region ?? "us-east-1",
+    endpoint: access.endpoint ?? base.endpoint,
+    forcePathStyle: access.forcePathStyle,
+    maxAttempts: base.maxAttempts ?? 3,
+    credentials: access.profile ? undefined : base.credentials,
+    ...(access.profile ? { profile: access.profile } : {}),
+  });
 }
 
 interface SdkError {

@@ -179,17 +179,37 @@ export function buildProgram(): Command {
 
   program
     .command("status")
-    .description("the last run of a stack from the local journal: steps, outcomes, times, what is still suspended")
+    .description("the last run of a stack from its journal (in the backend, or on this machine): steps, outcomes, times, what is still suspended")
     .requiredOption("--stack <name>", "the Pulumi stack")
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
     .option("--json", "print it as one JSON object")
     .action(async (flags: { stack: string; cwd: string; json?: boolean }) => {
-      const { lastRun } = await import("./journal");
+      const { lastRun, lastRunInBackend, newerRun } = await import("./journal");
       const { formatDuration } = await import("../lib/wait");
-      const run = lastRun(process.env, flags.cwd, flags.stack);
+      let run = lastRun(process.env, flags.cwd, flags.stack);
+      // the backend's journal holds runs from every machine; the local one is the offline fallback
+      const fs = await import("node:fs");
+      const path = await import("node:path");
+      let backendNote: string | undefined;
+      if (fs.existsSync(path.join(flags.cwd, "Pulumi.yaml")) || fs.existsSync(path.join(flags.cwd, "Pulumi.yml"))) {
+        try {
+          const { projectBackend } = await import("./backend");
+          const backend = await projectBackend(flags.cwd, process.env);
+          if (backend.store) {
+            try {
+              run = newerRun(run, await lastRunInBackend(backend.store, backend.project, flags.stack));
+            } finally {
+              backend.store.close();
+            }
+          } else backendNote = `the backend ${backend.url || "(Pulumi Cloud)"} keeps no journal of ours: local runs only`;
+        } catch (err) {
+          backendNote = `could not read the backend's journal (${(err as Error).message.split("\n")[0]}): local runs only`;
+        }
+      }
+      if (backendNote) process.stderr.write(`note: ${backendNote}\n`);
       if (!run) {
         if (flags.json) process.stdout.write(JSON.stringify({ stack: flags.stack, lastRun: null }) + "\n");
-        else process.stdout.write(`no run of stack ${flags.stack} recorded for ${flags.cwd} on this machine\n`);
+        else process.stdout.write(`no run of stack ${flags.stack} recorded for ${flags.cwd} on this machine or in its backend\n`);
         return;
       }
       if (flags.json) {

@@ -9,9 +9,10 @@ import { findPulumi } from "../lib/toolchain";
 import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
 import { codeOceanTargets } from "./runbooks/codeocean/targets";
-import { lastRun } from "./journal";
+import { lastRun, lastRunInBackend, newerRun } from "./journal";
 import * as os from "node:os";
-import { acquireRunLock, describeHolder, engineLocks, isStale, lockPath, processAlive, readHolder } from "./lock";
+import { backendKind, backendUrlFromSettings, lockKey, openBackendStore } from "./backend";
+import { acquireRunLock, describeHolder, describeLock, engineLocks, processAlive } from "./lock";
 
 const run = promisify(execFile);
 
@@ -44,27 +45,37 @@ export const selectStack: Step<RunContext> = {
   },
 };
 
+/** The stack's backend as the Pulumi CLI resolves it, and a store for our objects beside its state. */
+async function openBackend(ctx: RunContext): Promise<NonNullable<RunContext["backend"]>> {
+  if (ctx.backend) return ctx.backend;
+  const workspace = ctx.stack!.workspace;
+  const settings = await workspace.projectSettings();
+  const { url } = await workspace.whoAmI();
+  const backendUrl = backendUrlFromSettings(ctx.env, settings.backend?.url, url) ?? "";
+  ctx.backend = { url: backendUrl, project: settings.name, store: openBackendStore(backendUrl, ctx.env) };
+  return ctx.backend;
+}
+
 export const lockStack: Step<RunContext> = {
   id: "lock-stack",
   title: "Lock the stack for this run",
   readOnly: true, // a dry run only looks at the lock
   async run(ctx) {
-    const { url } = await ctx.stack!.workspace.whoAmI();
-    const project = (await ctx.stack!.workspace.projectSettings()).name;
-    const file = lockPath(url ?? ctx.env.PULUMI_BACKEND_URL ?? "", project, ctx.options.stack);
-    if (!file) {
-      return `backend ${url} does not hold run locks yet: only Pulumi's own update lock applies`;
+    const { url, project, store } = await openBackend(ctx);
+    if (!store) {
+      const where = backendKind(url) === "cloud" ? `Pulumi Cloud (${url || "app.pulumi.com"})` : url;
+      return `not held: the backend ${where} keeps no run lock or journal of ours; Pulumi's own update lock applies`;
     }
-    if (ctx.options.dryRun) {
-      const holder = readHolder(file);
-      return holder ? `held by ${describeHolder(holder)}${isStale(holder) ? " (stale)" : ""}; a dry run does not take it` : "free (a dry run does not take it)";
-    }
-    ctx.lock = acquireRunLock(file, ctx.runId, ctx.options.forceUnlock);
+    const key = lockKey(project, ctx.options.stack);
+    if (ctx.options.dryRun) return `${await describeLock(store, key)} (a dry run does not take it)`;
+    ctx.lock = await acquireRunLock(store, key, ctx.runId, ctx.options.forceUnlock);
     if (ctx.lock.tookOver) {
       const how = ctx.options.forceUnlock ? "--force-unlock: took over" : "took over (its process has exited)";
       ctx.emit({ type: "note", step: "lock-stack", message: `${how} the stale run lock of ${describeHolder(ctx.lock.tookOver)}` });
     }
-    const previous = lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId);
+    // the journal goes beside the state from here on; the last run may have been on another machine
+    ctx.journal?.mirrorTo(store, project, ctx.options.stack);
+    const previous = newerRun(lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId), await lastRunInBackend(store, project, ctx.options.stack, ctx.runId));
     if (previous?.status === "running") {
       ctx.resumeFrom = previous;
       const suspended = Object.entries(previous.stillSuspended).map(([what, items]) => `${what}: ${items.join(", ")}`).join("; ");
@@ -74,7 +85,7 @@ export const lockStack: Step<RunContext> = {
         message: `resuming after run ${previous.runId}, which stopped ${previous.unfinishedStep ? `during ${previous.unfinishedStep}` : "between steps"} without finishing${suspended ? `; it left suspended: ${suspended}` : ""}`,
       });
     }
-    return `locked (${file})`;
+    return `locked (${ctx.lock.location})`;
   },
 };
 
@@ -93,9 +104,8 @@ export const repairInterruptedUpdate: Step<RunContext> = {
     const stack = ctx.stack!;
     const state = (await pulumiCall("read the stack's state", () => stack.exportStack())).deployment as { pending_operations?: Array<{ type: string; resource: { urn: string } }> };
     const pending = state.pending_operations ?? [];
-    const { url } = await stack.workspace.whoAmI();
-    const project = (await stack.workspace.projectSettings()).name;
-    const locks = engineLocks(url ?? "", project, ctx.options.stack) ?? [];
+    const { project, store } = await openBackend(ctx);
+    const locks = store ? await engineLocks(store, project, ctx.options.stack) : [];
     if (pending.length === 0 && locks.length === 0) return "none";
     const here = os.hostname();
     const running = locks.filter((l) => l.hostname === here && processAlive(l.pid));

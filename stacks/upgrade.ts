@@ -10,6 +10,7 @@ import { runSteps, type Step } from "../lib/steps";
 import type { ResolvedOptions, RunContext } from "./context";
 import { checkoutRelease, lockStack, planUpdate, preview, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
 import { openJournal } from "./journal";
+import { describeHolder } from "./lock";
 import { renderReport } from "./report";
 
 /** Options of one upgrade run; every field but `stack` has a default. */
@@ -103,6 +104,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     env,
     aws: () => (aws ??= createAwsClients(awsSettingsFromEnv(env))),
     suspendedAlarms: [],
+    journal,
   };
   emit({ type: "run-start", runId, stack: resolved.stack, runbook: resolved.runbook, dryRun: resolved.dryRun, cwd: resolved.cwd, time: new Date(started).toISOString() });
 
@@ -121,7 +123,9 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
       await phase([checkoutRelease, planUpdate, ...beforeUp, preview, unlessUpToDate(up), ...(runbook?.afterUp ?? [])]);
     }
   } finally {
-    ctx.lock?.release();
+    const lost = ctx.lock?.lost();
+    if (lost) emit({ type: "note", message: `the run lock was ${lost === "deleted" ? "deleted" : `taken over by ${describeHolder(lost)}`} while this run held it` });
+    await ctx.lock?.release().catch((err) => emit({ type: "note", message: `could not release the run lock: ${describe(err)}` }));
     aws?.destroy();
   }
 
@@ -132,6 +136,9 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   emit({ type: "summary", status, exitCode, durationMs: Date.now() - started, steps, changes: ctx.changes, error: error?.message, hint: error?.hint });
   const report = renderReport({ runId, options: resolved, status, exitCode, steps, changes: ctx.changes, error, events, durationMs: Date.now() - started });
   writeReports(report, options.reportPath, env.GITHUB_STEP_SUMMARY, emit);
+  const notMirrored = await journal.flush();
+  if (notMirrored) options.onEvent?.({ type: "note", message: `the journal could not be written to the backend (${redactor.text(notMirrored)}); the local copy is ${journal.path}` });
+  ctx.backend?.store?.close();
   const outputs = ctx.outputs && Object.fromEntries(Object.entries(ctx.outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
   return { runId, status, exitCode, steps, changes: ctx.changes, outputs, error, report, journal: journal.path };
 }

@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { ListTagsForResourceCommand, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 import { SUSPENDED_TAG } from "../../stacks/runbooks/codeocean/alarmActions";
+import { journalPrefix, lockKey, openBackendStore } from "../../stacks/backend";
 import { upgrade } from "../../stacks/upgrade";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { awsSnapshot } from "../sandbox/awsState";
@@ -12,15 +13,18 @@ import { startCodeOceanScenario, type CodeOceanScenario } from "../sandbox/codeo
 
 // Runbook 1 end to end against the real bed: Pulumi engine, moto behind the fault proxy, sshd,
 // and the services simulator publishing SlotsUtilization.
+// The pipeline run goes on both Pulumi backends: file:// and an s3:// bucket in moto.
 let bed: Sandbox;
+const beds = {} as Record<"file" | "s3", Sandbox>;
 const scenarios: CodeOceanScenario[] = [];
 
 beforeAll(async () => {
-  bed = await startSandbox();
+  [beds.file, beds.s3] = await Promise.all([startSandbox(), startSandbox({ backend: "s3" })]);
+  bed = beds.file;
 });
 afterAll(async () => {
   for (const s of scenarios) await s.stop();
-  await bed?.stop();
+  for (const b of Object.values(beds)) await b?.stop();
 });
 
 const STEP_IDS = [
@@ -28,7 +32,8 @@ const STEP_IDS = [
   "remove-scale-in-protection", "suspend-alarms", "preview", "up", "restore-alarms",
 ];
 
-test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0: drains, unprotects in batches of 50, restores alarms", async () => {
+test.each(["file", "s3"] as const)("a pipeline run (--yes --json) on the %s backend upgrades 1.0.0 → 2.0.0: drains, unprotects in batches of 50, restores alarms", async (backend) => {
+  const bed = beds[backend];
   const scenario = await startCodeOceanScenario(bed, { stackName: "pipeline", workers: 55, gpuWorkers: 2 });
   scenarios.push(scenario);
   const before = await awsSnapshot(bed.env);
@@ -84,6 +89,20 @@ test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0: drains, unprotects
   for (const id of STEP_IDS) expect(markdown).toContain(`| \`${id}\` | ✅ done |`);
   expect(markdown).toMatch(/\*\*Resource changes:\*\* .*replace 2/);
   expect(run.stdout + run.stderr + markdown).not.toContain(bed.pulumi!.passphrase);
+  // the run lock was taken and released in the backend, and the journal is beside the state
+  const lockStep = events.find((e) => e.type === "step-end" && e.step === "lock-stack");
+  expect(lockStep).toMatchObject({ note: expect.stringContaining(`${backend === "s3" ? "s3://uo-pulumi-state" : "file://"}`) });
+  const store = openBackendStore(bed.pulumi!.backendUrl, bed.env)!;
+  try {
+    expect(await store.get(lockKey("codeocean-deployment", "pipeline"))).toBeUndefined();
+    const journals = await store.list(journalPrefix("codeocean-deployment", "pipeline"));
+    expect(journals).toEqual([`${journalPrefix("codeocean-deployment", "pipeline")}${events[0]!.runId}.jsonl`]);
+    const journal = (await store.get(journals[0]!))!.body;
+    expect(journal).toMatch(/"type":"summary","status":"succeeded"/);
+    expect(journal).not.toContain(bed.pulumi!.passphrase);
+  } finally {
+    store.close();
+  }
 });
 
 test("--dry-run reads everything and changes nothing; an absent GPU fleet is a note", async () => {
