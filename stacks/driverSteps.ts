@@ -34,6 +34,17 @@ export const selectStack: Step<RunContext> = {
       ctx.stack = await LocalWorkspace.selectStack({ stackName: stack, workDir: cwd }, { pulumiCommand, envVars: ctx.env });
     } catch (err) {
       const message = (err as Error).message ?? "";
+      const backendProblem = /NoSuchBucket|InvalidAccessKeyId|AccessDenied|SignatureDoesNotMatch|ExpiredToken|NoCredentialProviders|failed to refresh cached credentials|no EC2 IMDS role found|StatusCode: 403/.exec(message);
+      if (backendProblem) {
+        const backend = ctx.env.PULUMI_BACKEND_URL ?? "the backend of this project (Pulumi.yaml backend.url or pulumi login)";
+        throw badInput(
+          `open the Pulumi backend of stack ${stack}`,
+          firstErrorLine(message),
+          backendProblem[0] === "NoSuchBucket"
+            ? `the bucket of ${backend.split("?")[0]} does not exist: check the backend URL (PULUMI_BACKEND_URL / pulumi login)`
+            : `the AWS credentials in use cannot read ${backend.split("?")[0]}: check AWS_PROFILE / AWS_ACCESS_KEY_ID and the bucket's policy`,
+        );
+      }
       if (/no stack named|not found/i.test(message)) {
         const ws = await LocalWorkspace.create({ workDir: cwd, pulumiCommand, envVars: ctx.env });
         const names = (await ws.listStacks().catch(() => [])).map((s) => s.name);
