@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { createAwsClients, awsSettingsFromEnv, type AwsClients } from "../lib/aws";
 import { describe, ExitCode, UpgradeError } from "../lib/errors";
 import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
+import { notify, undeliveredNotes } from "../lib/notify";
 import { createRedactor } from "../lib/redaction";
 import { runSteps, type Step } from "../lib/steps";
 import type { ResolvedOptions, RunContext } from "./context";
@@ -54,6 +55,11 @@ export interface UpgradeOptions {
   forceUnlock?: boolean;
   /** Clear what an interrupted `up` left behind (Pulumi's lock, pending operations); see `repair-interrupted-update`. */
   repair?: boolean;
+  /** Webhooks told when the run starts, succeeds or fails (JSON POST, Slack-compatible `text`); never fail the run. */
+  notify?: string[];
+  /** Deadline of one webhook POST (default 5 s) and the first backoff between attempts (default 500 ms). */
+  notifyTimeoutMs?: number;
+  notifyBackoffMs?: number;
 }
 
 export interface UpgradeResult {
@@ -107,6 +113,11 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     journal,
   };
   emit({ type: "run-start", runId, stack: resolved.stack, runbook: resolved.runbook, dryRun: resolved.dryRun, cwd: resolved.cwd, time: new Date(started).toISOString() });
+  const webhooks = options.notify ?? [];
+  const notifyOptions = { redactor, timeoutMs: options.notifyTimeoutMs, minBackoffMs: options.notifyBackoffMs };
+  const startNotified = webhooks.length
+    ? notify(webhooks, { event: "run-started", text: `upgrade of stack ${resolved.stack} started (run ${runId}${resolved.dryRun ? ", dry run" : ""})`, summary: { runId, stack: resolved.stack, cwd: resolved.cwd, dryRun: resolved.dryRun } }, notifyOptions)
+    : Promise.resolve([]);
 
   const steps: StepRecord[] = [];
   let failure: unknown;
@@ -133,6 +144,19 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   const exitCode = failure === undefined ? ExitCode.Succeeded : interrupted ? ExitCode.Interrupted : failure instanceof UpgradeError ? failure.exitCode : ExitCode.StepFailed;
   const status = failure === undefined ? "succeeded" : "failed";
   const error = failure === undefined ? undefined : errorSummary(failure, redactor.text);
+  if (webhooks.length) {
+    // the outcome is sent once it is final: after every step's own retries
+    const ended = await notify(
+      webhooks,
+      {
+        event: status === "succeeded" ? "run-succeeded" : "run-failed",
+        text: `upgrade of stack ${resolved.stack} ${status} (exit ${exitCode}, run ${runId})${error ? `: ${error.message.split("\n")[0]}` : ""}`,
+        summary: { runId, stack: resolved.stack, status, exitCode, durationMs: Date.now() - started, changes: ctx.changes, error: error?.message, steps: steps.map((s) => ({ step: s.step, status: s.status })) },
+      },
+      notifyOptions,
+    );
+    for (const message of [...undeliveredNotes(await startNotified, "start"), ...undeliveredNotes(ended, "outcome")]) emit({ type: "note", message });
+  }
   emit({ type: "summary", status, exitCode, durationMs: Date.now() - started, steps, changes: ctx.changes, error: error?.message, hint: error?.hint });
   const report = renderReport({ runId, options: resolved, status, exitCode, steps, changes: ctx.changes, error, events, durationMs: Date.now() - started });
   writeReports(report, options.reportPath, env.GITHUB_STEP_SUMMARY, emit);
