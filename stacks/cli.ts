@@ -14,6 +14,8 @@ interface UpgradeFlags {
   maxFailures?: string;
   onLocked: string;
   notify: string[];
+  notifyTimeout: string;
+  notifyBackoff: string;
   cwd: string;
   runbook: string;
   yes?: boolean;
@@ -153,6 +155,8 @@ async function runFleetFromFlags(flags: UpgradeFlags): Promise<void> {
       onEvent: renderer.sink,
       reportPath: flags.report,
       signal: controller.signal,
+      notifyTimeoutMs: duration("--notify-timeout", flags.notifyTimeout),
+      notifyBackoffMs: duration("--notify-backoff", flags.notifyBackoff),
     });
     process.exitCode = result.exitCode;
   } finally {
@@ -203,6 +207,8 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
   const options: UpgradeOptions = {
     stack: flags.stack[0]!,
     notify: webhookUrls(flags.notify),
+    notifyTimeoutMs: duration("--notify-timeout", flags.notifyTimeout),
+    notifyBackoffMs: duration("--notify-backoff", flags.notifyBackoff),
     cwd: flags.cwd,
     runbook: flags.runbook as UpgradeOptions["runbook"],
     yes: flags.yes,
@@ -270,6 +276,8 @@ export function buildProgram(): Command {
     .option("--max-failures <n>", "fleet: stop after this many failed stacks (default 1)")
     .addOption(new Option("--on-locked <what>", "fleet: a stack another run holds is counted as failed, or skipped").choices(["fail", "skip"]).default("fail"))
     .option("--notify <url>", "POST JSON (Slack-compatible text + summary) to this webhook when the run or fleet starts, succeeds or fails (repeatable)", collect, [])
+    .addOption(new Option("--notify-timeout <duration>", "deadline of one webhook POST").default("5s").hideHelp())
+    .addOption(new Option("--notify-backoff <duration>", "first wait before retrying a webhook").default("500ms").hideHelp())
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
     .option("--runbook <name>", "codeocean-private-cloud | none | auto (detect from config upgrade:runbook, then the outputs)", "auto")
     .option("--yes", "apply without asking at the preview (required without a terminal)")

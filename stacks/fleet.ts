@@ -87,11 +87,9 @@ export interface FleetOptions {
  */
 export const EXIT_SEVERITY = [ExitCode.StepFailed, ExitCode.Interrupted, ExitCode.Refused, ExitCode.BadInput, ExitCode.Succeeded];
 export function worstExitCode(codes: number[]): number {
-  const rank = (c: number) => {
-    const i = EXIT_SEVERITY.indexOf(c);
-    return i < 0 ? -1 : i; // an unknown code is worse than all
-  };
-  return codes.reduce((worst, c) => (rank(c) < rank(worst) ? c : worst), ExitCode.Succeeded as number);
+  // a run that died by a signal (kill -9: 137) or with a code of no meaning here counts as failed
+  const known = codes.map((c) => ((EXIT_SEVERITY as number[]).includes(c) ? c : ExitCode.StepFailed));
+  return known.reduce((worst, c) => ((EXIT_SEVERITY as number[]).indexOf(c) < (EXIT_SEVERITY as number[]).indexOf(worst) ? c : worst), ExitCode.Succeeded as number);
 }
 
 // ---------------------------------------------------------------------------------------------

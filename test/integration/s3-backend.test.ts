@@ -75,8 +75,8 @@ test("two machines share the S3 backend: the second run is refused at once, nami
   }
   expect(await first.exited).toBe(0);
   expect(await store.get(lockKey(PROJECT, "shared"))).toBeUndefined();
-  // machine B, which never ran it, reads the last run from the backend's journal
-  const status = await runCli(["status", "--stack", "shared", "--cwd", checkoutB, "--json"], b);
+  // a third machine, which never ran it, reads the last run from the backend's journal
+  const status = await runCli(["status", "--stack", "shared", "--cwd", checkoutB, "--json"], machine("machine-c"));
   expect(JSON.parse(status.stdout).lastRun).toMatchObject({ status: "succeeded", exitCode: 0, journal: expect.stringMatching(/^s3:\/\/uo-pulumi-state\/\.pulumi\/upgrade-orchestrator\/journal\/echo-project\/shared\//) });
   fs.rmSync(checkoutB, { recursive: true, force: true });
 });
