@@ -3,10 +3,10 @@ import * as path from "node:path";
 import { lockKey, openBackendStore, type BackendStore } from "../../stacks/backend";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { runCli, startCli, type CliRun } from "../sandbox/cli";
-import { createEchoStacks } from "../sandbox/echoStacks";
+import { createFleetStacks } from "../sandbox/fleetStacks";
 import { startWebhook, type Webhook } from "../sandbox/webhook";
 
-// Fleets of cheap echo stacks on the S3 backend in moto: waves, concurrency, stopping on failure,
+// Fleets of cheap fixture stacks (fleet-project) on a file backend: waves, concurrency, stopping on failure,
 // globs, overlapping fleets, and a kill -9 of one stack's run. Every stack's run is the real CLI.
 let bed: Sandbox;
 let store: BackendStore;
@@ -19,9 +19,9 @@ const OVERLAP = ["o-1", "o-2", "o-3"];
 const KILL = ["k-1", "k-2", "k-3", "k-4"];
 
 beforeAll(async () => {
-  bed = await startSandbox({ backend: "s3", ssh: false });
+  bed = await startSandbox({ aws: false, ssh: false });
   store = openBackendStore(bed.pulumi!.backendUrl, bed.env)!;
-  workDir = await createEchoStacks(bed, [...OK, ...FAIL, ...OVERLAP, ...KILL], { fail: { "f-1": "release 9.9.9 is broken (made to fail)" } });
+  workDir = await createFleetStacks(bed, [...OK, ...FAIL, ...OVERLAP, ...KILL], { fail: { "f-1": "release 9.9.9 is broken (made to fail)" } });
 });
 afterAll(async () => {
   store?.close();
@@ -66,7 +66,7 @@ test("a fleet of 6 (1 canary + 5) with concurrency 3 succeeds: canary first and 
   expect(events.at(-1)).toMatchObject({ type: "fleet-summary", stack: null, status: "succeeded", exitCode: 0, counts: { succeeded: 6 } });
   // the fleet report: Markdown and JSON, a row per stack, linking each stack's own report
   const markdown = fs.readFileSync(report, "utf8");
-  for (const s of OK) expect(markdown).toMatch(new RegExp(`\\| \`${s}\` \\| (canary|rest) \\| ✅ succeeded \\| .* \\| create 2 \\|  \\| \\[${s}\\.md\\]\\(fleet\\.stacks/${s}\\.md\\) \\|`));
+  for (const s of OK) expect(markdown).toMatch(new RegExp(`\\| \`${s}\` \\| (canary|rest) \\| ✅ succeeded \\| .* \\| create 1 \\|  \\| \\[${s}\\.md\\]\\(fleet\\.stacks/${s}\\.md\\) \\|`));
   const json = JSON.parse(fs.readFileSync(path.join(bed.dir, "ok", "fleet.json"), "utf8"));
   expect(json.stacks.map((s: { stack: string; status: string }) => [s.stack, s.status])).toEqual(OK.map((s) => [s, "succeeded"]));
   for (const s of OK) expect(fs.readFileSync(path.join(bed.dir, "ok", "fleet.stacks", `${s}.md`), "utf8")).toContain(`Upgrade of stack \`${s}\`: succeeded`);
@@ -91,7 +91,7 @@ test("one stack made to fail stops the fleet: the report shows who ran, who fail
   expect(markdown).toMatch(/\| `f-1` \| rest \| ❌ failed \| .* release 9\.9\.9 is broken/);
   for (const s of ["f-3", "f-4", "f-5"]) expect(markdown).toContain(`| \`${s}\` | rest | ⬜ not-started |`);
   // not-started stacks were never touched: no journal of theirs in the backend
-  for (const s of ["f-3", "f-4", "f-5"]) expect(await store.list(`.pulumi/upgrade-orchestrator/journal/echo-project/${s}/`)).toEqual([]);
+  for (const s of ["f-3", "f-4", "f-5"]) expect(await store.list(`.pulumi/upgrade-orchestrator/journal/fleet-project/${s}/`)).toEqual([]);
 });
 
 test("a glob that matches no stack of the backend exits 2 and runs nothing", async () => {
@@ -120,7 +120,7 @@ test("two fleets overlapping on one stack: the second skips it (--on-locked skip
   });
   try {
     await isHeld;
-    const holder = JSON.parse((await store.get(lockKey("echo-project", "o-2")))!.body);
+    const holder = JSON.parse((await store.get(lockKey("fleet-project", "o-2")))!.body);
     const skip = await runCli(["upgrade", "--stack", "o-2", "--stack", "o-3", "--cwd", workDir, "--yes", "--json", "--on-locked", "skip"], bed.env);
     expect(skip.code).toBe(0);
     const ends = stackEnds(skip);
@@ -143,7 +143,7 @@ test("kill -9 of one stack's run in a fleet of 4 (concurrency 2, --keep-going): 
   const first = startCli(args, bed.env, (e) => {
     events.push(e);
     if (!killedPid && e.type === "step-end" && e.step === "lock-stack" && e.stack === "k-2") {
-      void store.get(lockKey("echo-project", "k-2")).then((o) => {
+      void store.get(lockKey("fleet-project", "k-2")).then((o) => {
         killedPid = JSON.parse(o!.body).pid as number;
         process.kill(killedPid, "SIGKILL");
       });

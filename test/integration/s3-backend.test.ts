@@ -5,22 +5,22 @@ import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { lockKey, openBackendStore, type BackendStore } from "../../stacks/backend";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { runCli, startCli } from "../sandbox/cli";
-import { cloneEchoCheckout, createEchoStacks } from "../sandbox/echoStacks";
+import { cloneCheckout, createFleetStacks } from "../sandbox/fleetStacks";
 import { s3BackendUrl } from "../sandbox/pulumi";
 
 // The S3 backend runbook 1's operators use (`pulumi login s3://…`), in moto behind the fault
 // proxy: two "machines" (separate HOME, PULUMI_HOME and journal dirs) sharing one bucket, and
-// the bad input a real bucket produces. Cheap echo stacks; the Code Ocean cases on S3 are in
+// the bad input a real bucket produces. Cheap fixture stacks (fleet-project); the Code Ocean cases on S3 are in
 // codeocean-upgrade.test.ts and durable-runs.test.ts.
 let bed: Sandbox;
 let store: BackendStore;
 let workDir: string;
-const PROJECT = "echo-project";
+const PROJECT = "fleet-project";
 
 beforeAll(async () => {
   bed = await startSandbox({ backend: "s3", ssh: false });
   store = openBackendStore(bed.pulumi!.backendUrl, bed.env)!;
-  workDir = await createEchoStacks(bed, ["shared", "bad-input"]);
+  workDir = await createFleetStacks(bed, ["shared", "bad-input"]);
 });
 afterAll(async () => {
   store?.close();
@@ -46,7 +46,7 @@ async function backendState(): Promise<Record<string, string>> {
 test("two machines share the S3 backend: the second run is refused at once, naming the first", async () => {
   const a = machine("machine-a");
   const b = machine("machine-b");
-  const checkoutB = cloneEchoCheckout(workDir);
+  const checkoutB = cloneCheckout(workDir);
   let locked!: () => void;
   const isLocked = new Promise<void>((resolve) => (locked = resolve));
   const first = startCli(upgradeArgs("shared", workDir), a, (e) => {
@@ -77,7 +77,7 @@ test("two machines share the S3 backend: the second run is refused at once, nami
   expect(await store.get(lockKey(PROJECT, "shared"))).toBeUndefined();
   // a third machine, which never ran it, reads the last run from the backend's journal
   const status = await runCli(["status", "--stack", "shared", "--cwd", checkoutB, "--json"], machine("machine-c"));
-  expect(JSON.parse(status.stdout).lastRun).toMatchObject({ status: "succeeded", exitCode: 0, journal: expect.stringMatching(/^s3:\/\/uo-pulumi-state\/\.pulumi\/upgrade-orchestrator\/journal\/echo-project\/shared\//) });
+  expect(JSON.parse(status.stdout).lastRun).toMatchObject({ status: "succeeded", exitCode: 0, journal: expect.stringMatching(/^s3:\/\/uo-pulumi-state\/\.pulumi\/upgrade-orchestrator\/journal\/fleet-project\/shared\//) });
   fs.rmSync(checkoutB, { recursive: true, force: true });
 });
 

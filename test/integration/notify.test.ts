@@ -1,0 +1,58 @@
+import * as fs from "node:fs";
+import { startSandbox, type Sandbox } from "../sandbox";
+import { runCli } from "../sandbox/cli";
+import { createFleetStacks } from "../sandbox/fleetStacks";
+import { startWebhook, type Webhook } from "../sandbox/webhook";
+
+// --notify against real HTTP servers on loopback: one that takes the POSTs, one that answers 500,
+// one that never answers. Webhooks never fail the upgrade, and every payload is redacted.
+let bed: Sandbox;
+let workDir: string;
+let ok: Webhook;
+let broken: Webhook;
+let hanging: Webhook;
+
+beforeAll(async () => {
+  bed = await startSandbox({ aws: false, ssh: false });
+  // the failing stack's error message carries the Pulumi passphrase: the payload must not
+  workDir = await createFleetStacks(bed, ["notified", "notified-fail"], { fail: { "notified-fail": `cannot reach vault with ${bed.pulumi!.passphrase}` } });
+  [ok, broken, hanging] = await Promise.all([startWebhook({ status: 200 }), startWebhook({ status: 500 }), startWebhook("hang")]);
+});
+afterAll(async () => {
+  for (const h of [ok, broken, hanging]) await h?.close();
+  await bed?.stop();
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+const notifyArgs = () => ["--notify", ok.url, "--notify", broken.url, "--notify", hanging.url, "--notify-timeout", "1s", "--notify-backoff", "200ms"];
+
+test("a run tells the webhook it started and succeeded; a webhook answering 500 or hanging is retried, then noted, and the run still succeeds", async () => {
+  const started = Date.now();
+  const run = await runCli(["upgrade", "--stack", "notified", "--cwd", workDir, "--yes", "--json", ...notifyArgs()], bed.env);
+  expect(run.code).toBe(0);
+  expect(Date.now() - started).toBeLessThan(90_000); // the hanging webhook is cut off by its deadline
+  const events = run.events();
+  expect(events.at(-1)).toMatchObject({ type: "summary", status: "succeeded", exitCode: 0 });
+  // Slack-compatible text plus the structured summary
+  expect(ok.received).toEqual([
+    { event: "run-started", text: expect.stringMatching(/^upgrade of stack notified started \(run \S+\)$/), summary: expect.objectContaining({ stack: "notified" }) },
+    { event: "run-succeeded", text: expect.stringMatching(/^upgrade of stack notified succeeded \(exit 0, run \S+\)$/), summary: expect.objectContaining({ stack: "notified", status: "succeeded", exitCode: 0, changes: { create: 1 } }) },
+  ]);
+  // 500 and hang: the first try and 3 retries for each message, then a note (by host only: the URL's token stays out)
+  expect(broken.received.map((b) => b.event)).toEqual([...Array(4).fill("run-started"), ...Array(4).fill("run-succeeded")]);
+  expect(hanging.received.filter((b) => b.event === "run-succeeded")).toHaveLength(4);
+  const notes = events.filter((e) => e.type === "note").map((e) => e.message as string);
+  const brokenHost = new URL(broken.url).host;
+  expect(notes).toContainEqual(expect.stringMatching(new RegExp(`outcome notification to http://${brokenHost} was not delivered after 4 attempt\\(s\\): .*HTTP 500.*the upgrade is not affected`)));
+  expect(notes).toContainEqual(expect.stringMatching(new RegExp(`outcome notification to http://${new URL(hanging.url).host} was not delivered after 4 attempt\\(s\\)`)));
+  expect(run.stdout + run.stderr).not.toContain("secret-token-abc");
+});
+
+test("a failed run is announced once, after its end, with the error redacted", async () => {
+  const run = await runCli(["upgrade", "--stack", "notified-fail", "--cwd", workDir, "--yes", "--json", "--notify", ok.url, "--notify-timeout", "1s"], bed.env);
+  expect(run.code).toBe(1);
+  const mine = ok.received.filter((b) => (b.summary as { stack?: string }).stack === "notified-fail");
+  expect(mine.map((b) => b.event)).toEqual(["run-started", "run-failed"]);
+  expect(mine[1]).toMatchObject({ text: expect.stringMatching(/^upgrade of stack notified-fail failed \(exit 1, run \S+\): .*cannot reach vault with \[secret\]/), summary: { status: "failed", exitCode: 1 } });
+  expect(JSON.stringify(mine)).not.toContain(bed.pulumi!.passphrase);
+});
