@@ -3,6 +3,7 @@ import { startBackendAiCluster } from "../test/sandbox/backendai";
 import { startCodeOceanScenario } from "../test/sandbox/codeocean";
 import { ownStack } from "../test/sandbox/ownStack";
 import { startSandbox } from "../test/sandbox";
+import { createFleetStacks } from "../test/sandbox/fleetStacks";
 
 /**
  * `npm run bench`: figures, not tests. Runs each main job once on the sandbox through the CLI
@@ -84,10 +85,44 @@ async function backendAi(): Promise<void> {
   }
 }
 
+/**
+ * A fleet against the same stacks run one after another: 6 fixture stacks (1 canary + 5) on the
+ * S3 backend in moto, once as `--stacks-file` with --concurrency 3, once as six single runs.
+ */
+async function fleet(): Promise<void> {
+  const bed = await startSandbox({ backend: "s3", ssh: false });
+  const fs = await import("node:fs");
+  const path = await import("node:path");
+  try {
+    const names = ["canary", "s1", "s2", "s3", "s4", "s5"];
+    const stacks = (prefix: string) => names.map((n) => `${prefix}-${n}`);
+    const workDir = await createFleetStacks(bed, [...stacks("fleet"), ...stacks("seq")]);
+    const file = path.join(bed.dir, "fleet.yaml");
+    fs.writeFileSync(file, `cwd: ${workDir}\nwaves:\n  - name: canary\n    canary: true\n    stacks: [fleet-canary]\n  - name: rest\n    stacks: [${stacks("fleet").slice(1).join(", ")}]\n`);
+    const fleetStarted = Date.now();
+    const fleetRun = await runCli(["upgrade", "--stacks-file", file, "--concurrency", "3", "--yes", "--json"], bed.env, { timeoutMs: 900_000 });
+    const fleetMs = Date.now() - fleetStarted;
+    if (fleetRun.code !== 0) throw new Error(`the fleet failed (exit ${fleetRun.code}):\n${fleetRun.stdout.slice(-2000)}`);
+    const rows: Row[] = [];
+    const seqStarted = Date.now();
+    for (const stack of stacks("seq")) {
+      const one = await timeRun(["upgrade", "--stack", stack, "--cwd", workDir, "--yes", "--json"], bed.env);
+      rows.push([stack, one.total]);
+    }
+    const seqMs = Date.now() - seqStarted;
+    print("Fleet of 6 fixture stacks (1 canary + 5), --concurrency 3, S3 backend", fleetMs, [["fleet (canary, then 5 at 3 at once)", fleetMs], ["same stacks one after another", seqMs]]);
+    print("  one after another, per stack", seqMs, rows);
+    process.stdout.write(`  fleet / sequential: ${(fleetMs / seqMs).toFixed(2)}\n`);
+  } finally {
+    await bed.stop();
+  }
+}
+
 async function main(which: string[]): Promise<void> {
   const all = which.length === 0;
   if (all || which.includes("codeocean")) await codeOcean();
   if (all || which.includes("backendai")) await backendAi();
+  if (all || which.includes("fleet")) await fleet();
 }
 
 main(process.argv.slice(2)).then(
