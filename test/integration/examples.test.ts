@@ -31,7 +31,7 @@ function invocations(workflow: Workflow): string[][] {
     const at = line.indexOf("upgrade-orchestrator ");
     if (at < 0) return [];
     const command = line.slice(at + "upgrade-orchestrator ".length).split(")")[0]!;
-    return [words(command).filter((w) => w !== "EXPR")];
+    return [words(command)];
   });
 }
 

@@ -12,6 +12,9 @@ let bed: Sandbox;
 let store: BackendStore;
 let workDir: string;
 const hooks: Webhook[] = [];
+// each stack's run is a real CLI process running its Pulumi program three times (two previews,
+// one up); a fleet test takes a few minutes on a busy 2-core machine
+jest.setTimeout(600_000);
 
 const OK = ["ok-canary", "ok-1", "ok-2", "ok-3", "ok-4", "ok-5"];
 const FAIL = ["f-canary", "f-1", "f-2", "f-3", "f-4", "f-5"];
