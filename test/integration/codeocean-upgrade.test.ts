@@ -103,7 +103,7 @@ test.each(["file", "s3"] as const)("a pipeline run (--yes --json) on the %s back
   } finally {
     store.close();
   }
-});
+}, 600_000);
 
 test("--dry-run reads everything and changes nothing; an absent GPU fleet is a note", async () => {
   const scenario = await startCodeOceanScenario(bed, { stackName: "dryrun", workers: 2, gpuWorkers: 0 });
