@@ -24,6 +24,7 @@ const sshKeys = {} as Record<Backend, string>;
 const captured: string[] = [];
 const envs = {} as Record<Backend, Record<string, string>>;
 const table: Array<{ scenario: string; outcome: string; seconds: number }> = [];
+jest.setTimeout(600_000); // two beds, Code Ocean deployments on each: minutes on a busy machine
 
 beforeAll(async () => {
   await Promise.all(
