@@ -143,7 +143,7 @@ describe.each(BACKENDS)("on the %s backend", (backend) => {
       expect(await first.exited).toBe(137);
       // the killed engine left its lock (and, depending on the moment, pending operations)
       const store = openBackendStore(beds[backend].pulumi!.backendUrl, beds[backend].env)!;
-      const lockFiles = async () => (await store.list(engineLocksPrefix)).filter((k) => k.startsWith(`${engineLocksPrefix}organization/codeocean-deployment/crashup/`));
+      const lockFiles = async () => (await store.list(engineLocksPrefix)).filter((k) => k.startsWith(`${engineLocksPrefix}organization/codeocean-deployment/crashup/`) && k.endsWith(".json")); // fileblob keeps .attrs beside
       expect(await lockFiles()).toHaveLength(1);
 
       const second = await run(args, {}, backend);
