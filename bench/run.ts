@@ -10,6 +10,7 @@ import { copyFixture, REPO_ROOT } from "../test/sandbox/fixtures";
 import { createProtectedFleet, runbookContext } from "../test/sandbox/fleet";
 import { ownStack } from "../test/sandbox/ownStack";
 import { startSandbox } from "../test/sandbox";
+import { createFleetStacks } from "../test/sandbox/fleetStacks";
 import { startUtilitarian } from "../test/sandbox/utilitarian";
 
 /**
@@ -131,7 +132,7 @@ async function engine(): Promise<void> {
   }
 }
 
-async function fleet(): Promise<void> {
+async function unprotect(): Promise<void> {
   const bed = await startSandbox({ ssh: false, pulumi: false });
   const ctx = runbookContext(bed.env, []);
   try {
@@ -160,8 +161,6 @@ async function fleet(): Promise<void> {
       calls = bed.aws!.calls().filter((c) => c.action === "SetInstanceProtection").length;
     }
     rows.push(["unprotect 1,000 instances in 4 worker ASGs (moto)", "", spread(times, ms), `${calls} SetInstanceProtection calls`, `fleet created in ${ms(createMs)} (5 calls)`]);
-    printRow(rows.at(-1)!);
-    rows.push(["fleet speed-up", "", "n/a: no fleets in this version", "", ""]);
     printRow(rows.at(-1)!);
   } finally {
     ctx.close();
@@ -272,10 +271,44 @@ async function utilitarian(): Promise<void> {
   }
 }
 
-const SECTIONS: Record<string, () => Promise<void>> = { startup, engine, fleet, codeocean: codeOcean, backendai: backendAi, utilitarian };
+/**
+ * A fleet against the same stacks run one after another: 6 fixture stacks (1 canary + 5) on the
+ * S3 backend in moto, once as `--stacks-file` with --concurrency 3, once as six single runs.
+ */
+async function stackFleet(): Promise<void> {
+  const bed = await startSandbox({ backend: "s3", ssh: false });
+  const fs = await import("node:fs");
+  const path = await import("node:path");
+  try {
+    const names = ["canary", "s1", "s2", "s3", "s4", "s5"];
+    const stacks = (prefix: string) => names.map((n) => `${prefix}-${n}`);
+    const workDir = await createFleetStacks(bed, [...stacks("fleet"), ...stacks("seq")]);
+    const file = path.join(bed.dir, "fleet.yaml");
+    fs.writeFileSync(file, `cwd: ${workDir}\nwaves:\n  - name: canary\n    canary: true\n    stacks: [fleet-canary]\n  - name: rest\n    stacks: [${stacks("fleet").slice(1).join(", ")}]\n`);
+    const fleetStarted = Date.now();
+    const fleetRun = await runCli(["upgrade", "--stacks-file", file, "--concurrency", "3", "--yes", "--json"], bed.env, { timeoutMs: 900_000 });
+    const fleetMs = Date.now() - fleetStarted;
+    if (fleetRun.code !== 0) throw new Error(`the fleet failed (exit ${fleetRun.code}):\n${fleetRun.stdout.slice(-2000)}`);
+    const perStack: Row[] = [];
+    const seqStarted = Date.now();
+    for (const stack of stacks("seq")) {
+      const one = await timeRun(["upgrade", "--stack", stack, "--cwd", workDir, "--yes", "--json"], bed.env);
+      perStack.push([stack, one.total]);
+    }
+    const seqMs = Date.now() - seqStarted;
+    print("Fleet of 6 fixture stacks (1 canary + 5), --concurrency 3, S3 backend", fleetMs, [["fleet (canary, then 5 at 3 at once)", fleetMs], ["same stacks one after another", seqMs]]);
+    print("  one after another, per stack", seqMs, perStack);
+    rows.push(["fleet of 6 stacks (1 canary + 5, --concurrency 3) vs the same stacks one after another", `${(fleetMs / seqMs).toFixed(2)}×`, ms(fleetMs), ms(seqMs), ""]);
+    printRow(rows.at(-1)!);
+  } finally {
+    await bed.stop();
+  }
+}
+
+const SECTIONS: Record<string, () => Promise<void>> = { startup, engine, unprotect, fleet: stackFleet, codeocean: codeOcean, backendai: backendAi, utilitarian };
 
 async function main(which: string[]): Promise<void> {
-  const chosen = which.length === 0 ? ["startup", "engine", "fleet"] : which;
+  const chosen = which.length === 0 ? ["startup", "engine", "unprotect", "fleet"] : which;
   const unknown = chosen.filter((w) => !SECTIONS[w]);
   if (unknown.length > 0) throw new Error(`unknown section(s) ${unknown.join(", ")}: use ${Object.keys(SECTIONS).join(", ")}`);
   process.stdout.write(`bench: ${CLI_JS}, node ${process.version}, ${RUNS} alternating runs per pair, median (min–max)\n`);

@@ -129,6 +129,32 @@ export async function awsSettingsFor(
   }
 }
 
+/** How to reach one S3 bucket: from an s3:// Pulumi backend URL's parameters (stacks/backend.ts). */
+export interface S3Access {
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  profile?: string;
+}
+
+/**
+ * The S3 client for a Pulumi backend bucket: the URL's endpoint and region win (they are what the
+ * Pulumi CLI uses), then the environment's; credentials as for every other client.
+ */
+export function createS3Client(access: S3Access, env: NodeJS.ProcessEnv = process.env): S3Client {
+  const base = awsSettingsFromEnv(env);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { S3Client } = require("@aws-sdk/client-s3") as typeof import("@aws-sdk/client-s3");
+  return new S3Client({
+    region: access.region ?? base.region ?? "us-east-1",
+    endpoint: access.endpoint ?? base.endpoint,
+    forcePathStyle: access.forcePathStyle,
+    maxAttempts: base.maxAttempts ?? 3,
+    credentials: access.profile ? undefined : base.credentials,
+    ...(access.profile ? { profile: access.profile } : {}),
+  });
+}
+
 interface SdkError {
   name?: string;
   message?: string;

@@ -10,7 +10,15 @@ import { DEFAULTS } from "./defaults";
 import type { UpgradeOptions } from "./upgrade";
 
 interface UpgradeFlags {
-  stack: string;
+  stack: string[];
+  stacksFile?: string;
+  concurrency: string;
+  keepGoing?: boolean;
+  maxFailures?: string;
+  onLocked: string;
+  notify: string[];
+  notifyTimeout: string;
+  notifyBackoff: string;
   cwd: string;
   runbook: string;
   yes?: boolean;
@@ -50,9 +58,118 @@ Examples:
   # see what would happen, change nothing
   npm run upgrade -- --stack prod --dry-run
 
+  # a fleet: staging first, then every prod-* stack, three at a time; tell a webhook
+  npm run upgrade -- --stack staging --stack 'prod-*' --concurrency 3 --yes --notify https://hooks.example/T0/B0/x
+  npm run upgrade -- --stacks-file fleet.yaml --yes --json --report fleet.md
+
 Exit codes: 0 succeeded, 1 a step failed, 2 bad input or usage, 3 refused by a safety check
 (stack locked, not drained in time, dirty working tree), 130 interrupted.
+A fleet exits with the worst of its stacks' codes, worst first: 1, 130, 3, 2, 0.
+Fleet file (YAML): cwd, concurrency, notify: [urls], waves: [{name, canary, stacks: [name | glob |
+{stack, cwd, release, runbook}]}]; canary waves run first, one stack at a time.
 The SSH key's passphrase, if any, is read from $UPGRADE_SSH_KEY_PASSPHRASE.`;
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function positiveInt(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw badInput(`read ${flag}`, `${JSON.stringify(text)} is not a positive whole number`);
+  return n;
+}
+
+function webhookUrls(urls: string[]): string[] {
+  for (const u of urls) {
+    let ok = false;
+    try {
+      ok = /^https?:$/.test(new URL(u).protocol);
+    } catch {
+      /* not a URL */
+    }
+    if (!ok) throw badInput("read --notify", "it is not an http(s) URL", "pass the webhook URL, e.g. https://hooks.slack.com/services/…");
+  }
+  return urls;
+}
+
+/** The `upgrade` flags every stack of a fleet gets, as the CLI takes them. */
+function perStackArgs(flags: UpgradeFlags): string[] {
+  const args: string[] = [];
+  const pass = (flag: string, value: string | boolean | undefined) => {
+    if (value === undefined || value === false) return;
+    if (value === true) args.push(flag);
+    else args.push(flag, value);
+  };
+  pass("--yes", flags.yes);
+  pass("--dry-run", flags.dryRun);
+  if (flags.runbook !== "auto") pass("--runbook", flags.runbook);
+  pass("--message", flags.message);
+  pass("--drain-timeout", flags.drainTimeout);
+  pass("--poll-interval", flags.pollInterval);
+  pass("--metric-period", flags.metricPeriod);
+  pass("--ssh-user", flags.sshUser);
+  pass("--ssh-key", flags.sshKey);
+  pass("--ssh-port", flags.sshPort);
+  pass("--ssh-host", flags.sshHost);
+  pass("--known-hosts", flags.knownHosts);
+  pass("--services-port", flags.servicesPort);
+  pass("--services-timeout", flags.servicesTimeout);
+  pass("--force-unlock", flags.forceUnlock);
+  pass("--repair", flags.repair);
+  return args;
+}
+
+/** The fleet's plan: from --stacks-file, or from repeated --stack (names and globs) as one wave. */
+async function fleetPlanFromFlags(flags: { stack: string[]; stacksFile?: string; cwd: string; release?: string; notify: string[] }): Promise<import("./fleet").FleetPlan> {
+  const { expandStackPatterns, hasGlob, listBackendStacks, readFleetFile } = await import("./fleet");
+  if (flags.stacksFile) {
+    if (flags.stack.length > 0) throw badInput("choose the stacks", "both --stack and --stacks-file were given", "use one of them");
+    const plan = await readFleetFile(flags.stacksFile, process.env, flags.cwd);
+    return { ...plan, notify: [...plan.notify, ...flags.notify] };
+  }
+  if (flags.stack.length === 0) throw badInput("choose the stacks", "no --stack and no --stacks-file", "pass --stack <name> (repeatable, globs allowed) or --stacks-file fleet.yaml");
+  const known = hasGlob(flags.stack) ? await listBackendStacks(flags.cwd, process.env) : undefined;
+  const stacks = expandStackPatterns(flags.stack, known).map((stack) => ({ stack, cwd: flags.cwd, release: flags.release }));
+  return { waves: [{ name: "stacks", canary: false, stacks }], notify: flags.notify };
+}
+
+async function runFleetFromFlags(flags: UpgradeFlags): Promise<void> {
+  const { createFleetRenderer, runFleet } = await import("./fleet");
+  const plan = await fleetPlanFromFlags(flags);
+  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
+  if (!flags.yes && !flags.dryRun) {
+    throw badInput("upgrade a fleet", interactive ? "a fleet does not stop at each stack's preview" : "--json output cannot prompt", "pass --yes to apply, or --dry-run to preview every stack");
+  }
+  const renderer = createFleetRenderer(flags.json ? "json" : process.stdout.isTTY ? "tty" : "plain", process.stdout);
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\n${signal}: stopping the fleet; running stacks stop after their current step\n`);
+    controller.abort(new Error(`interrupted by ${signal}`));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const concurrency = positiveInt("--concurrency", flags.concurrency ?? String(plan.concurrency ?? 1));
+    const maxFailures = flags.keepGoing ? Infinity : flags.maxFailures ? positiveInt("--max-failures", flags.maxFailures) : 1;
+    if (flags.onLocked !== "fail" && flags.onLocked !== "skip") throw badInput("read --on-locked", `unknown ${JSON.stringify(flags.onLocked)}`, "use fail or skip");
+    const result = await runFleet({
+      plan: { ...plan, notify: webhookUrls(plan.notify) },
+      concurrency,
+      maxFailures,
+      onLocked: flags.onLocked,
+      upgradeArgs: perStackArgs(flags),
+      env: process.env,
+      onEvent: renderer.sink,
+      reportPath: flags.report,
+      signal: controller.signal,
+      notifyTimeoutMs: duration("--notify-timeout", flags.notifyTimeout),
+      notifyBackoffMs: duration("--notify-backoff", flags.notifyBackoff),
+    });
+    process.exitCode = result.exitCode;
+  } finally {
+    renderer.close();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
 
 function duration(flag: string, text: string): number {
   const ms = parseDuration(text);
@@ -93,7 +210,10 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const options: UpgradeOptions = {
-    stack: flags.stack,
+    stack: flags.stack[0]!,
+    notify: webhookUrls(flags.notify),
+    notifyTimeoutMs: duration("--notify-timeout", flags.notifyTimeout),
+    notifyBackoffMs: duration("--notify-backoff", flags.notifyBackoff),
     cwd: flags.cwd,
     runbook: flags.runbook as UpgradeOptions["runbook"],
     yes: flags.yes,
@@ -125,7 +245,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
       const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
       try {
         const summary = Object.entries(changes).map(([op, n]) => `${op} ${n}`).join(", ");
-        const answer = await rl.question(`\nApply these changes to stack ${flags.stack} (${summary})? [y/N] `);
+        const answer = await rl.question(`\nApply these changes to stack ${flags.stack[0]} (${summary})? [y/N] `);
         return /^y(es)?$/i.test(answer.trim());
       } finally {
         rl.close();
@@ -159,8 +279,16 @@ export function buildProgram(): Command {
 
   program
     .command("upgrade")
-    .description("upgrade a stack: the runbook's steps around preview and `pulumi up`")
-    .requiredOption("--stack <name>", "the Pulumi stack to upgrade")
+    .description("upgrade a stack (or a fleet of stacks): the runbook's steps around preview and `pulumi up`")
+    .option("--stack <name>", "the Pulumi stack to upgrade; repeat it, or use globs over the backend's stacks ('prod-*'), for a fleet", collect, [])
+    .option("--stacks-file <file>", "a fleet file (YAML): waves of stacks, a canary wave first, per-stack cwd and release")
+    .addOption(new Option("--concurrency <n>", "fleet: stacks upgraded at once within a wave (canary waves: 1)"))
+    .option("--keep-going", "fleet: go on past failed stacks (the exit code is still the worst)")
+    .option("--max-failures <n>", "fleet: stop after this many failed stacks (default 1)")
+    .addOption(new Option("--on-locked <what>", "fleet: a stack another run holds is counted as failed, or skipped").choices(["fail", "skip"]).default("fail"))
+    .option("--notify <url>", "POST JSON (Slack-compatible text + summary) to this webhook when the run or fleet starts, succeeds or fails (repeatable)", collect, [])
+    .addOption(new Option("--notify-timeout <duration>", "deadline of one webhook POST").default("5s").hideHelp())
+    .addOption(new Option("--notify-backoff <duration>", "first wait before retrying a webhook").default("500ms").hideHelp())
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
     .option("--runbook <name>", "codeocean-private-cloud | none | auto (detect from config upgrade:runbook, then the outputs)", "auto")
     .option("--yes", "apply without asking at the preview (required without a terminal)")
@@ -195,22 +323,63 @@ export function buildProgram(): Command {
     .action(async (flags: UpgradeFlags) => {
       if (flags.knownHosts?.startsWith("~/")) flags.knownHosts = `${process.env.HOME}/${flags.knownHosts.slice(2)}`;
       if (flags.sshConfig?.startsWith("~/")) flags.sshConfig = `${process.env.HOME}/${flags.sshConfig.slice(2)}`;
-      await runUpgrade(flags);
+      const { hasGlob } = await import("./fleet");
+      if (flags.stack.length === 1 && !hasGlob(flags.stack) && !flags.stacksFile) await runUpgrade(flags);
+      else await runFleetFromFlags(flags);
+    });
+
+  program
+    .command("fleet")
+    .description("fleets across machines")
+    .command("plan")
+    .description("print a fleet's waves as CI matrices (one job per stack, one wave after another); each job runs `upgrade --stack <one>`")
+    .option("--stack <name>", "stack name or glob (repeatable)", collect, [])
+    .option("--stacks-file <file>", "a fleet file (YAML)")
+    .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
+    .option("--json", "print one JSON object: {waves: [{name, canary, matrix: {include: [{stack, cwd, release?}]}}]}")
+    .action(async (flags: { stack: string[]; stacksFile?: string; cwd: string; json?: boolean }) => {
+      const { planMatrix } = await import("./fleet");
+      const matrix = planMatrix(await fleetPlanFromFlags({ ...flags, notify: [] }));
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(matrix) + "\n");
+        return;
+      }
+      for (const w of matrix.waves) process.stdout.write(`${w.name}${w.canary ? " (canary)" : ""}: ${w.matrix.include.map((s) => s.stack).join(", ")}\n`);
     });
 
   program
     .command("status")
-    .description("the last run of a stack from the local journal: steps, outcomes, times, what is still suspended")
+    .description("the last run of a stack from its journal (in the backend, or on this machine): steps, outcomes, times, what is still suspended")
     .requiredOption("--stack <name>", "the Pulumi stack")
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
     .option("--json", "print it as one JSON object")
     .action(async (flags: { stack: string; cwd: string; json?: boolean }) => {
-      const { lastRun } = await import("./journal");
+      const { lastRun, lastRunInBackend, newerRun } = await import("./journal");
       const { formatDuration } = await import("../lib/wait");
-      const run = lastRun(process.env, flags.cwd, flags.stack);
+      let run = lastRun(process.env, flags.cwd, flags.stack);
+      // the backend's journal holds runs from every machine; the local one is the offline fallback
+      const fs = await import("node:fs");
+      const path = await import("node:path");
+      let backendNote: string | undefined;
+      if (fs.existsSync(path.join(flags.cwd, "Pulumi.yaml")) || fs.existsSync(path.join(flags.cwd, "Pulumi.yml"))) {
+        try {
+          const { projectBackend } = await import("./backend");
+          const backend = await projectBackend(flags.cwd, process.env);
+          if (backend.store) {
+            try {
+              run = newerRun(run, await lastRunInBackend(backend.store, backend.project, flags.stack));
+            } finally {
+              backend.store.close();
+            }
+          } else backendNote = `the backend ${backend.url || "(Pulumi Cloud)"} keeps no journal of ours: local runs only`;
+        } catch (err) {
+          backendNote = `could not read the backend's journal (${(err as Error).message.split("\n")[0]}): local runs only`;
+        }
+      }
+      if (backendNote) process.stderr.write(`note: ${backendNote}\n`);
       if (!run) {
         if (flags.json) process.stdout.write(JSON.stringify({ stack: flags.stack, lastRun: null }) + "\n");
-        else process.stdout.write(`no run of stack ${flags.stack} recorded for ${flags.cwd} on this machine\n`);
+        else process.stdout.write(`no run of stack ${flags.stack} recorded for ${flags.cwd} on this machine or in its backend\n`);
         return;
       }
       if (flags.json) {

@@ -4,7 +4,8 @@ import type { AwsClients } from "../lib/aws";
 import type { EventSink } from "../lib/events";
 import type { Redactor } from "../lib/redaction";
 import type { Step } from "../lib/steps";
-import type { RunState } from "./journal";
+import type { BackendStore } from "./backend";
+import type { Journal, RunState } from "./journal";
 import type { RunLock } from "./lock";
 
 /** Everything the steps of one run share. Steps fill in what later steps read. */
@@ -29,6 +30,9 @@ export interface RunContext {
   /** The previous run of this stack when it did not finish (crashed, killed), from the local journal. */
   resumeFrom?: RunState;
   lock?: RunLock;
+  /** The stack's Pulumi backend (set by lock-stack); `store` is absent for Pulumi Cloud and other backends. */
+  backend?: { url: string; project: string; store?: BackendStore };
+  journal?: Journal;
   /** Set by plan-update: the stack already matches the code, so nothing needs draining or applying. */
   upToDate?: boolean;
   /** plan-update's preview: the plan shown and confirmed at the preview step unless its inputs changed. */

@@ -10,10 +10,10 @@ import { findPulumi } from "../lib/toolchain";
 import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
 import { codeOceanTargets } from "./runbooks/codeocean/targets";
-import { checkSshConfig } from "./runbooks/codeocean/cancelComputations";
-import { lastRun } from "./journal";
+import { lastRun, lastRunInBackend, newerRun } from "./journal";
 import * as os from "node:os";
-import { acquireRunLock, describeHolder, engineLocks, isStale, lockPath, processAlive, readHolder } from "./lock";
+import { backendKind, backendUrlFromSettings, lockKey, openBackendStore } from "./backend";
+import { acquireRunLock, describeHolder, describeLock, engineLocks, processAlive } from "./lock";
 
 const run = promisify(execFile);
 
@@ -35,6 +35,17 @@ export const selectStack: Step<RunContext> = {
       ctx.stack = await LocalWorkspace.selectStack({ stackName: stack, workDir: cwd }, { pulumiCommand, envVars: ctx.env });
     } catch (err) {
       const message = (err as Error).message ?? "";
+      const backendProblem = /NoSuchBucket|InvalidAccessKeyId|AccessDenied|SignatureDoesNotMatch|ExpiredToken|NoCredentialProviders|failed to refresh cached credentials|no EC2 IMDS role found|StatusCode: 403/.exec(message);
+      if (backendProblem) {
+        const backend = ctx.env.PULUMI_BACKEND_URL ?? "the backend of this project (Pulumi.yaml backend.url or pulumi login)";
+        throw badInput(
+          `open the Pulumi backend of stack ${stack}`,
+          firstErrorLine(message),
+          backendProblem[0] === "NoSuchBucket"
+            ? `the bucket of ${backend.split("?")[0]} does not exist: check the backend URL (PULUMI_BACKEND_URL / pulumi login)`
+            : `the AWS credentials in use cannot read ${backend.split("?")[0]}: check AWS_PROFILE / AWS_ACCESS_KEY_ID and the bucket's policy`,
+        );
+      }
       if (/no stack named|not found/i.test(message)) {
         const ws = await LocalWorkspace.create({ workDir: cwd, pulumiCommand, envVars: ctx.env });
         const names = (await ws.listStacks().catch(() => [])).map((s) => s.name);
@@ -46,27 +57,37 @@ export const selectStack: Step<RunContext> = {
   },
 };
 
+/** The stack's backend as the Pulumi CLI resolves it, and a store for our objects beside its state. */
+async function openBackend(ctx: RunContext): Promise<NonNullable<RunContext["backend"]>> {
+  if (ctx.backend) return ctx.backend;
+  const workspace = ctx.stack!.workspace;
+  const settings = await workspace.projectSettings();
+  const { url } = await workspace.whoAmI();
+  const backendUrl = backendUrlFromSettings(ctx.env, settings.backend?.url, url) ?? "";
+  ctx.backend = { url: backendUrl, project: settings.name, store: openBackendStore(backendUrl, ctx.env) };
+  return ctx.backend;
+}
+
 export const lockStack: Step<RunContext> = {
   id: "lock-stack",
   title: "Lock the stack for this run",
   readOnly: true, // a dry run only looks at the lock
   async run(ctx) {
-    const { url } = await ctx.stack!.workspace.whoAmI();
-    const project = (await ctx.stack!.workspace.projectSettings()).name;
-    const file = lockPath(url ?? ctx.env.PULUMI_BACKEND_URL ?? "", project, ctx.options.stack);
-    if (!file) {
-      return `backend ${url} does not hold run locks yet: only Pulumi's own update lock applies`;
+    const { url, project, store } = await openBackend(ctx);
+    if (!store) {
+      const where = backendKind(url) === "cloud" ? `Pulumi Cloud (${url || "app.pulumi.com"})` : url;
+      return `not held: the backend ${where} keeps no run lock or journal of ours; Pulumi's own update lock applies`;
     }
-    if (ctx.options.dryRun) {
-      const holder = readHolder(file);
-      return holder ? `held by ${describeHolder(holder)}${isStale(holder) ? " (stale)" : ""}; a dry run does not take it` : "free (a dry run does not take it)";
-    }
-    ctx.lock = acquireRunLock(file, ctx.runId, ctx.options.forceUnlock);
+    const key = lockKey(project, ctx.options.stack);
+    if (ctx.options.dryRun) return `${await describeLock(store, key)} (a dry run does not take it)`;
+    ctx.lock = await acquireRunLock(store, key, ctx.runId, ctx.options.forceUnlock);
     if (ctx.lock.tookOver) {
       const how = ctx.options.forceUnlock ? "--force-unlock: took over" : "took over (its process has exited)";
       ctx.emit({ type: "note", step: "lock-stack", message: `${how} the stale run lock of ${describeHolder(ctx.lock.tookOver)}` });
     }
-    const previous = lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId);
+    // the journal goes beside the state from here on; the last run may have been on another machine
+    ctx.journal?.mirrorTo(store, project, ctx.options.stack);
+    const previous = newerRun(lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId), await lastRunInBackend(store, project, ctx.options.stack, ctx.runId));
     if (previous?.status === "running") {
       ctx.resumeFrom = previous;
       const suspended = Object.entries(previous.stillSuspended).map(([what, items]) => `${what}: ${items.join(", ")}`).join("; ");
@@ -76,7 +97,7 @@ export const lockStack: Step<RunContext> = {
         message: `resuming after run ${previous.runId}, which stopped ${previous.unfinishedStep ? `during ${previous.unfinishedStep}` : "between steps"} without finishing${suspended ? `; it left suspended: ${suspended}` : ""}`,
       });
     }
-    return `locked (${file})`;
+    return `locked (${ctx.lock.location})`;
   },
 };
 
@@ -95,9 +116,8 @@ export const repairInterruptedUpdate: Step<RunContext> = {
     const stack = ctx.stack!;
     const state = (await pulumiCall("read the stack's state", () => stack.exportStack())).deployment as { pending_operations?: Array<{ type: string; resource: { urn: string } }> };
     const pending = state.pending_operations ?? [];
-    const { url } = await stack.workspace.whoAmI();
-    const project = (await stack.workspace.projectSettings()).name;
-    const locks = engineLocks(url ?? "", project, ctx.options.stack) ?? [];
+    const { project, store } = await openBackend(ctx);
+    const locks = store ? await engineLocks(store, project, ctx.options.stack) : [];
     if (pending.length === 0 && locks.length === 0) return "none";
     const here = os.hostname();
     const running = locks.filter((l) => l.hostname === here && processAlive(l.pid));
@@ -167,7 +187,8 @@ export const readOutputs: Step<RunContext> = {
       ctx.deployment = targets;
       for (const message of notes) ctx.emit({ type: "note", step: "read-outputs", message });
       // a bad SSH config (unreadable, weak StrictHostKeyChecking...) is refused before anything changes
-      checkSshConfig(ctx);
+      // loaded here: node-ssh and the SSH config parser are for the Code Ocean runbook only
+      (await import("./runbooks/codeocean/cancelComputations")).checkSshConfig(ctx);
       return `runbook ${name}: services ${targets.servicesInstanceId}, workers ${targets.workerAsgs.map((a) => `${a.name} (${a.output})`).join(", ") || "none"}`;
     }
     return `runbook none: ${Object.keys(ctx.outputs).length} outputs`;

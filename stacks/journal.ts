@@ -2,12 +2,16 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { StepRecord, UpgradeEvent } from "../lib/events";
+import { journalPrefix, type BackendStore } from "./backend";
 
 /**
  * The run journal: every event of a run (redacted, engine events left out) appended as one JSON
  * line as it happens, so a run killed at any moment leaves a readable record. One file per run
  * under the state dir, by project directory and stack; `upgrade-orchestrator status` reads the last.
- * Pipelines on throwaway machines lose it: every step's `check` reads the world as well.
+ * The same lines are also written beside the stack's state in the backend
+ * (`.pulumi/upgrade-orchestrator/journal/<project>/<stack>/<run id>.jsonl`) once the run knows its
+ * backend, so `status` and resume work from any machine that can read the backend; the local copy
+ * stays for offline reading. Every step's `check` reads the world as well.
  */
 export function stateDir(env: Record<string, string | undefined> = process.env): string {
   return (
@@ -24,20 +28,79 @@ function runsDir(env: Record<string, string | undefined>, cwd: string, stack: st
 export interface Journal {
   readonly path: string;
   record(event: UpgradeEvent): void;
+  /** Also keep the journal in the backend from now on (everything recorded so far is written at once). */
+  mirrorTo(store: BackendStore, project: string, stack: string): void;
+  /** Where the backend copy is, once mirrored. */
+  readonly backendLocation?: string;
+  /** Waits for the backend copy to hold every line recorded; a failure is reported, not thrown. */
+  flush(): Promise<string | undefined>;
 }
+
+/** Events that change what `status` shows; progress lines alone do not trigger a backend write. */
+const MILESTONES = new Set(["run-start", "step-start", "step-end", "suspend", "restore", "note", "summary"]);
 
 export function openJournal(env: Record<string, string | undefined>, cwd: string, stack: string, runId: string): Journal {
   const dir = runsDir(env, cwd, stack);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, `${runId}.jsonl`);
-  return {
+  const lines: string[] = [];
+  let mirror: { store: BackendStore; key: string } | undefined;
+  let writing: Promise<void> = Promise.resolve();
+  let written = 0;
+  let failure: string | undefined;
+  // one write at a time, each of the whole journal (S3 has no append); a burst coalesces
+  const sync = () => {
+    writing = writing.then(async () => {
+      if (!mirror || written === lines.length) return;
+      const upTo = lines.length;
+      try {
+        await mirror.store.put(mirror.key, lines.slice(0, upTo).join(""));
+        written = upTo;
+        failure = undefined;
+      } catch (err) {
+        failure = (err as Error).message;
+      }
+    });
+  };
+  const journal: Journal = {
     path: file,
     record(event) {
       if (event.type === "engine") return;
+      const line = JSON.stringify({ ...event, at: new Date().toISOString() }) + "\n";
       // synchronous on purpose: a kill -9 right after a step must find it recorded
-      fs.appendFileSync(file, JSON.stringify({ ...event, at: new Date().toISOString() }) + "\n", { mode: 0o600 });
+      fs.appendFileSync(file, line, { mode: 0o600 });
+      lines.push(line);
+      if (MILESTONES.has(event.type)) sync();
+    },
+    mirrorTo(store, project, stack) {
+      mirror = { store, key: `${journalPrefix(project, stack)}${runId}.jsonl` };
+      Object.defineProperty(journal, "backendLocation", { value: `${store.description}/${mirror.key}` });
+      sync();
+    },
+    async flush() {
+      sync();
+      await writing;
+      return failure;
     },
   };
+  return journal;
+}
+
+/** The last run of a stack in the backend's journal (any machine's). */
+export async function lastRunInBackend(store: BackendStore, project: string, stack: string, exceptRunId?: string): Promise<RunState | undefined> {
+  const prefix = journalPrefix(project, stack);
+  const keys = (await store.list(prefix)).filter((k) => k.endsWith(".jsonl") && !k.endsWith(`/${exceptRunId}.jsonl`));
+  const last = keys.at(-1);
+  if (!last) return undefined;
+  const object = await store.get(last);
+  return object && parseRun(object.body, path.posix.basename(last, ".jsonl"), `${store.description}/${last}`);
+}
+
+/** The newer of two runs by run id (ids start with their UTC start time). */
+export function newerRun(a: RunState | undefined, b: RunState | undefined): RunState | undefined {
+  if (!a || !b) return a ?? b;
+  if (a.runId === b.runId) return a.status !== "running" || b.status === "running" ? a : b;
+  return a.runId > b.runId ? a : b;
 }
 
 export interface RunState {
@@ -66,8 +129,11 @@ export function lastRun(env: Record<string, string | undefined>, cwd: string, st
 }
 
 export function readRun(file: string): RunState {
-  const entries = fs
-    .readFileSync(file, "utf8")
+  return parseRun(fs.readFileSync(file, "utf8"), path.basename(file, ".jsonl"), file);
+}
+
+export function parseRun(text: string, runId: string, journal: string): RunState {
+  const entries = text
     .split("\n")
     .filter((l) => l.trim() !== "")
     .flatMap((l) => {
@@ -77,7 +143,7 @@ export function readRun(file: string): RunState {
         return []; // a line cut short by a crash
       }
     });
-  const state: RunState = { runId: path.basename(file, ".jsonl"), journal: file, status: "running", steps: [], stillSuspended: {} };
+  const state: RunState = { runId, journal, status: "running", steps: [], stillSuspended: {} };
   let open: string | undefined;
   for (const e of entries) {
     switch (e.type) {

@@ -4,12 +4,14 @@ import * as path from "node:path";
 import { createAwsClients, awsSettingsFromEnv, type AwsClients } from "../lib/aws";
 import { describe, ExitCode, UpgradeError } from "../lib/errors";
 import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
+import { notify, undeliveredNotes } from "../lib/notify";
 import { createRedactor } from "../lib/redaction";
 import { defaultSshConfigPath } from "../lib/sshConfig";
 import { runSteps, type Step } from "../lib/steps";
 import type { ResolvedOptions, RunContext } from "./context";
 import { checkoutRelease, lockStack, planUpdate, preview, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
 import { openJournal } from "./journal";
+import { describeHolder } from "./lock";
 import { renderReport } from "./report";
 import { DEFAULTS } from "./defaults";
 
@@ -84,6 +86,11 @@ export interface UpgradeOptions {
   forceUnlock?: boolean;
   /** Clear what an interrupted `up` left behind (Pulumi's lock, pending operations); see `repair-interrupted-update`. */
   repair?: boolean;
+  /** Webhooks told when the run starts, succeeds or fails (JSON POST, Slack-compatible `text`); never fail the run. */
+  notify?: string[];
+  /** Deadline of one webhook POST (default 5 s) and the first backoff between attempts (default 500 ms). */
+  notifyTimeoutMs?: number;
+  notifyBackoffMs?: number;
 }
 
 /** What a run ended with. `upgrade()` resolves with it whatever happened; it does not throw for a failed run. */
@@ -136,8 +143,14 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     env,
     aws: () => (aws ??= createAwsClients(awsSettingsFromEnv(env))),
     suspendedAlarms: [],
+    journal,
   };
   emit({ type: "run-start", runId, stack: resolved.stack, runbook: resolved.runbook, dryRun: resolved.dryRun, cwd: resolved.cwd, time: new Date(started).toISOString() });
+  const webhooks = options.notify ?? [];
+  const notifyOptions = { redactor, timeoutMs: options.notifyTimeoutMs, minBackoffMs: options.notifyBackoffMs };
+  const startNotified = webhooks.length
+    ? notify(webhooks, { event: "run-started", text: `upgrade of stack ${resolved.stack} started (run ${runId}${resolved.dryRun ? ", dry run" : ""})`, summary: { runId, stack: resolved.stack, cwd: resolved.cwd, dryRun: resolved.dryRun } }, notifyOptions)
+    : Promise.resolve([]);
 
   const steps: StepRecord[] = [];
   let failure: unknown;
@@ -154,7 +167,9 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
       await phase([checkoutRelease, planUpdate, ...beforeUp, preview, unlessUpToDate(up), ...(runbook?.afterUp ?? [])]);
     }
   } finally {
-    ctx.lock?.release();
+    const lost = ctx.lock?.lost();
+    if (lost) emit({ type: "note", message: `the run lock was ${lost === "deleted" ? "deleted" : `taken over by ${describeHolder(lost)}`} while this run held it` });
+    await ctx.lock?.release().catch((err) => emit({ type: "note", message: `could not release the run lock: ${describe(err)}` }));
     aws?.destroy();
   }
 
@@ -162,9 +177,25 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   const exitCode = failure === undefined ? ExitCode.Succeeded : interrupted ? ExitCode.Interrupted : failure instanceof UpgradeError ? failure.exitCode : ExitCode.StepFailed;
   const status = failure === undefined ? "succeeded" : "failed";
   const error = failure === undefined ? undefined : errorSummary(failure, redactor.text);
+  if (webhooks.length) {
+    // the outcome is sent once it is final: after every step's own retries
+    const ended = await notify(
+      webhooks,
+      {
+        event: status === "succeeded" ? "run-succeeded" : "run-failed",
+        text: `upgrade of stack ${resolved.stack} ${status} (exit ${exitCode}, run ${runId})${error ? `: ${error.message.split("\n")[0]}` : ""}`,
+        summary: { runId, stack: resolved.stack, status, exitCode, durationMs: Date.now() - started, changes: ctx.changes, error: error?.message, steps: steps.map((s) => ({ step: s.step, status: s.status })) },
+      },
+      notifyOptions,
+    );
+    for (const message of [...undeliveredNotes(await startNotified, "start"), ...undeliveredNotes(ended, "outcome")]) emit({ type: "note", message });
+  }
   emit({ type: "summary", status, exitCode, durationMs: Date.now() - started, steps, changes: ctx.changes, error: error?.message, hint: error?.hint });
   const report = renderReport({ runId, options: resolved, status, exitCode, steps, changes: ctx.changes, error, events, durationMs: Date.now() - started });
   writeReports(report, options.reportPath, env.GITHUB_STEP_SUMMARY, emit);
+  const notMirrored = await journal.flush();
+  if (notMirrored) options.onEvent?.({ type: "note", message: `the journal could not be written to the backend (${redactor.text(notMirrored)}); the local copy is ${journal.path}` });
+  ctx.backend?.store?.close();
   const outputs = ctx.outputs && Object.fromEntries(Object.entries(ctx.outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
   return { runId, status, exitCode, steps, changes: ctx.changes, outputs, error, report, journal: journal.path };
 }

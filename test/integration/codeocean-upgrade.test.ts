@@ -6,6 +6,7 @@ import { DescribeAlarmsCommand, PutMetricAlarmCommand } from "@aws-sdk/client-cl
 import { GetResourcesCommand } from "@aws-sdk/client-resource-groups-tagging-api";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 import { SUSPENDED_TAG } from "../../stacks/runbooks/codeocean/alarmActions";
+import { journalPrefix, lockKey, openBackendStore } from "../../stacks/backend";
 import { upgrade } from "../../stacks/upgrade";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { awsSnapshot } from "../sandbox/awsState";
@@ -14,15 +15,18 @@ import { startCodeOceanScenario, type CodeOceanScenario } from "../sandbox/codeo
 
 // Runbook 1 end to end against the real bed: Pulumi engine, moto behind the fault proxy, sshd,
 // and the services simulator publishing SlotsUtilization.
+// The pipeline run goes on both Pulumi backends: file:// and an s3:// bucket in moto.
 let bed: Sandbox;
+const beds = {} as Record<"file" | "s3", Sandbox>;
 const scenarios: CodeOceanScenario[] = [];
 
 beforeAll(async () => {
-  bed = await startSandbox();
+  [beds.file, beds.s3] = await Promise.all([startSandbox(), startSandbox({ backend: "s3" })]);
+  bed = beds.file;
 });
 afterAll(async () => {
   for (const s of scenarios) await s.stop();
-  await bed?.stop();
+  for (const b of Object.values(beds)) await b?.stop();
 });
 
 const STEP_IDS = [
@@ -31,7 +35,7 @@ const STEP_IDS = [
 ];
 
 /** Every alarm tagged deployment=<name>, with whether its actions are enabled (one tagging call, then DescribeAlarms). */
-async function alarmsOfDeployment(name: string): Promise<Record<string, boolean>> {
+async function alarmsOfDeployment(bed: Sandbox, name: string): Promise<Record<string, boolean>> {
   const aws = createAwsClients(awsSettingsFromEnv({ ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url }));
   try {
     const tagged = await aws.tagging.send(
@@ -45,14 +49,15 @@ async function alarmsOfDeployment(name: string): Promise<Record<string, boolean>
   }
 }
 
-test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0 reaching the services machine only through the ProxyCommand of an SSH config (default target: the instance id): drains, reports a dedicated worker without waiting, unprotects in batches of 50, suspends and restores every alarm of the deployment", async () => {
+test.each(["file", "s3"] as const)("a pipeline run (--yes --json) on the %s backend upgrades 1.0.0 → 2.0.0 reaching the services machine only through the ProxyCommand of an SSH config (default target: the instance id): drains, reports a dedicated worker without waiting, unprotects in batches of 50, suspends and restores every alarm of the deployment", async (backend) => {
+  const bed = beds[backend];
   const scenario = await startCodeOceanScenario(bed, { stackName: "pipeline", workers: 55, gpuWorkers: 2, sshVia: "ssm-proxy" });
   scenarios.push(scenario);
   expect(scenario.upgradeArgs).not.toContain("--ssh-host");
   const servicesId = scenario.deployment.outputs.ec2ServicesInstanceId!.value as string;
   await scenario.launchDedicatedWorker("alice@example.com", "capsule-7");
   // the real alarm set: InstanceID+MachineType, disks with path, a load balancer's, the metric-math one
-  const alarmsBefore = await alarmsOfDeployment(scenario.deploymentName);
+  const alarmsBefore = await alarmsOfDeployment(bed, scenario.deploymentName);
   expect(Object.keys(alarmsBefore)).toHaveLength(14);
   expect(Object.values(alarmsBefore).every(Boolean)).toBe(true);
   const before = await awsSnapshot(bed.env);
@@ -106,7 +111,7 @@ test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0 reaching the servic
   const after = await awsSnapshot(bed.env);
   expect(after.protection[oldAsg]).toBeUndefined();
   // alarms: every alarm of this deployment has its actions enabled again (the replaced ASG's are new ones), and no suspension tag is left
-  const alarmsAfter = await alarmsOfDeployment(scenario.deploymentName);
+  const alarmsAfter = await alarmsOfDeployment(bed, scenario.deploymentName);
   expect(alarmsAfter).toEqual(Object.fromEntries(Object.keys(alarmsBefore).map((n) => [n.replace("-1-asg", "-2-asg"), true])));
   expect(named("restore")).toEqual(Object.keys(alarmsBefore).filter((n) => !n.includes("-1-asg")).sort());
   const aws = createAwsClients(awsSettingsFromEnv(bed.env));
@@ -122,7 +127,21 @@ test("a pipeline run (--yes --json) upgrades 1.0.0 → 2.0.0 reaching the servic
   expect(markdown).toContain("1 dedicated worker running (users: alice@example.com)");
   expect(markdown).toMatch(/\*\*Resource changes:\*\* .*replace 5/); // the general ASG and its four alarms
   expect(run.stdout + run.stderr + markdown).not.toContain(bed.pulumi!.passphrase);
-}, 360_000); // 57 workers and 14 alarms deployed, then replaced: ~1 min idle, 2-3 min on a loaded machine
+  // the run lock was taken and released in the backend, and the journal is beside the state
+  const lockStep = events.find((e) => e.type === "step-end" && e.step === "lock-stack");
+  expect(lockStep).toMatchObject({ note: expect.stringContaining(`${backend === "s3" ? "s3://uo-pulumi-state" : "file://"}`) });
+  const store = openBackendStore(bed.pulumi!.backendUrl, bed.env)!;
+  try {
+    expect(await store.get(lockKey("codeocean-deployment", "pipeline"))).toBeUndefined();
+    const journals = await store.list(journalPrefix("codeocean-deployment", "pipeline"));
+    expect(journals).toEqual([`${journalPrefix("codeocean-deployment", "pipeline")}${events[0]!.runId}.jsonl`]);
+    const journal = (await store.get(journals[0]!))!.body;
+    expect(journal).toMatch(/"type":"summary","status":"succeeded"/);
+    expect(journal).not.toContain(bed.pulumi!.passphrase);
+  } finally {
+    store.close();
+  }
+}, 600_000); // 57 workers and 14 alarms deployed, then replaced: ~1 min idle, 2-3 min on a loaded machine
 
 test("--dry-run reads everything and changes nothing; an absent GPU fleet is a note", async () => {
   const scenario = await startCodeOceanScenario(bed, { stackName: "dryrun", workers: 2, gpuWorkers: 0 });
@@ -235,7 +254,7 @@ test("--wait-dedicated: waits until no dedicated worker runs; while suspended, e
     },
     // asked after suspend-alarms, before up: the alarm window
     confirm: async () => {
-      duringWindow = await alarmsOfDeployment(scenario.deploymentName);
+      duringWindow = await alarmsOfDeployment(bed, scenario.deploymentName);
       untaggedDuringWindow = await enabled();
       return true;
     },
@@ -253,7 +272,7 @@ test("--wait-dedicated: waits until no dedicated worker runs; while suspended, e
   // the alarm window: all 13 alarms of the deployment (no GPU fleet) had their actions disabled; all enabled after
   expect(Object.keys(duringWindow!)).toHaveLength(13);
   expect(Object.values(duringWindow!).every((enabled) => !enabled)).toBe(true);
-  const after = await alarmsOfDeployment(scenario.deploymentName);
+  const after = await alarmsOfDeployment(bed, scenario.deploymentName);
   expect(Object.keys(after)).toHaveLength(13);
   expect(Object.values(after).every(Boolean)).toBe(true);
   expect(untaggedDuringWindow).toEqual({ "dedicated-untagged-overload": false, "dedicated-other-instance-overload": true });

@@ -2,54 +2,65 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { engineLocksPrefix, openBackendStore } from "../../stacks/backend";
 import { awsSnapshot } from "../sandbox/awsState";
 import { runCli, startCli } from "../sandbox/cli";
 import { startCodeOceanScenario, type CodeOceanScenario } from "../sandbox/codeocean";
 import { startSandbox, type Sandbox } from "../sandbox";
 
 // Crashes, interrupts and concurrent runs against the real bed. Each scenario prints a row of the
-// fault-suite table at the end.
-let bed: Sandbox;
+// fault-suite table at the end. The resume, concurrency and interrupted-`up` cases run on both
+// Pulumi backends (a file:// directory and an s3:// bucket in moto); the rest on file:// only.
+type Backend = "file" | "s3";
+const BACKENDS: Backend[] = ["file", "s3"];
+const beds = {} as Record<Backend, Sandbox>;
+let bed: Sandbox; // the file:// bed, for the cases that run there only
 const scenarios: CodeOceanScenario[] = [];
 // Known secrets for the whole suite: the Pulumi passphrase (the bed's), an SSH key protected by a
 // passphrase, and the deployment's database password. None may appear anywhere but encrypted.
 const SSH_KEY_PASSPHRASE = "suite-ssh-key-passphrase-7c1e";
 const DB_PASSWORD = "suite-db-password-51ab";
-let sshKey: string;
+const sshKeys = {} as Record<Backend, string>;
 const captured: string[] = [];
-let env: Record<string, string>;
+const envs = {} as Record<Backend, Record<string, string>>;
 const table: Array<{ scenario: string; outcome: string; seconds: number }> = [];
+jest.setTimeout(600_000); // two beds, Code Ocean deployments on each: minutes on a busy machine
 
 beforeAll(async () => {
-  bed = await startSandbox();
-  sshKey = path.join(bed.dir, "operator_key");
-  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", SSH_KEY_PASSPHRASE, "-f", sshKey]);
-  fs.appendFileSync(path.join(bed.dir, "ssh", "authorized_keys"), fs.readFileSync(`${sshKey}.pub`));
-  env = { ...bed.env, UPGRADE_SSH_KEY_PASSPHRASE: SSH_KEY_PASSPHRASE };
+  await Promise.all(
+    BACKENDS.map(async (backend) => {
+      const b = (beds[backend] = await startSandbox({ backend }));
+      const key = (sshKeys[backend] = path.join(b.dir, "operator_key"));
+      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", SSH_KEY_PASSPHRASE, "-f", key]);
+      fs.appendFileSync(path.join(b.dir, "ssh", "authorized_keys"), fs.readFileSync(`${key}.pub`));
+      envs[backend] = { ...b.env, UPGRADE_SSH_KEY_PASSPHRASE: SSH_KEY_PASSPHRASE };
+    }),
+  );
+  bed = beds.file;
 });
 
 /** The suite's scenario: a deployment whose upgrade uses the passphrase-protected key. */
-async function deploy(options: Parameters<typeof startCodeOceanScenario>[1]): Promise<{ s: CodeOceanScenario; args: string[] }> {
-  const s = await startCodeOceanScenario(bed, { ...options, dbPassword: DB_PASSWORD });
+async function deploy(options: Parameters<typeof startCodeOceanScenario>[1], backend: Backend = "file"): Promise<{ s: CodeOceanScenario; args: string[] }> {
+  const s = await startCodeOceanScenario(beds[backend], { ...options, dbPassword: DB_PASSWORD });
   scenarios.push(s);
   const args = [...s.upgradeArgs];
-  args[args.indexOf("--ssh-key") + 1] = sshKey;
+  args[args.indexOf("--ssh-key") + 1] = sshKeys[backend];
   return { s, args };
 }
 
-const run = async (args: string[], extraEnv: Record<string, string> = {}) => {
-  const result = await runCli(args, { ...env, ...extraEnv });
+const run = async (args: string[], extraEnv: Record<string, string> = {}, backend: Backend = "file") => {
+  const result = await runCli(args, { ...envs[backend], ...extraEnv });
   captured.push(result.stdout, result.stderr);
   return result;
 };
-const start = (args: string[], onEvent: Parameters<typeof startCli>[2]) => {
-  const cli = startCli(args, env, onEvent);
+const start = (args: string[], onEvent: Parameters<typeof startCli>[2], backend: Backend = "file") => {
+  const cli = startCli(args, envs[backend], onEvent);
   void cli.exited.then(() => captured.push(cli.stdout(), cli.stderr()));
   return cli;
 };
 afterAll(async () => {
   for (const s of scenarios) await s.stop();
-  await bed?.stop();
+  for (const b of Object.values(beds)) await b?.stop();
   const width = Math.max(...table.map((r) => r.scenario.length), 8);
   process.stderr.write(
     ["", "fault suite", `${"scenario".padEnd(width)}  outcome                         time`, ...table.map((r) => `${r.scenario.padEnd(width)}  ${r.outcome.padEnd(30)}  ${r.seconds.toFixed(1)}s`), ""].join("\n"),
@@ -66,53 +77,90 @@ async function scenario(name: string, body: () => Promise<string>): Promise<void
   }
 }
 
-const alarmsOf = async (stack: string) =>
-  Object.fromEntries(Object.entries((await awsSnapshot(bed.env)).alarms).filter(([name]) => name.includes(stack)));
+const alarmsOf = async (stack: string, backend: Backend = "file") =>
+  Object.fromEntries(Object.entries((await awsSnapshot(beds[backend].env)).alarms).filter(([name]) => name.includes(stack)));
 
-test("kill -9 during wait-idle-workers, then the same command: resumes without cancelling twice", () =>
-  scenario("kill -9 in wait-idle-workers", async () => {
-    const { s, args: bedArgs } = await deploy({ stackName: "crashwait", workers: 2, gpuWorkers: 1, drainMs: 15_000 });
-    const alarmsBefore = await alarmsOf("crashwait");
-    const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
-    const first = start(args, (e) => {
-      if (e.type === "progress" && e.step === "wait-idle-workers") first.signal("SIGKILL", true);
-    });
-    expect(await first.exited).toBe(137);
+describe.each(BACKENDS)("on the %s backend", (backend) => {
+  test("kill -9 during wait-idle-workers, then the same command: resumes without cancelling twice", () =>
+    scenario(`kill -9 in wait-idle-workers (${backend})`, async () => {
+      const { s, args: bedArgs } = await deploy({ stackName: "crashwait", workers: 2, gpuWorkers: 1, drainMs: 15_000 }, backend);
+      const alarmsBefore = await alarmsOf("crashwait", backend);
+      const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
+      const first = start(args, (e) => {
+        if (e.type === "progress" && e.step === "wait-idle-workers") first.signal("SIGKILL", true);
+      }, backend);
+      expect(await first.exited).toBe(137);
 
-    const status = await run(["status", "--stack", "crashwait", "--cwd", s.deployment.workDir, "--json"]);
-    const last = JSON.parse(status.stdout).lastRun;
-    expect(last).toMatchObject({ status: "running", unfinishedStep: "wait-idle-workers" });
-    expect(last.steps.map((x: { step: string }) => x.step)).toContain("cancel-computations");
-    const human = await run(["status", "--stack", "crashwait", "--cwd", s.deployment.workDir]);
-    expect(human.stdout).toMatch(/unfinished .*stopped during wait-idle-workers/);
+      const status = await run(["status", "--stack", "crashwait", "--cwd", s.deployment.workDir, "--json"], {}, backend);
+      const last = JSON.parse(status.stdout).lastRun;
+      expect(last).toMatchObject({ status: "running", unfinishedStep: "wait-idle-workers" });
+      expect(last.steps.map((x: { step: string }) => x.step)).toContain("cancel-computations");
+      const human = await run(["status", "--stack", "crashwait", "--cwd", s.deployment.workDir], {}, backend);
+      expect(human.stdout).toMatch(/unfinished .*stopped during wait-idle-workers/);
+      // another machine (no local journal) reads the same from the journal beside the state
+      const elsewhere = await run(["status", "--stack", "crashwait", "--cwd", s.deployment.workDir, "--json"], { UPGRADE_ORCHESTRATOR_STATE: fs.mkdtempSync(path.join(beds[backend].dir, "machine-b-")) }, backend);
+      expect(JSON.parse(elsewhere.stdout).lastRun).toMatchObject({ runId: last.runId, status: "running", journal: expect.stringMatching(/\.pulumi\/upgrade-orchestrator\/journal\/codeocean-deployment\/crashwait\//) });
 
-    const second = await run(args);
-    expect(second.code).toBe(0);
-    const events = second.events();
-    expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/took over \(its process has exited\)/) }));
-    expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/resuming after run .* during wait-idle-workers/) }));
-    expect(events).toContainEqual(expect.objectContaining({ type: "step-end", step: "cancel-computations", status: "skipped", note: expect.stringMatching(/already requested/) }));
-    expect(s.services.requests().filter((r) => r.path === "/cancel_computations")).toHaveLength(1);
-    // the replaced ASG's alarms are new ones, of the new ASG; every alarm enabled
-    expect(await alarmsOf("crashwait")).toEqual(Object.fromEntries(Object.keys(alarmsBefore).map((n) => [n.replace("-1-asg", "-2-asg"), true])));
-    return "resumed, succeeded";
-  }));
+      const second = await run(args, {}, backend);
+      expect(second.code).toBe(0);
+      const events = second.events();
+      expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/took over \(its process has exited\)/) }));
+      expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/resuming after run .* during wait-idle-workers/) }));
+      expect(events).toContainEqual(expect.objectContaining({ type: "step-end", step: "cancel-computations", status: "skipped", note: expect.stringMatching(/already requested/) }));
+      expect(s.services.requests().filter((r) => r.path === "/cancel_computations")).toHaveLength(1);
+      // the replaced ASG's alarms are new ones, of the new ASG; every alarm enabled
+      expect(await alarmsOf("crashwait", backend)).toEqual(Object.fromEntries(Object.keys(alarmsBefore).map((n) => [n.replace("-1-asg", "-2-asg"), true])));
+      return "resumed, succeeded";
+    }));
 
-test("two concurrent runs on one stack: exactly one proceeds, the other is refused naming the holder", () =>
-  scenario("two concurrent runs", async () => {
-    const { s, args: bedArgs } = await deploy({ stackName: "twice", workers: 1, gpuWorkers: 0, drainMs: 4000 });
-    const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const first = start(args, (e) => e.type === "step-end" && e.step === "lock-stack" && locked());
-    await isLocked;
-    const second = await run(args);
-    expect(second.code).toBe(3);
-    const summary = second.events().at(-1);
-    expect(summary).toMatchObject({ type: "summary", exitCode: 3, error: expect.stringMatching(/held by run \S+ by \S+ on \S+ \(pid \d+\) since /) });
-    expect(await first.exited).toBe(0);
-    return "one ran, one refused (exit 3)";
-  }));
+  test("two concurrent runs on one stack: exactly one proceeds, the other is refused naming the holder", () =>
+    scenario(`two concurrent runs (${backend})`, async () => {
+      const { s, args: bedArgs } = await deploy({ stackName: "twice", workers: 1, gpuWorkers: 0, drainMs: 4000 }, backend);
+      const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const first = start(args, (e) => e.type === "step-end" && e.step === "lock-stack" && locked(), backend);
+      await isLocked;
+      const second = await run(args, {}, backend);
+      expect(second.code).toBe(3);
+      const summary = second.events().at(-1);
+      expect(summary).toMatchObject({ type: "summary", exitCode: 3, error: expect.stringMatching(/held by run \S+ by \S+ on \S+ \(pid \d+\) since /) });
+      expect(await first.exited).toBe(0);
+      return "one ran, one refused (exit 3)";
+    }));
+
+  test("kill -9 of the whole run during up (driver and engine), then the same command: repaired, succeeds", () =>
+    scenario(`kill -9 in up (${backend})`, async () => {
+      const { s, args: bedArgs } = await deploy({ stackName: "crashup", workers: 1, gpuWorkers: 1, drainMs: 3000 }, backend);
+      const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
+      let killed = false;
+      const first = start(args, (e) => {
+        const op = (e as { event?: { resourcePreEvent?: { metadata?: { op?: string } } } }).event?.resourcePreEvent?.metadata?.op;
+        if (!killed && e.type === "engine" && e.step === "up" && op === "create-replacement") {
+          killed = true;
+          first.signal("SIGKILL", true);
+        }
+      }, backend);
+      expect(await first.exited).toBe(137);
+      // the killed engine left its lock (and, depending on the moment, pending operations)
+      const store = openBackendStore(beds[backend].pulumi!.backendUrl, beds[backend].env)!;
+      const lockFiles = async () => (await store.list(engineLocksPrefix)).filter((k) => k.startsWith(`${engineLocksPrefix}organization/codeocean-deployment/crashup/`) && k.endsWith(".json")); // fileblob keeps .attrs beside
+      expect(await lockFiles()).toHaveLength(1);
+
+      const second = await run(args, {}, backend);
+      expect(second.code).toBe(0);
+      const events = second.events();
+      expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/interrupted and left: Pulumi's lock from pid \d+ .*process gone/) }));
+      expect(events).toContainEqual(expect.objectContaining({ type: "step-end", step: "repair-interrupted-update", status: "done", note: expect.stringMatching(/^repaired: pulumi cancel/) }));
+      expect(s.services.requests().filter((r) => r.path === "/cancel_computations")).toHaveLength(1);
+      expect(await lockFiles()).toEqual([]);
+      store.close();
+      expect((await s.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
+      const alarms = await alarmsOf("crashup", backend);
+      expect(Object.values(alarms).every((enabled) => enabled)).toBe(true);
+      return "repaired, succeeded";
+    }));
+});
 
 test("Ctrl-C during up: the update is cancelled, alarms restored, exit 130, the next run succeeds", () =>
   scenario("SIGINT in up", async () => {
@@ -141,38 +189,6 @@ test("Ctrl-C during up: the update is cancelled, alarms restored, exit 130, the 
     expect(second.code).toBe(0);
     expect((await s.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
     return "exit 130, restored; rerun succeeded";
-  }));
-
-test("kill -9 of the whole run during up (driver and engine), then the same command: repaired, succeeds", () =>
-  scenario("kill -9 in up", async () => {
-    const { s, args: bedArgs } = await deploy({ stackName: "crashup", workers: 1, gpuWorkers: 1, drainMs: 3000 });
-    const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
-    let killed = false;
-    const first = start(args, (e) => {
-      const op = (e as { event?: { resourcePreEvent?: { metadata?: { op?: string } } } }).event?.resourcePreEvent?.metadata?.op;
-      if (!killed && e.type === "engine" && e.step === "up" && op === "create-replacement") {
-        killed = true;
-        first.signal("SIGKILL", true);
-      }
-    });
-    expect(await first.exited).toBe(137);
-    // the killed engine left its lock (and, depending on the moment, pending operations)
-    const { url } = await s.deployment.stack.workspace.whoAmI();
-    const lockDir = path.join(fileURLToPath(url!), ".pulumi", "locks", "organization", "codeocean-deployment", "crashup");
-    const lockFiles = () => fs.readdirSync(lockDir).filter((f) => f.endsWith(".json"));
-    expect(lockFiles()).toHaveLength(1);
-
-    const second = await run(args);
-    expect(second.code).toBe(0);
-    const events = second.events();
-    expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/interrupted and left: Pulumi's lock from pid \d+ .*process gone/) }));
-    expect(events).toContainEqual(expect.objectContaining({ type: "step-end", step: "repair-interrupted-update", status: "done", note: expect.stringMatching(/^repaired: pulumi cancel/) }));
-    expect(s.services.requests().filter((r) => r.path === "/cancel_computations")).toHaveLength(1);
-    expect(lockFiles()).toEqual([]);
-    expect((await s.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
-    const alarms = await alarmsOf("crashup");
-    expect(Object.values(alarms).every((enabled) => enabled)).toBe(true);
-    return "repaired, succeeded";
   }));
 
 test("an engine lock from another host is not cleared without --repair", () =>
@@ -206,7 +222,7 @@ test("no secret reaches stdout, stderr, JSON events, journals, reports or plaint
     expect(state.some((f) => f.includes(`${path.sep}stacks${path.sep}`))).toBe(true);
     const haystack = [...captured, ...[...journals, ...state, report].map((f) => fs.readFileSync(f, "utf8"))].join("\n");
     expect(haystack).toContain("upgrade-orchestrator"); // the scan reads real content
-    const key = fs.readFileSync(sshKey, "utf8").split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"));
+    const key = fs.readFileSync(sshKeys.file, "utf8").split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"));
     for (const secret of [bed.pulumi!.passphrase, SSH_KEY_PASSPHRASE, DB_PASSWORD, ...key]) {
       expect({ secret, found: haystack.includes(secret) }).toEqual({ secret, found: false });
     }

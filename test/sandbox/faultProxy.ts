@@ -83,6 +83,7 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
   const pending: PendingFault[] = [];
   const interceptors: Interceptor[] = [];
   let seen: ProxiedCall[] = [];
+  const conditionalWrites = new Map<string, Promise<void>>();
 
   const inject = (fault: Fault) => pending.push({ ...fault, remaining: fault.times ?? 1 });
   let pendingPolls = 0;
@@ -93,6 +94,27 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     if (req.url?.startsWith(CONTROL_PATH)) return control(req, res, body);
 
     const { service, action, params } = identify(req, body);
+    if (service === "s3" && (req.headers["if-none-match"] || req.headers["if-match"]) && (req.method === "PUT" || req.method === "DELETE")) {
+      // moto checks S3's write preconditions (If-None-Match: *, If-Match) and then writes, in two
+      // steps that concurrent requests can interleave; S3 makes them atomic. The proxy runs the
+      // conditional writes to one key one at a time, so moto's own check decides each of them.
+      const key = (req.url ?? "").split("?")[0]!;
+      const previous = conditionalWrites.get(key) ?? Promise.resolve();
+      let done!: () => void;
+      const mine = new Promise<void>((resolve) => (done = resolve));
+      conditionalWrites.set(key, previous.then(() => mine));
+      await previous;
+      res.on("close", done);
+    }
+    if (service === "s3" && deniedAccessKey(req.headers)) {
+      // moto accepts any credentials; S3 refuses unknown ones. Requests signed with an access key
+      // id starting with "denied" get S3's own refusal, for the bad-credentials tests.
+      seen.push({ service, action, status: 403, params });
+      res.writeHead(403, { "content-type": "application/xml" }).end(
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message><RequestId>${randomUUID()}</RequestId></Error>`,
+      );
+      return;
+    }
     const fault = takeFault(pending, action);
     const record = (status: number | "dropped") => seen.push({ service, action, status, fault: fault?.kind, params });
 
@@ -245,6 +267,7 @@ export function identify(
 ): { service: string; action: string; params: Record<string, string> } {
   const auth = String(req.headers.authorization ?? "");
   const service = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(auth)?.[1] ?? "unknown";
+  if (service === "s3") return { service, action: s3Action(req as http.IncomingMessage), params: {} };
   const target = req.headers["x-amz-target"];
   // Route 53 is REST-XML: the action is in the method and path.
   const route53 = service === "route53" ? route53Action(req.method ?? "GET", req.url ?? "") : undefined;
@@ -295,4 +318,29 @@ function errorReply(
     headers: { "content-type": "text/xml" },
     body: `<ErrorResponse><Error><Type>${throttle ? "Sender" : "Receiver"}</Type><Code>${code}</Code><Message>${throttle ? "Rate exceeded" : "Internal failure (injected)"}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
   };
+}
+
+/** S3's REST API names no action; the method and path (path-style: /bucket/key) say which. */
+function s3Action(req: Pick<http.IncomingMessage, "method" | "url">): string {
+  const [pathPart = "", query = ""] = (req.url ?? "").split("?");
+  const hasKey = pathPart.replace(/^\//, "").includes("/") && !pathPart.endsWith("/");
+  const q = new URLSearchParams(query);
+  switch (req.method) {
+    case "GET":
+      return hasKey ? "GetObject" : q.has("list-type") ? "ListObjectsV2" : q.has("location") ? "GetBucketLocation" : "ListObjects";
+    case "HEAD":
+      return hasKey ? "HeadObject" : "HeadBucket";
+    case "PUT":
+      return hasKey ? "PutObject" : "CreateBucket";
+    case "DELETE":
+      return hasKey ? "DeleteObject" : "DeleteBucket";
+    case "POST":
+      return q.has("delete") ? "DeleteObjects" : "PostObject";
+    default:
+      return "unknown";
+  }
+}
+
+function deniedAccessKey(headers: http.IncomingHttpHeaders): boolean {
+  return /Credential=denied/.test(String(headers.authorization ?? ""));
 }

@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { startFaultProxy, type FaultProxy } from "./faultProxy";
 import { startMoto, type Moto } from "./moto";
-import { pulumiBed, type PulumiBed } from "./pulumi";
+import { pulumiBed, useS3Backend, type PulumiBed } from "./pulumi";
 import { startSshd, type Sshd } from "./sshd";
 
 export type { Fault, FaultKind, FaultProxy, ProxiedCall } from "./faultProxy";
@@ -23,6 +23,11 @@ export interface SandboxOptions {
   motoEnv?: Record<string, string>;
   /** Where keys, state and the env file go (default: a new temp dir, removed by stop()). */
   dir?: string;
+  /**
+   * The Pulumi backend: "file" (default) a directory in the bed, "s3" a bucket in moto's S3 reached
+   * through the fault proxy by its s3:// URL (needs aws).
+   */
+  backend?: "file" | "s3";
 }
 
 export interface Sandbox {
@@ -67,6 +72,10 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       stops.push(() => moto!.stop());
       proxy = await startFaultProxy(moto.url);
       stops.push(() => proxy!.close());
+      if (bed && options.backend === "s3") {
+        bed = await useS3Backend(bed, proxy.url, SANDBOX_REGION);
+        Object.assign(env, bed.env);
+      }
       Object.assign(env, {
         AWS_ENDPOINT_URL: proxy.url,
         AWS_REGION: SANDBOX_REGION,

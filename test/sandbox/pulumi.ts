@@ -36,3 +36,25 @@ export function pulumiBed(dir: string): PulumiBed {
     },
   };
 }
+
+export const S3_BACKEND_BUCKET = "uo-pulumi-state";
+
+/**
+ * The S3 backend runbook 1's operators use, in moto: a bucket, and the URL the real CLI logs in
+ * with. The parameters are those gocloud.dev's s3blob (Pulumi 3.248's driver, AWS SDK v2) reads:
+ * `endpoint` with its scheme, `region`, `use_path_style=true` (moto serves buckets by path).
+ */
+export async function useS3Backend(bed: PulumiBed, endpoint: string, region: string, bucket = S3_BACKEND_BUCKET): Promise<PulumiBed> {
+  const { CreateBucketCommand, S3Client } = await import("@aws-sdk/client-s3");
+  const s3 = new S3Client({ endpoint, region, forcePathStyle: true, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } });
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    s3.destroy();
+  }
+  const backendUrl = s3BackendUrl(bucket, endpoint, region);
+  return { ...bed, backendUrl, env: { ...bed.env, PULUMI_BACKEND_URL: backendUrl } };
+}
+
+export const s3BackendUrl = (bucket: string, endpoint: string, region: string) =>
+  `s3://${bucket}?${new URLSearchParams({ endpoint, region, use_path_style: "true" })}`;
