@@ -1,5 +1,7 @@
 import { canonicalJson } from "../../lib/dynamicProvider";
 import { z } from "zod";
+import { parseWith, sshFields, sshSchemas, type SettingsIssue } from "../../lib/settings";
+export type { SettingsIssue } from "../../lib/settings";
 import type { Catalog } from "./versions";
 
 /**
@@ -10,26 +12,7 @@ const component = z
   .string()
   .regex(/^[a-z][a-z-]*$/, "a component name such as manager, agent, storage-proxy, webserver");
 
-const sshFields = {
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535).optional(),
-  user: z.string().min(1),
-  /** known_hosts holding the host's key, on the machine running Pulumi (default ~/.ssh/known_hosts). */
-  knownHostsPath: z.string().min(1).optional(),
-};
-
-/** As the resource takes it: the private key itself (a Pulumi secret). */
-const sshSchema = z.strictObject({ ...sshFields, privateKey: z.string().min(1) });
-
-/**
- * As an own stack's config declares it: where the key comes from, never the key in clear.
- * `privateKeyConfig` names a secret config key of the stack; `privateKeyPath` a key file.
- */
-const sshConfigSchema = z
-  .strictObject({ ...sshFields, privateKeyPath: z.string().min(1).optional(), privateKeyConfig: z.string().min(1).optional() })
-  .refine((ssh) => (ssh.privateKeyPath === undefined) !== (ssh.privateKeyConfig === undefined), {
-    message: "give exactly one of privateKeyPath (a key file) or privateKeyConfig (the name of a secret config key)",
-  });
+const { resource: sshSchema, config: sshConfigSchema } = sshSchemas(sshFields);
 
 const serviceSchema = z.strictObject({
   start: z.string().min(1),
@@ -100,12 +83,6 @@ export type HostSettings = z.infer<typeof hostSchema>;
 export type PackageIndex = z.infer<typeof packageIndexSchema>;
 export type CatalogSettings = Catalog;
 
-export interface SettingsIssue {
-  /** Dotted path of the offending key, prefixed by where the settings came from. */
-  key: string;
-  message: string;
-}
-
 /** Validates settings; every problem names its key (e.g. `hosts[1].ssh.port`). */
 export function parseClusterSettings(input: unknown, prefix = ""): { settings: ClusterSettings } | { issues: SettingsIssue[] } {
   return parseWith(clusterSchema, input, prefix, (settings) => ({ settings }));
@@ -115,17 +92,7 @@ export function parseClusterConfig(input: unknown, prefix = ""): { config: Clust
   return parseWith(clusterConfigSchema, input, prefix, (config) => ({ config }));
 }
 
-function parseWith<S extends z.ZodType, R>(schema: S, input: unknown, prefix: string, wrap: (value: z.infer<S>) => R): R | { issues: SettingsIssue[] } {
-  const result = schema.safeParse(input);
-  if (result.success) return wrap(result.data);
-  return { issues: result.error.issues.map((issue) => ({ key: keyPath(prefix, issue.path), message: issue.message })) };
-}
 
-function keyPath(prefix: string, path: ReadonlyArray<PropertyKey>): string {
-  let key = prefix;
-  for (const part of path) key += typeof part === "number" ? `[${part}]` : `${key ? "." : ""}${String(part)}`;
-  return key || "(top level)";
-}
 
 /** The package a component is installed from. */
 export const packageOf = (componentName: string) => `backend.ai-${componentName}`;

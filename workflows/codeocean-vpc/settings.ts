@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { parseWith, type SettingsIssue } from "../../lib/settings";
+export type { SettingsIssue } from "../../lib/settings";
 
 /**
  * The settings of a Code Ocean VPC deployment (runbook 2), as the CodeOceanVpc resource takes them
@@ -89,25 +91,11 @@ export type VpcConfig = z.infer<typeof vpcConfigSchema>;
 export type CompanionStack = z.infer<typeof companionStackSchema>;
 export type Hook = z.infer<typeof hookSchema>;
 
-export interface SettingsIssue {
-  key: string;
-  message: string;
-}
-
 export function parseVpcSettings(input: unknown, prefix = ""): { settings: VpcSettings } | { issues: SettingsIssue[] } {
-  const result = vpcSchema.safeParse(input);
-  return result.success ? { settings: result.data } : { issues: issuesOf(result.error.issues, prefix) };
+  return parseWith(vpcSchema, input, prefix, (settings) => ({ settings }));
 }
 
 export function parseVpcConfig(input: unknown, prefix = ""): { config: VpcConfig } | { issues: SettingsIssue[] } {
-  const result = vpcConfigSchema.safeParse(input);
-  return result.success ? { config: result.data } : { issues: issuesOf(result.error.issues, prefix) };
+  return parseWith(vpcConfigSchema, input, prefix, (config) => ({ config }));
 }
 
-function issuesOf(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>, prefix: string): SettingsIssue[] {
-  return issues.map((issue) => {
-    let key = prefix;
-    for (const part of issue.path) key += typeof part === "number" ? `[${part}]` : `${key ? "." : ""}${String(part)}`;
-    return { key: key || "(top level)", message: issue.message };
-  });
-}

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { parseWith, sshFields, sshSchemas, type SettingsIssue } from "../../lib/settings";
+export type { SettingsIssue } from "../../lib/settings";
 
 /**
  * The settings of an Open edX fleet's blue/green cut-over (runbook 5), as the OpenEdxFleet
@@ -8,19 +10,7 @@ import { z } from "zod";
 const instanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/, "an EC2 instance id (i-…)");
 const amiId = z.string().regex(/^ami-[0-9a-f]{8,17}$/, "an AMI id (ami-…)");
 
-const sshFields = {
-  /** Default: the instance's private IP. */
-  host: z.string().min(1).optional(),
-  port: z.number().int().min(1).max(65535).optional(),
-  user: z.string().min(1),
-  knownHostsPath: z.string().min(1).optional(),
-};
-const sshSchema = z.strictObject({ ...sshFields, privateKey: z.string().min(1) });
-const sshConfigSchema = z
-  .strictObject({ ...sshFields, privateKeyPath: z.string().min(1).optional(), privateKeyConfig: z.string().min(1).optional() })
-  .refine((ssh) => (ssh.privateKeyPath === undefined) !== (ssh.privateKeyConfig === undefined), {
-    message: "give exactly one of privateKeyPath (a key file) or privateKeyConfig (the name of a secret config key)",
-  });
+const { resource: sshSchema, config: sshConfigSchema } = sshSchemas({ ...sshFields, /** Default: the instance's private IP. */ host: z.string().min(1).optional() });
 
 const roles = z.strictObject({ web: z.array(instanceId), worker: z.array(instanceId).default([]) });
 
@@ -112,28 +102,14 @@ export type FleetSettings = z.infer<typeof fleetSchema>;
 export type FleetConfig = z.infer<typeof fleetConfigSchema>;
 export type Role = "web" | "worker";
 
-export interface SettingsIssue {
-  key: string;
-  message: string;
-}
-
 export function parseFleetSettings(input: unknown, prefix = ""): { settings: FleetSettings } | { issues: SettingsIssue[] } {
-  const result = fleetSchema.safeParse(input);
-  return result.success ? { settings: result.data } : { issues: issuesOf(result.error, prefix) };
+  return parseWith(fleetSchema, input, prefix, (settings) => ({ settings }));
 }
 
 export function parseFleetConfig(input: unknown, prefix = ""): { config: FleetConfig } | { issues: SettingsIssue[] } {
-  const result = fleetConfigSchema.safeParse(input);
-  return result.success ? { config: result.data } : { issues: issuesOf(result.error, prefix) };
+  return parseWith(fleetConfigSchema, input, prefix, (config) => ({ config }));
 }
 
-function issuesOf(error: z.ZodError, prefix: string): SettingsIssue[] {
-  return error.issues.map((issue) => {
-    let key = prefix;
-    for (const part of issue.path) key += typeof part === "number" ? `[${part}]` : `${key ? "." : ""}${String(part)}`;
-    return { key: key || "(top level)", message: issue.message };
-  });
-}
 
 /** Fills `{name}` placeholders. */
 export const fill = (template: string, values: Record<string, string>) =>

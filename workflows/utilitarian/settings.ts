@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { parseWith, sshFields, sshSchemas, type SettingsIssue } from "../../lib/settings";
+export type { SettingsIssue } from "../../lib/settings";
 import { canonicalJson } from "../../lib/dynamicProvider";
 
 /**
@@ -11,19 +13,7 @@ import { canonicalJson } from "../../lib/dynamicProvider";
 const version = z.string().regex(/^\d+\.\d+\.\d+$/, "a release such as 2.0.0");
 const serviceName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "a compose service name");
 
-const sshFields = {
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535).optional(),
-  user: z.string().min(1),
-  /** known_hosts holding the host's key (strict checking), default ~/.ssh/known_hosts. */
-  knownHostsPath: z.string().min(1).optional(),
-};
-const sshSchema = z.strictObject({ ...sshFields, privateKey: z.string().min(1) });
-const sshConfigSchema = z
-  .strictObject({ ...sshFields, privateKeyPath: z.string().min(1).optional(), privateKeyConfig: z.string().min(1).optional() })
-  .refine((ssh) => (ssh.privateKeyPath === undefined) !== (ssh.privateKeyConfig === undefined), {
-    message: "give exactly one of privateKeyPath (a key file) or privateKeyConfig (the name of a secret config key)",
-  });
+const { resource: sshSchema, config: sshConfigSchema } = sshSchemas(sshFields);
 
 const databaseFields = {
   host: z.string().min(1),
@@ -116,28 +106,14 @@ export const serviceConfigSchema = serviceSchemaWith(sshConfigSchema, databaseCo
 export type UtilitarianSettings = z.infer<typeof serviceSchema>;
 export type UtilitarianConfig = z.infer<typeof serviceConfigSchema>;
 
-export interface SettingsIssue {
-  key: string;
-  message: string;
-}
-
 export function parseServiceSettings(input: unknown, prefix = ""): { settings: UtilitarianSettings } | { issues: SettingsIssue[] } {
-  const result = serviceSchema.safeParse(input);
-  return result.success ? { settings: result.data } : { issues: issuesOf(result.error.issues, prefix) };
+  return parseWith(serviceSchema, input, prefix, (settings) => ({ settings }));
 }
 
 export function parseServiceConfig(input: unknown, prefix = ""): { config: UtilitarianConfig } | { issues: SettingsIssue[] } {
-  const result = serviceConfigSchema.safeParse(input);
-  return result.success ? { config: result.data } : { issues: issuesOf(result.error.issues, prefix) };
+  return parseWith(serviceConfigSchema, input, prefix, (config) => ({ config }));
 }
 
-function issuesOf(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>, prefix: string): SettingsIssue[] {
-  return issues.map((issue) => {
-    let key = prefix;
-    for (const part of issue.path) key += typeof part === "number" ? `[${part}]` : `${key ? "." : ""}${String(part)}`;
-    return { key: key || "(top level)", message: issue.message };
-  });
-}
 
 /** The API, beat and workers: the services that run the Utilitarian image. */
 export const imageServices = (s: UtilitarianSettings) => [s.services.api, s.services.beat, ...s.services.workers];
