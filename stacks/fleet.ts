@@ -177,10 +177,10 @@ const fleetFileSchema = z
  *       stacks: ["prod-*", { stack: prod-us, release: 3.4.1, cwd: ../other }]
  */
 export async function readFleetFile(file: string, env: Record<string, string | undefined>, defaultCwd: string): Promise<FleetPlan> {
-  const yaml = await import("js-yaml");
+  const yaml = await import("yaml");
   let raw: unknown;
   try {
-    raw = yaml.load(fs.readFileSync(file, "utf8"));
+    raw = yaml.parse(fs.readFileSync(file, "utf8"));
   } catch (err) {
     throw badInput(`read the fleet file ${file}`, (err as Error).message.split("\n")[0]!, "see `upgrade --help` for its format");
   }
