@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import * as os from "node:os";
 import { refused } from "../lib/errors";
 import { engineLocksPrefix, type BackendStore } from "./backend";
@@ -68,9 +69,16 @@ export const isStale = (holder: LockHolder) => staleness(holder) !== undefined;
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+  // A killed process whose parent has not reaped it yet (a zombie) still answers kill(pid, 0), but
+  // it holds nothing: on Linux its state in /proc says so.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+  } catch {
+    return true;
   }
 }
 

@@ -111,7 +111,8 @@ test("running compute sessions refuse the major upgrade before anything is touch
   try {
     await own.setSystems(systems(cluster, "24.03.2"));
     const { result } = await run(own);
-    expect(result.exitCode).toBe(1);
+    // refused by a safety check: exit 3 (the provider's "refused: " reaches the driver's exit code)
+    expect(result.exitCode).toBe(3);
     expect(result.error?.message).toMatch(/1 compute session\(s\) are running, and 23\.09\.10 → 24\.03\.0 is a major upgrade/);
     expect([cluster.installedVersion("manager"), cluster.running("manager"), cluster.revision()]).toEqual(["23.09.8", true, [cluster.heads["23.09.8"]]]);
     expect((await own.stack.outputs()).versions?.value).toEqual({ bai: "23.09.8" });

@@ -86,7 +86,7 @@ test("24.03.11 → 24.09.0 on PostgreSQL 15: refused before anything is touched 
   expect(s.cluster.postgres.majorVersion).toBeLessThan(16);
   await s.setVersion("24.09.0");
   const result = await runCli(s.args, bed.env);
-  expect(result.code).toBe(1);
+  expect(result.code).toBe(3); // refused by a safety check
   const summary = JSON.parse(result.stdout.trim().split("\n").at(-1)!);
   expect(summary.error).toMatch(/24\.09 needs PostgreSQL 16; the manager's database runs 1[0-5]/);
   expect(summary.error).toMatch(/pg_dump, then restore into 16/);

@@ -100,8 +100,10 @@ test("one stack made to fail stops the fleet: the report shows who ran, who fail
 test("a glob that matches no stack of the backend exits 2 and runs nothing", async () => {
   const run = await runCli(["upgrade", "--stack", "ok-canary", "--stack", "staging-*", "--cwd", workDir, "--yes", "--json"], bed.env);
   expect(run.code).toBe(2);
-  expect(run.stderr).toMatch(/could not expand --stack "staging-\*": it matches no stack of the backend \(stacks: .*ok-canary/);
-  expect(run.stdout).toBe("");
+  // with --json the refusal is the one JSON error event on stdout, nothing on stderr
+  expect(run.stderr).toBe("");
+  const events = run.events();
+  expect(events).toEqual([expect.objectContaining({ type: "error", exitCode: 2, error: expect.stringMatching(/could not expand --stack "staging-\*": it matches no stack of the backend \(stacks: .*ok-canary/) })]);
 });
 
 test("fleet plan --json prints the waves as CI matrices, globs expanded over the backend's stacks", async () => {

@@ -2,7 +2,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { backendKind, backendUrlFromSettings, lockKey, openBackendStore, parseS3BackendUrl } from "../../stacks/backend";
-import { acquireRunLock, engineLocks, parseHolder } from "../../stacks/lock";
+import { acquireRunLock, engineLocks, parseHolder, processAlive } from "../../stacks/lock";
+import { spawn } from "node:child_process";
 
 test("the backend URL comes from PULUMI_BACKEND_URL, then Pulumi.yaml backend.url, then the login", () => {
   expect(backendUrlFromSettings({ PULUMI_BACKEND_URL: "s3://env" }, "s3://project", "s3://login")).toBe("s3://env");
@@ -70,4 +71,16 @@ describe("file:// backend through the same interface", () => {
       { file: `file://${root}/.pulumi/locks/organization/proj/dev/a1.json`, key: ".pulumi/locks/organization/proj/dev/a1.json", pid: 7, username: "ci", hostname: "runner", timestamp: "t" },
     ]);
   });
+});
+
+test("processAlive: this process is; a process that exited is not, also before its parent reaps it (a zombie holds no lock)", async () => {
+  expect(processAlive(process.pid)).toBe(true);
+  // sh starts `sleep` and exits without waiting: the sleeper is reparented; kill it and look before and after reaping
+  const child = spawn("sh", ["-c", "sleep 30 & echo $!"], { stdio: ["ignore", "pipe", "ignore"] });
+  const pid = Number((await new Promise<string>((resolve) => child.stdout.on("data", (d: Buffer) => resolve(d.toString())))).trim());
+  expect(processAlive(pid)).toBe(true);
+  process.kill(pid, "SIGKILL");
+  const deadline = Date.now() + 10_000;
+  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  expect(processAlive(pid)).toBe(false);
 });
