@@ -5,6 +5,7 @@ import { badInput, ExitCode, UpgradeError } from "../lib/errors";
 import type { ErrorEvent } from "../lib/events";
 import type { SandboxExtra } from "../test/sandbox/daemon";
 import { parseDuration } from "../lib/wait";
+import { hasGlob } from "./stackPatterns";
 import { createRenderer } from "./output";
 import { DEFAULTS } from "./defaults";
 import type { UpgradeOptions } from "./upgrade";
@@ -119,7 +120,7 @@ function perStackArgs(flags: UpgradeFlags): string[] {
 
 /** The fleet's plan: from --stacks-file, or from repeated --stack (names and globs) as one wave. */
 async function fleetPlanFromFlags(flags: { stack: string[]; stacksFile?: string; cwd: string; release?: string; notify: string[] }): Promise<import("./fleet").FleetPlan> {
-  const { expandStackPatterns, hasGlob, listBackendStacks, readFleetFile } = await import("./fleet");
+  const { expandStackPatterns, listBackendStacks, readFleetFile } = await import("./fleet");
   if (flags.stacksFile) {
     if (flags.stack.length > 0) throw badInput("choose the stacks", "both --stack and --stacks-file were given", "use one of them");
     const plan = await readFleetFile(flags.stacksFile, process.env, flags.cwd);
@@ -323,7 +324,7 @@ export function buildProgram(): Command {
     .action(async (flags: UpgradeFlags) => {
       if (flags.knownHosts?.startsWith("~/")) flags.knownHosts = `${process.env.HOME}/${flags.knownHosts.slice(2)}`;
       if (flags.sshConfig?.startsWith("~/")) flags.sshConfig = `${process.env.HOME}/${flags.sshConfig.slice(2)}`;
-      const { hasGlob } = await import("./fleet");
+      // zod and the fleet code load only for a fleet
       if (flags.stack.length === 1 && !hasGlob(flags.stack) && !flags.stacksFile) await runUpgrade(flags);
       else await runFleetFromFlags(flags);
     });

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { GLOB, hasGlob } from "./stackPatterns";
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -95,7 +96,6 @@ export function worstExitCode(codes: number[]): number {
 // ---------------------------------------------------------------------------------------------
 // Which stacks: names and globs over the backend's stacks, or a fleet file
 
-const GLOB = /[*?[]/;
 
 export function globToRegExp(glob: string): RegExp {
   let re = "";
@@ -134,7 +134,6 @@ export function expandStackPatterns(patterns: string[], known: string[] | undefi
   return out;
 }
 
-export const hasGlob = (patterns: string[]) => patterns.some((p) => GLOB.test(p));
 
 /** The stacks of a project's backend (for globs). */
 export async function listBackendStacks(cwd: string, env: Record<string, string | undefined>): Promise<string[]> {
@@ -428,3 +427,5 @@ export function createFleetRenderer(mode: "json" | "tty" | "plain", out: NodeJS.
     close() {},
   };
 }
+
+export { hasGlob };

@@ -38,7 +38,7 @@ test("with --json, errors stay JSON: malformed input prints {allowed:false, reas
     expect(events[0]).toMatchObject({ type: "error", exitCode: 2, error: expect.any(String) });
   }
   const missing = (await runCli(["upgrade", "--json"], {})).events()[0]!;
-  expect(missing.error).toMatch(/required option '--stack <name>' not specified/);
+  expect(missing.error).toMatch(/no --stack and no --stacks-file/);
   const duration = (await runCli(["upgrade", "--json", "--stack", "prod", "--drain-timeout", "soon", "--yes"], {})).events()[0]!;
   expect([duration.error, duration.hint]).toEqual([expect.stringMatching(/could not read --drain-timeout: "soon" is not a duration/), "use e.g. 30m, 15s, 1h30m"]);
 });
