@@ -8,7 +8,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 leg="${1:-oldest}"; shift || true
-UO_LEG="$leg" . "$here/lib.sh"
+export UO_LEG="$leg"
+. "$here/lib.sh"
 sdk="$(leg_value sdk)"
 tree="$(mktemp -d "${TMPDIR:-/tmp}/uo-leg-$leg.XXXXXX")"
 trap 'rm -rf "$tree"' EXIT
