@@ -1,3 +1,4 @@
+import type * as pulumi from "@pulumi/pulumi";
 import { describe, ExitCode, UpgradeError } from "./errors";
 
 /**
@@ -33,4 +34,21 @@ export function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
   }
   return JSON.stringify(value);
+}
+
+/**
+ * The thin provider every workflow resource registers. It is serialized into the state with its
+ * closure, so it captures only the implementation module's path and loads that module (and its
+ * dependencies) when the engine calls it. Taking a resource out of a stack leaves the system as it is.
+ */
+export function providerLoadedFrom(implementation: string): pulumi.dynamic.ResourceProvider {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  return {
+    check: (olds, news) => require(implementation).check(olds, news),
+    diff: (_id, olds, news) => require(implementation).diff(olds, news),
+    create: (inputs) => require(implementation).create(inputs),
+    update: (id, olds, news) => require(implementation).update(id, olds, news),
+    delete: async () => undefined,
+  };
+  /* eslint-enable @typescript-eslint/no-require-imports */
 }

@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { providerLoadedFrom } from "../../lib/dynamicProvider";
 
 /**
  * A Backend.AI cluster's version as a Pulumi resource (runbook 3 of RUNBOOKS.md). Changing
@@ -39,18 +40,7 @@ export interface BackendAiClusterArgs {
   commandTimeoutSeconds?: pulumi.Input<number>;
 }
 
-// The provider is serialized into the state with its closure: it captures only this path and
-// loads the implementation (and its dependencies) when the engine calls it.
-const IMPLEMENTATION = path.join(__dirname, "provider");
-
-const provider: pulumi.dynamic.ResourceProvider = {
-  check: (olds, news) => require(IMPLEMENTATION).check(olds, news),
-  diff: (_id, olds, news) => require(IMPLEMENTATION).diff(olds, news),
-  create: (inputs) => require(IMPLEMENTATION).create(inputs),
-  update: (id, olds, news) => require(IMPLEMENTATION).update(id, olds, news),
-  // Taking the resource out of a stack leaves the cluster as it is.
-  delete: async () => undefined,
-};
+const provider = providerLoadedFrom(path.join(__dirname, "provider"));
 
 export class BackendAiCluster extends pulumi.dynamic.Resource {
   /** The version the whole cluster last completed (after a failed hop: the hop before it). */

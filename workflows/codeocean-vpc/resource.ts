@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { providerLoadedFrom } from "../../lib/dynamicProvider";
 
 /**
  * A Code Ocean VPC deployment (a CloudFormation stack) at a version, as a Pulumi resource
@@ -42,17 +43,7 @@ export interface CodeOceanVpcArgs {
   assumeRoleArn?: pulumi.Input<string>;
 }
 
-// Serialized with its closure: captures only this path; the implementation loads at call time.
-const IMPLEMENTATION = path.join(__dirname, "provider");
-
-const provider: pulumi.dynamic.ResourceProvider = {
-  check: (olds, news) => require(IMPLEMENTATION).check(olds, news),
-  diff: (_id, olds, news) => require(IMPLEMENTATION).diff(olds, news),
-  create: (inputs) => require(IMPLEMENTATION).create(inputs),
-  update: (id, olds, news) => require(IMPLEMENTATION).update(id, olds, news),
-  // Taking the resource out of a stack leaves the deployment as it is.
-  delete: async () => undefined,
-};
+const provider = providerLoadedFrom(path.join(__dirname, "provider"));
 
 export class CodeOceanVpc extends pulumi.dynamic.Resource {
   /** The primary stack's template version after the last run. */

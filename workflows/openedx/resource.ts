@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { providerLoadedFrom } from "../../lib/dynamicProvider";
 
 /**
  * An Open edX fleet's blue/green cut-over on EC2 as a Pulumi resource (runbook 5 of RUNBOOKS.md).
@@ -25,17 +26,7 @@ export interface OpenEdxFleetArgs {
   timing?: pulumi.Input<Record<string, number>>;
 }
 
-// The provider is serialized with its closure: it captures only this path.
-const IMPLEMENTATION = path.join(__dirname, "provider");
-
-const provider: pulumi.dynamic.ResourceProvider = {
-  check: (olds, news) => require(IMPLEMENTATION).check(olds, news),
-  diff: (_id, olds, news) => require(IMPLEMENTATION).diff(olds, news),
-  create: (inputs) => require(IMPLEMENTATION).create(inputs),
-  update: (id, olds, news) => require(IMPLEMENTATION).update(id, olds, news),
-  // Taking the resource out of a stack leaves the fleet as it is.
-  delete: async () => undefined,
-};
+const provider = providerLoadedFrom(path.join(__dirname, "provider"));
 
 export class OpenEdxFleet extends pulumi.dynamic.Resource {
   /** The release of the last completed phase. */
