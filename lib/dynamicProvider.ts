@@ -52,3 +52,14 @@ export function providerLoadedFrom(implementation: string): pulumi.dynamic.Resou
   };
   /* eslint-enable @typescript-eslint/no-require-imports */
 }
+
+/** How a workflow resource reaches a host over SSH (strict host-key checking, no trust on first use). */
+export interface SshArgs {
+  host: pulumi.Input<string>;
+  port?: pulumi.Input<number>;
+  user: pulumi.Input<string>;
+  /** The private key; always stored as a Pulumi secret. */
+  privateKey: pulumi.Input<string>;
+  /** known_hosts holding the host's key (default ~/.ssh/known_hosts). */
+  knownHostsPath?: pulumi.Input<string>;
+}

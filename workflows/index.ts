@@ -5,3 +5,4 @@ export { shippedCatalog } from "./backendai/catalog";
 export { CodeOceanVpc, type CodeOceanVpcArgs, type CodeOceanCompanionStackArgs, type MaintenanceHookArgs } from "./codeocean-vpc/resource";
 export { OpenEdxFleet, type OpenEdxFleetArgs } from "./openedx/resource";
 export { UtilitarianService, type UtilitarianServiceArgs } from "./utilitarian/resource";
+export type { SshArgs } from "../lib/dynamicProvider";

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { providerLoadedFrom } from "../../lib/dynamicProvider";
+import { providerLoadedFrom, type SshArgs } from "../../lib/dynamicProvider";
 
 /**
  * A Backend.AI cluster's version as a Pulumi resource (runbook 3 of RUNBOOKS.md). Changing
@@ -11,15 +11,7 @@ import { providerLoadedFrom } from "../../lib/dynamicProvider";
 export interface BackendAiHostArgs {
   /** manager, agent, storage-proxy, webserver, … (exactly one manager). */
   component: pulumi.Input<string>;
-  ssh: pulumi.Input<{
-    host: pulumi.Input<string>;
-    port?: pulumi.Input<number>;
-    user: pulumi.Input<string>;
-    /** The private key; always stored as a Pulumi secret. */
-    privateKey: pulumi.Input<string>;
-    /** known_hosts holding the host's key (strict checking, no trust on first use). */
-    knownHostsPath?: pulumi.Input<string>;
-  }>;
+  ssh: pulumi.Input<SshArgs>;
   /** The Python interpreter of the component's virtualenv. */
   python: pulumi.Input<string>;
   /** The manager's alembic.ini. */

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { providerLoadedFrom } from "../../lib/dynamicProvider";
+import { providerLoadedFrom, type SshArgs } from "../../lib/dynamicProvider";
 
 /**
  * An Open edX fleet's blue/green cut-over on EC2 as a Pulumi resource (runbook 5 of RUNBOOKS.md).
@@ -18,7 +18,8 @@ export interface OpenEdxFleetArgs {
   loadBalancer: pulumi.Input<{ type: "classic"; name: string } | { type: "alb"; targetGroupArns: string[]; port?: number }>;
   dns: pulumi.Input<{ hostedZoneId: string; records: string[] }>;
   maintenance: pulumi.Input<{ distributionId: string; bucket: string; key?: string; windowStart: string; windowMinutes: number; contact: string }>;
-  ssh: pulumi.Input<{ host?: pulumi.Input<string>; port?: pulumi.Input<number>; user: pulumi.Input<string>; privateKey: pulumi.Input<string>; knownHostsPath?: pulumi.Input<string> }>;
+  /** `host` defaults to each instance's private IP. */
+  ssh: pulumi.Input<Omit<SshArgs, "host"> & { host?: pulumi.Input<string> }>;
   commands?: pulumi.Input<{ supervisorctl: string; migrate: string }>;
   instanceUrl?: pulumi.Input<string>;
   heartbeatPath?: pulumi.Input<string>;

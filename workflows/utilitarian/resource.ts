@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { providerLoadedFrom } from "../../lib/dynamicProvider";
+import { providerLoadedFrom, type SshArgs } from "../../lib/dynamicProvider";
 
 /**
  * A Utilitarian deployment's version as a Pulumi resource (runbook 4 of RUNBOOKS.md): Docker
@@ -12,14 +12,7 @@ import { providerLoadedFrom } from "../../lib/dynamicProvider";
 export interface UtilitarianServiceArgs {
   /** The release every Utilitarian service should run, e.g. "2.0.0". */
   version: pulumi.Input<string>;
-  ssh: pulumi.Input<{
-    host: pulumi.Input<string>;
-    port?: pulumi.Input<number>;
-    user: pulumi.Input<string>;
-    /** The private key; always stored as a Pulumi secret. */
-    privateKey: pulumi.Input<string>;
-    knownHostsPath?: pulumi.Input<string>;
-  }>;
+  ssh: pulumi.Input<SshArgs>;
   compose: pulumi.Input<{ projectDir: string; files?: string[]; command?: string; project?: string; env?: Record<string, string> }>;
   image?: pulumi.Input<{ repository?: string }>;
   services?: pulumi.Input<{ api?: string; beat?: string; workers?: string[]; dependents?: string[] }>;
