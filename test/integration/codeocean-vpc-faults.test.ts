@@ -142,3 +142,36 @@ test("maintenance mode never verified: refused at the deadline (exit 3), role, b
   expect(await vpc.snapshot(s.d)).toBe(snapshot);
   expect(stacks.map((n) => vpc.compensation.executions(n))).toEqual([0, 0, 0]);
 });
+
+test("kill -9 after the role and backup updates, maintenance mode off since: the re-run asks for it again and, never verified, updates nothing", async () => {
+  // No hook: the operator clicks Enable in the admin panel when asked (the bed plays the click).
+  const s = await scenario("half", { maintenance: { timeoutSeconds: 3, pollSeconds: 0.2 } });
+  let killed = false;
+  const first = startCli(s.args, bed.env, (e) => {
+    const message = messageOf(e);
+    if (/maintenance: ACTION NEEDED/.test(message)) vpc.compensation.switchMaintenanceOn();
+    // hold the primary's step at its first AWS call, so the kill lands before its change set is executed
+    if (/update-role-stack done/.test(message)) bed.aws!.inject({ action: "DescribeStackResource", kind: "delay", delayMs: 5000 });
+    if (!killed && /update-backup-stack done/.test(message)) {
+      killed = true;
+      first.signal("SIGKILL", true);
+    }
+  });
+  expect(await first.exited).toBe(137);
+  expect([s.d.role, s.d.backup, s.d.primary].map((n) => vpc.compensation.executions(n))).toEqual([1, 1, 0]);
+  const primaryBefore = JSON.stringify(await vpc.status(s.d.primary));
+  expect(primaryBefore).toMatch(/Version: 3\.7\.0/);
+
+  // The admin turned maintenance mode off meanwhile (jobs run again), and nobody enables it this time.
+  vpc.compensation.playMaintenance({ jobs: { [s.d.queue]: 2 }, workerGroups: [s.d.workerGroup], pollsToIdle: "never" });
+  const second = await runCli(s.args, bed.env);
+  const log = diagnostics(second.stdout).join("\n");
+  expect(second.code).toBe(3);
+  expect(log).toMatch(/review-role-stack done \(half-role: already at 3\.8\.2\)/);
+  expect(log).toMatch(/maintenance: ACTION NEEDED/);
+  expect(summaryOf(second.stdout).error).toMatch(
+    /its effects are not visible: 2 Batch job\(s\) active in 1 queue\(s\), 0 worker instance\(s\) in 1 group\(s\); no stack was updated by this run \(already at their target template before this run: role half-role, backup half-backup\)/,
+  );
+  expect(JSON.stringify(await vpc.status(s.d.primary))).toBe(primaryBefore);
+  expect([s.d.role, s.d.backup, s.d.primary].map((n) => vpc.compensation.executions(n))).toEqual([1, 1, 0]);
+});
