@@ -158,6 +158,11 @@ describe("refused with a clear error, every stack byte-identical", () => {
     { name: "a version below 3.1", config: () => vpc.systemConfig(old, "3.8.2"), reason: /refused: Code Ocean 3\.0\.5 has no maintenance mode.*stop running computations and AWS Batch jobs .* by hand/ },
     { name: "a missing template", config: () => ({ ...vpc.systemConfig(ref, "3.9.0"), templateUrl: localhostUrl(templateKey("3.9.0")) }), reason: /could not read the template http:\/\/localhost\/codeocean-vpc\/templates\/3\.9\.0\/codeocean\.template\.yaml.*is the version published/ },
     { name: "a stack in ROLLBACK_COMPLETE", config: () => vpc.systemConfig(ref, "3.8.2"), reason: /refused: the stack ref-vpc is in ROLLBACK_COMPLETE; the stack's creation failed and it can only be deleted/, pin: "ROLLBACK_COMPLETE" },
+    {
+      name: "a backup stack whose template is missing",
+      config: () => ({ ...vpc.systemConfig(ref, "3.8.2"), backupStack: { stackName: ref.backup, templateUrl: localhostUrl(templateKey("3.9.0", "codeocean-backup.template.yaml")) } }),
+      reason: /backupStack: could not read the template http:\/\/localhost\/codeocean-vpc\/templates\/3\.9\.0\/codeocean-backup\.template\.yaml/,
+    },
   ];
   test.each(checkCases)("$name: refused by check", async ({ config, reason, pin }) => {
     if (pin) vpc.compensation.pinStatus(ref.primary, pin);
