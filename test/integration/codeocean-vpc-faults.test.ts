@@ -127,6 +127,10 @@ test("maintenance mode never verified: refused at the deadline (exit 3), role, b
   const summary = summaryOf(run.stdout);
   const log = diagnostics(run.stdout).join("\n");
   expect(run.code).toBe(3);
+  // every stack byte-identical (status, parameters, template; and resources and change sets), no change set executed
+  expect(await Promise.all(stacks.map(async (n) => JSON.stringify(await vpc.status(n))))).toEqual(before);
+  expect(stacks.map((n) => vpc.compensation.executions(n))).toEqual([0, 0, 0]);
+  expect(await vpc.snapshot(s.d)).toBe(snapshot);
   expect(summary.error).toMatch(/refused: could not verify maintenance mode of mnt-vpc: after \d+ s its effects are not visible: 3 Batch job\(s\) active in 1 queue\(s\), 2 worker instance\(s\) in 1 group\(s\); no stack was updated by this run/);
   expect(summary.error).toMatch(/Admin → System Maintenance → Enable/);
   expect(summary.error).toMatch(/the change sets this run reviewed and did not execute were deleted \(mnt-vpc\/upgrade-orchestrator-\w+, mnt-role\/upgrade-orchestrator-\w+, mnt-backup\/upgrade-orchestrator-\w+\)/);
@@ -137,10 +141,6 @@ test("maintenance mode never verified: refused at the deadline (exit 3), role, b
   expect(log).toMatch(/review-backup-stack done \(mnt-backup: \d+ resource change\(s\)/);
   expect(log).toMatch(/maintenance: ACTION NEEDED: enable maintenance mode in the Code Ocean admin panel/);
   expect(log).not.toMatch(/update-(role|backup|primary)-stack/);
-  // every stack byte-identical (status, parameters, template; and resources and change sets), no change set executed
-  expect(await Promise.all(stacks.map(async (n) => JSON.stringify(await vpc.status(n))))).toEqual(before);
-  expect(await vpc.snapshot(s.d)).toBe(snapshot);
-  expect(stacks.map((n) => vpc.compensation.executions(n))).toEqual([0, 0, 0]);
 });
 
 test("kill -9 after the role and backup updates, maintenance mode off since: the re-run asks for it again and, never verified, updates nothing", async () => {
