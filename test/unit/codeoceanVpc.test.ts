@@ -79,6 +79,7 @@ describe("Code Ocean VPC: the runbook's order", () => {
     // no step that updates a stack comes before maintenance mode is verified
     const maintenance = ids.indexOf("enable-maintenance");
     expect(ids.filter((id) => id.startsWith("update-")).every((id) => ids.indexOf(id) > maintenance)).toBe(true);
+    // after a failure nothing more runs: maintenance mode is left as it is, and the error says so
     expect(vpcRunbook.some((s) => s.always)).toBe(false);
   });
 
