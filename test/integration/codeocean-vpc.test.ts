@@ -78,16 +78,38 @@ test("`up` updates role, backup and primary stacks in order, passing the live al
   expect(log).toMatch(/pRdsAllocatedStorage: the database has auto-scaled to 64 GiB, above the stack's 20; passing 64/);
   // the order of the runbook, and per-resource progress of the primary's update
   const at = (re: RegExp) => diagnostics.findIndex((l) => re.test(l));
-  const order = [/update-role-stack done/, /update-backup-stack done/, /maintenance: enable hook: POST .* → HTTP 200/, /enable-maintenance done \(verified: 0 Batch job/, /acc-vpc: WorkerLaunchTemplate UPDATE_COMPLETE/, /update-primary-stack done \(UPDATE_COMPLETE at 3\.8\.2\)/, /disable-maintenance done \(disable hook/].map(at);
+  // reading and reviewing first; maintenance mode verified before any stack is updated
+  const order = [
+    /check-rds-storage done/,
+    /review-primary-stack done \(\d+ resource change\(s\)/,
+    /review-role-stack done \(acc-role: \d+ resource change\(s\)/,
+    /review-backup-stack done \(acc-backup: \d+ resource change\(s\)/,
+    /maintenance: enable hook: POST .* → HTTP 200/,
+    /enable-maintenance done \(verified: 0 Batch job/,
+    /update-role-stack done \(acc-role: UPDATE_COMPLETE/,
+    /update-backup-stack done \(acc-backup: UPDATE_COMPLETE/,
+    /acc-vpc: WorkerLaunchTemplate UPDATE_COMPLETE/,
+    /update-primary-stack done \(UPDATE_COMPLETE at 3\.8\.2\)/,
+    /disable-maintenance done \(disable hook/,
+  ].map(at);
   expect(order.every((i) => i >= 0)).toBe(true);
   expect([...order].sort((a, b) => a - b)).toEqual(order);
   expect(log).toMatch(/maintenance: waiting for its effects: 3 Batch job\(s\) active in 1 queue\(s\), 2 worker instance\(s\)/);
   expect(await vpc.workerInstances(acc)).toBe(0);
   expect(vpc.hook.requests.map((r) => [r.path, r.authorization])).toEqual([["/maintenance/enable", "Bearer bed-admin-token"], ["/maintenance/disable", undefined]]);
   expect(vpc.compensation.executions(acc.primary)).toBe(1);
+  // the workflow's step-end lines carry each step's duration
+  const workflowSteps = diagnostics.flatMap((l) => {
+    const m = /codeocean-vpc acc-vpc → 3\.8\.2: ([a-z-]+) (done|skipped|failed)\b.* \[(\d+\.\d)s\]$/.exec(l);
+    return m ? [`${m[1]} ${m[2]} ${m[3]}s`] : [];
+  });
+  expect(workflowSteps.map((l) => l.split(" ")[0])).toEqual([
+    "check-rds-storage", "review-primary-stack", "review-role-stack", "review-backup-stack", "enable-maintenance",
+    "update-role-stack", "update-backup-stack", "update-primary-stack", "disable-maintenance",
+  ]);
   const timing = result.steps.map((s) => `${s.step} ${(s.durationMs / 1000).toFixed(1)}s`).join(", ");
   outputs.push(timing);
-  console.log(`acceptance run ${((Date.now() - started) / 1000).toFixed(1)} s: ${timing}\n${diagnostics.filter((l) => / (done|skipped) /.test(l)).join("\n")}`);
+  console.log(`acceptance run ${((Date.now() - started) / 1000).toFixed(1)} s\ndriver steps: ${timing}\nworkflow steps (up): ${workflowSteps.join(", ")}`);
 });
 
 test("a second `up` changes nothing", async () => {
@@ -136,6 +158,11 @@ describe("refused with a clear error, every stack byte-identical", () => {
     { name: "a version below 3.1", config: () => vpc.systemConfig(old, "3.8.2"), reason: /refused: Code Ocean 3\.0\.5 has no maintenance mode.*stop running computations and AWS Batch jobs .* by hand/ },
     { name: "a missing template", config: () => ({ ...vpc.systemConfig(ref, "3.9.0"), templateUrl: localhostUrl(templateKey("3.9.0")) }), reason: /could not read the template http:\/\/localhost\/codeocean-vpc\/templates\/3\.9\.0\/codeocean\.template\.yaml.*is the version published/ },
     { name: "a stack in ROLLBACK_COMPLETE", config: () => vpc.systemConfig(ref, "3.8.2"), reason: /refused: the stack ref-vpc is in ROLLBACK_COMPLETE; the stack's creation failed and it can only be deleted/, pin: "ROLLBACK_COMPLETE" },
+    {
+      name: "a backup stack whose template is missing",
+      config: () => ({ ...vpc.systemConfig(ref, "3.8.2"), backupStack: { stackName: ref.backup, templateUrl: localhostUrl(templateKey("3.9.0", "codeocean-backup.template.yaml")) } }),
+      reason: /backupStack: could not read the template http:\/\/localhost\/codeocean-vpc\/templates\/3\.9\.0\/codeocean-backup\.template\.yaml/,
+    },
   ];
   test.each(checkCases)("$name: refused by check", async ({ config, reason, pin }) => {
     if (pin) vpc.compensation.pinStatus(ref.primary, pin);

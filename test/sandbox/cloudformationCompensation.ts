@@ -18,6 +18,9 @@ import type { FaultProxy, InterceptedCall, UpstreamReply } from "./faultProxy";
  *   reports UPDATE_IN_PROGRESS → AnalyticsDBInstance UPDATE_FAILED with RDS's message →
  *   UPDATE_ROLLBACK_IN_PROGRESS → UPDATE_ROLLBACK_COMPLETE (or UPDATE_ROLLBACK_FAILED), and keeps
  *   reporting that final status.
+ * - For the crash test, a tracked update can be held: while held its clock stops (the stack keeps
+ *   reporting the status of the poll it was at, UPDATE_IN_PROGRESS, and no further event), so a
+ *   second run really finds the update running; released, it goes on to moto's UPDATE_COMPLETE.
  * - A stack's status can be pinned (UPDATE_ROLLBACK_FAILED, ROLLBACK_COMPLETE), states moto cannot
  *   reach; the proxy then refuses updates of it as CloudFormation does.
  * - Maintenance mode's effects: moto cannot hold a Batch job RUNNING without Docker, so the proxy
@@ -65,6 +68,13 @@ export interface CloudFormationCompensation {
   setUpdatePolls(polls: number): void;
   /** The next update of `stackName` ends with this outcome instead of moto's synchronous success. */
   armUpdate(stackName: string, outcome: Exclude<UpdateOutcome, "complete">, polls?: number): void;
+  /**
+   * Stops the clock of `stackName`'s update (the one running or the next one executed): it keeps
+   * reporting UPDATE_IN_PROGRESS, however often it is polled, until released. A delay only: moto
+   * has already recorded the update, and after the release the stack reports moto's own status.
+   */
+  holdUpdate(stackName: string): void;
+  releaseUpdate(stackName: string): void;
   /** Reports `status` for the stack until unpinned (undefined). */
   pinStatus(stackName: string, status: string | undefined): void;
   /** The deployment's activity before maintenance mode; `switchOn` is what the admin's click (or the hook) does. */
@@ -83,6 +93,7 @@ export function compensateCloudFormation(proxy: FaultProxy, moto: AwsClients): C
   const tracked = new Map<string, TrackedUpdate>();
   const pinned = new Map<string, string>();
   const executed = new Map<string, number>();
+  const held = new Set<string>();
   let play: MaintenancePlay | undefined;
   let switchedOn = false;
   let pollsSinceSwitch = 0;
@@ -207,7 +218,7 @@ export function compensateCloudFormation(proxy: FaultProxy, moto: AwsClients): C
     let status = pinned.get(name);
     if (update) {
       status = statusAt(update, update.seenPolls) ?? status;
-      update.seenPolls += 1;
+      if (!held.has(name)) update.seenPolls += 1;
       if (update.outcome !== "complete" && update.seenPolls > update.polls + 1) pinned.set(name, update.finalStatus);
     }
     if (!status) return reply;
@@ -248,6 +259,8 @@ export function compensateCloudFormation(proxy: FaultProxy, moto: AwsClients): C
   return {
     setUpdatePolls: (polls) => void (defaultPolls = polls),
     armUpdate: (stackName, outcome, polls) => void armed.set(stackName, { outcome, polls }),
+    holdUpdate: (stackName) => void held.add(stackName),
+    releaseUpdate: (stackName) => void held.delete(stackName),
     pinStatus: (stackName, status) => void (status === undefined ? pinned.delete(stackName) : pinned.set(stackName, status)),
     playMaintenance(p) {
       play = p;
@@ -265,6 +278,7 @@ export function compensateCloudFormation(proxy: FaultProxy, moto: AwsClients): C
       tracked.clear();
       pinned.clear();
       executed.clear();
+      held.clear();
       play = undefined;
       switchedOn = false;
       defaultPolls = 3;

@@ -1,6 +1,7 @@
 import { pythonReprToJson } from "../sandbox/cloudformationCompensation";
 import { compareVersions, destructiveChanges, judgeVersions, planParameters, statusHint, templateUrlFor, updatableStatus, updateRunning, versionOfMetadata } from "../../workflows/codeocean-vpc/plan";
 import { fingerprintOf, stacksInOrder } from "../../workflows/codeocean-vpc/provider";
+import { untouchedNote, vpcRunbook } from "../../workflows/codeocean-vpc/runbook";
 import { parseVpcConfig, parseVpcSettings } from "../../workflows/codeocean-vpc/settings";
 
 describe("Code Ocean VPC: pure decisions", () => {
@@ -58,6 +59,36 @@ describe("Code Ocean VPC: pure decisions", () => {
       { action: "Modify", logicalId: "Asg", type: "AWS::AutoScaling::AutoScalingGroup", replacement: "True" },
     ];
     expect(destructiveChanges(changes).map((c) => c.logicalId)).toEqual(["DataBucket", "Key"]);
+  });
+});
+
+describe("Code Ocean VPC: the runbook's order", () => {
+  test("reading and reviewing first, then maintenance mode, then the updates role → backup → primary, then maintenance off", () => {
+    const ids = vpcRunbook.map((s) => s.id);
+    expect(ids).toEqual([
+      "check-rds-storage",
+      "review-primary-stack",
+      "review-role-stack",
+      "review-backup-stack",
+      "enable-maintenance",
+      "update-role-stack",
+      "update-backup-stack",
+      "update-primary-stack",
+      "disable-maintenance",
+    ]);
+    // no step that updates a stack comes before maintenance mode is verified
+    const maintenance = ids.indexOf("enable-maintenance");
+    expect(ids.filter((id) => id.startsWith("update-")).every((id) => ids.indexOf(id) > maintenance)).toBe(true);
+    // after a failure nothing more runs: maintenance mode is left as it is, and the error says so
+    expect(vpcRunbook.some((s) => s.always)).toBe(false);
+  });
+
+  test("the maintenance deadline's refusal names the stacks already at their target (an earlier run's update)", () => {
+    expect(untouchedNote({ companions: {} })).toBeUndefined();
+    expect(untouchedNote({ companions: { role: { stackName: "co-role", templateUrl: "u", plan: { changeSet: "c", token: "t", changes: [], empty: false } } } })).toBeUndefined();
+    expect(untouchedNote({ companions: { role: { stackName: "co-role", templateUrl: "u", atTarget: "co-role: already at 3.8.2" }, backup: { stackName: "co-backup", templateUrl: "v", atTarget: "no changes" } } })).toBe(
+      "already at their target template before this run: role co-role, backup co-backup",
+    );
   });
 });
 

@@ -49,10 +49,14 @@ export async function readActivity(clients: { cloudFormation: CloudFormationClie
   return { jobs, instances, queues, groups };
 }
 
-/** Waits until maintenance mode's effects are visible; at the deadline the run is refused (nothing was updated). */
+/**
+ * Waits until maintenance mode's effects are visible; at the deadline the run is refused. It runs
+ * before any stack is updated, so the refusal says so (`untouched` adds which stacks were already
+ * at their target before this run).
+ */
 export async function waitForMaintenance(
   read: () => Promise<Activity>,
-  opts: { pollMs: number; timeoutMs: number; say: Say; stackName: string },
+  opts: { pollMs: number; timeoutMs: number; say: Say; stackName: string; untouched?: string },
 ): Promise<Activity> {
   return pollUntil<Activity | { error: string }>({
     intervalMs: opts.pollMs,
@@ -73,7 +77,7 @@ export async function waitForMaintenance(
     onTimeout: (last, elapsedMs) =>
       refused(
         `verify maintenance mode of ${opts.stackName}`,
-        `after ${Math.round(elapsedMs / 1000)} s its effects are not visible: ${last === undefined ? "nothing read" : "error" in last ? last.error : describeActivity(last)}; no stack was updated by this step`,
+        `after ${Math.round(elapsedMs / 1000)} s its effects are not visible: ${last === undefined ? "nothing read" : "error" in last ? last.error : describeActivity(last)}; no stack was updated by this run${opts.untouched ? ` (${opts.untouched})` : ""}`,
         `${ADMIN_PANEL_STEP}, wait until it reports that workers are terminated, then run again (or raise maintenance.timeoutSeconds)`,
       ),
   }) as Promise<Activity>;

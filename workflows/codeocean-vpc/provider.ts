@@ -6,7 +6,7 @@ import { providerMessage } from "../../lib/dynamicProvider";
 import { createProgress } from "../../lib/progress";
 import { runSteps } from "../../lib/steps";
 import { judgeVersions, statusHint, templateUrlFor, updatableStatus, updateRunning } from "./plan";
-import { vpcRunbook, type VpcContext } from "./runbook";
+import { BACKUP_TEMPLATE, companionTemplateUrl, discardUnexecuted, ROLE_TEMPLATE, vpcRunbook, type VpcContext } from "./runbook";
 import { parseVpcSettings, type VpcSettings } from "./settings";
 import { readStack, readTemplate } from "./stacks";
 
@@ -57,14 +57,17 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
       const verdict = judgeVersions(stack.version, settings.version);
       if (!verdict.ok) failures.push({ property: "version", reason: `refused: ${verdict.why}; what to do: ${verdict.hint}` });
     }
-    for (const [which, companion] of [["roleStack", settings.roleStack], ["backupStack", settings.backupStack]] as const) {
+    for (const [which, companion, file] of [["roleStack", settings.roleStack, ROLE_TEMPLATE], ["backupStack", settings.backupStack, BACKUP_TEMPLATE]] as const) {
       if (!companion) continue;
       const other = await clientsFor(settings, companion);
       try {
         const s = await readStack(other.cloudFormation, companion.stackName);
         if (!updatableStatus(s.status) && !updateRunning(s.status)) failures.push({ property: which, reason: `refused: the ${which} ${s.name} is in ${s.status}; ${statusHint(s.status, s.name)}` });
+        await readTemplate(other.cloudFormation, companionTemplateUrl(companion, file, settings.version));
+      } catch (err) {
+        failures.push({ property: which, reason: `${which}: ${providerMessage(err)}` });
       } finally {
-        if (other !== aws) other.destroy();
+        other.destroy();
       }
     }
   } catch (err) {
@@ -145,13 +148,16 @@ async function converge(settings: VpcSettings): Promise<VpcOutputs> {
       const verdict = judgeVersions(stack.version, settings.version);
       if (!verdict.ok) throw new UpgradeError({ what: `upgrade ${stack.name}`, why: verdict.why, hint: verdict.hint, exitCode: ExitCode.Refused, permanent: true });
     }
-    await info(`plan: ${stacksInOrder(settings).join(" → ")}; ${stack.name} at ${stack.version ?? "?"} (${stack.status}), target ${settings.version} (${templateUrl})`);
+    await info(`plan: review ${stacksInOrder(settings).join(", ")}; then maintenance mode; then update ${stacksInOrder(settings).join(" → ")}; ${stack.name} at ${stack.version ?? "?"} (${stack.status}), target ${settings.version} (${templateUrl})`);
     ctx = {
       settings,
       aws,
       templateUrl,
       template,
       stack,
+      companions: {},
+      unexecuted: [],
+      maintenanceAsked: false,
       maintenanceOn: false,
       startedAtTarget: !updateRunning(stack.status) && stack.version !== undefined && stack.version === settings.version,
       pollMs: (settings.deadlines?.pollSeconds ?? 15) * 1000,
@@ -162,13 +168,22 @@ async function converge(settings: VpcSettings): Promise<VpcOutputs> {
       dryRun: false,
       emit: (event) => {
         if (event.type !== "step-end") return;
-        void info(`${event.step} ${event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`}`);
+        const outcome = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
+        void info(`${event.step} ${outcome} [${(event.durationMs / 1000).toFixed(1)}s]`.replace(/\s*\n\s*/g, " "));
       },
     });
     if (outcome.failure !== undefined) throw outcome.failure;
     return { version: ctx.stack.version ?? settings.version, plannedStacks: ctx.startedAtTarget ? [] : stacksInOrder(settings), stackId: ctx.stack.stackId, templateUrl, fingerprint: fingerprintOf(settings) };
   } catch (err) {
-    const left = ctx?.maintenanceOn ? "; maintenance mode is left on: turn it off in the admin panel (System Maintenance → Disable) once the stack is healthy" : "";
+    let left = "";
+    if (ctx) {
+      // A refused or failed run leaves no reviewed change set behind for someone to execute by hand.
+      const { deleted, left: kept } = await discardUnexecuted(ctx);
+      if (deleted.length > 0) left += `; the change sets this run reviewed and did not execute were deleted (${deleted.join(", ")})`;
+      if (kept.length > 0) left += `; could not delete the change sets ${kept.join(", ")}: delete them in the console`;
+      if (ctx.maintenanceOn) left += "; maintenance mode is left on: turn it off in the admin panel (System Maintenance → Disable) once the stack is healthy";
+      else if (ctx.maintenanceAsked) left += "; maintenance mode was asked for but not verified: check the admin panel, and turn it off there if the deployment should stay in service until the next try";
+    }
     throw new Error(providerMessage(err) + left);
   } finally {
     aws.destroy();

@@ -5,9 +5,10 @@ import { providerLoadedFrom } from "../../lib/dynamicProvider";
 /**
  * A Code Ocean VPC deployment (a CloudFormation stack) at a version, as a Pulumi resource
  * (runbook 2 of RUNBOOKS.md). Changing `version` previews `version: A → B` and the stacks the
- * update touches in order (`plannedStacks`); `up` updates the role and backup stacks, waits for
- * maintenance mode, passes the database's live allocated storage, reviews a change set (refusing
- * one that replaces data) and follows the primary stack's events to UPDATE_COMPLETE.
+ * update touches in order (`plannedStacks`); `up` first reviews (the database's live allocated
+ * storage, the primary's and the role/backup stacks' change sets, refusing one that replaces data),
+ * then waits for maintenance mode, and only then updates the role, backup and primary stacks,
+ * following the primary stack's events to UPDATE_COMPLETE.
  */
 export interface CodeOceanCompanionStackArgs {
   stackName: pulumi.Input<string>;

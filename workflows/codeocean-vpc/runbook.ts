@@ -1,3 +1,4 @@
+import { DeleteChangeSetCommand } from "@aws-sdk/client-cloudformation";
 import { awsSettingsFor, awsSettingsFromEnv, createAwsClients, type AwsClients } from "../../lib/aws";
 import type { Step } from "../../lib/steps";
 import { ADMIN_PANEL_STEP, describeActivity, idle, readActivity, runHook, waitForMaintenance } from "./maintenance";
@@ -19,11 +20,14 @@ import {
 } from "./stacks";
 
 /**
- * Runbook 2 of RUNBOOKS.md, the Code Ocean VPC upgrade, as steps: the primary's change set is
- * made and reviewed first (reading only), then the role and backup stacks, maintenance mode, the
- * primary's update, maintenance mode off. Each step looks at the world
- * first, so running the whole list again after a crash resumes where it stopped (an update that is
- * already running is followed, never started a second time).
+ * Runbook 2 of RUNBOOKS.md, the Code Ocean VPC upgrade, as steps. Everything that only reads or
+ * reviews comes first, before the downtime: the database's storage, the primary's change set
+ * (refused when it destroys data), the role and backup stacks' change sets. Then maintenance mode
+ * is enabled and verified; only then are stacks updated: role, backup, primary; then maintenance
+ * mode off. A maintenance mode that cannot be verified leaves every stack at its old template (the
+ * change sets reviewed for them are deleted). Each step looks at the world first, so running the
+ * whole list again after a crash resumes where it stopped (an update that is already running is
+ * followed, never started a second time).
  */
 export interface VpcContext {
   settings: VpcSettings;
@@ -34,7 +38,13 @@ export interface VpcContext {
   stack: LiveStack;
   liveStorage?: number;
   changeSet?: ChangeSetPlan;
-  /** Maintenance mode was asked for or verified by this run. */
+  /** What the review found for the role and backup stacks. */
+  companions: Partial<Record<CompanionKind, CompanionReview>>;
+  /** Change sets this run made and has not executed: deleted when the run fails. */
+  unexecuted: PendingChangeSet[];
+  /** Maintenance mode was asked for (hook run or the operator told what to click) by this run. */
+  maintenanceAsked: boolean;
+  /** Maintenance mode's effects were seen (by this run's wait or its check). */
   maintenanceOn: boolean;
   /** The primary stack was at the target before this run (an adoption or a re-run): nothing to switch off. */
   startedAtTarget: boolean;
@@ -43,10 +53,40 @@ export interface VpcContext {
   say: Say;
 }
 
+export type CompanionKind = "role" | "backup";
+
+export interface CompanionReview {
+  stackName: string;
+  templateUrl: string;
+  /** Nothing to do for it: why (already at its template, or no changes). */
+  atTarget?: string;
+  /** An update of it was running when reviewed (a crashed run's): followed after maintenance mode. */
+  running?: string;
+  /** Its reviewed change set, executed once maintenance mode is verified. */
+  plan?: ChangeSetPlan;
+}
+
+export interface PendingChangeSet {
+  stackName: string;
+  changeSet: string;
+  /** Set for a role/backup stack (its own region or account). */
+  companion?: CompanionStack;
+}
+
 export const ROLE_TEMPLATE = "codeocean-role.template.yaml";
 export const BACKUP_TEMPLATE = "codeocean-backup.template.yaml";
 
+interface Companion {
+  kind: CompanionKind;
+  label: string;
+  pick: (s: VpcSettings) => CompanionStack | undefined;
+  file: string;
+}
+const ROLE: Companion = { kind: "role", label: "least-privilege role stack", pick: (s) => s.roleStack, file: ROLE_TEMPLATE };
+const BACKUP: Companion = { kind: "backup", label: "backup stack", pick: (s) => s.backupStack, file: BACKUP_TEMPLATE };
+
 export const vpcRunbook: Array<Step<VpcContext>> = [
+  // 1. Reading and reviewing only: a bad stack or template fails before maintenance mode is asked for.
   {
     id: "check-rds-storage",
     title: "Compare the database's live allocated storage with pRdsAllocatedStorage",
@@ -60,24 +100,35 @@ export const vpcRunbook: Array<Step<VpcContext>> = [
     },
   },
   {
-    id: "create-change-set",
-    // Before any stack is touched: a change set that would destroy data refuses the whole run.
+    id: "review-primary-stack",
+    // A change set that would destroy data refuses the whole run, before any stack is touched.
     title: "Create and review the primary stack's change set",
     check: async (ctx) => primaryDoneOrRunning(ctx),
     async run(ctx) {
       ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, changeSetSettings(ctx));
-      return ctx.changeSet.empty ? "no changes" : `${ctx.changeSet.changes.length} resource change(s)`;
+      remember(ctx, ctx.stack.name, ctx.changeSet);
+      return ctx.changeSet.empty ? "no changes" : `${ctx.changeSet.changes.length} resource change(s), executed once maintenance mode is verified`;
     },
   },
-  companionStep("update-role-stack", "Update the least-privilege role stack", (s) => s.roleStack, ROLE_TEMPLATE),
-  companionStep("update-backup-stack", "Update the backup stack", (s) => s.backupStack, BACKUP_TEMPLATE),
+  reviewCompanionStep(ROLE),
+  reviewCompanionStep(BACKUP),
+  // 2. The downtime.
   {
     id: "enable-maintenance",
     title: "Enable maintenance mode and wait for its effects",
-    check: async (ctx) => primaryDoneOrRunning(ctx) ?? (idle(await readActivity(ctx.aws, ctx.stack.name)) ? "its effects are visible: no active Batch jobs, workers at zero" : undefined),
+    // Only the primary decides: updated role/backup stacks (an earlier run's) are no sign that
+    // maintenance mode is still on; its effects in AWS are.
+    check: async (ctx) => {
+      const primary = primaryDoneOrRunning(ctx);
+      if (primary !== undefined) return primary;
+      const activity = await readActivity(ctx.aws, ctx.stack.name);
+      if (!idle(activity)) return undefined;
+      ctx.maintenanceOn = true;
+      return `maintenance mode is on: its effects are visible (${describeActivity(activity)})`;
+    },
     async run(ctx) {
       const enable = ctx.settings.maintenance?.enable;
-      ctx.maintenanceOn = true;
+      ctx.maintenanceAsked = true;
       if (enable) await ctx.say(`maintenance: enable hook: ${await runHook(enable, "enable")}`);
       else await ctx.say(`maintenance: ACTION NEEDED: ${ADMIN_PANEL_STEP}; waiting until its effects are visible in AWS`);
       const activity = await waitForMaintenance(() => readActivity(ctx.aws, ctx.stack.name), {
@@ -85,10 +136,15 @@ export const vpcRunbook: Array<Step<VpcContext>> = [
         timeoutMs: (ctx.settings.maintenance?.timeoutSeconds ?? 1800) * 1000,
         say: ctx.say,
         stackName: ctx.stack.name,
+        untouched: untouchedNote(ctx),
       });
+      ctx.maintenanceOn = true;
       return `verified: ${describeActivity(activity)}`;
     },
   },
+  // 3. The updates, in the order of the docs: role, backup, primary.
+  updateCompanionStep(ROLE),
+  updateCompanionStep(BACKUP),
   {
     id: "update-primary-stack",
     title: "Execute the change set and follow the stack's events",
@@ -105,9 +161,10 @@ export const vpcRunbook: Array<Step<VpcContext>> = [
           if (ctx.changeSet) await ctx.say(`${ctx.stack.name}: the database grew to ${storage} GiB since the change set was made; making it again`);
           ctx.liveStorage = storage;
           ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, changeSetSettings(ctx));
+          remember(ctx, ctx.stack.name, ctx.changeSet);
           if (ctx.changeSet.empty) return "no changes";
         }
-        await executeChangeSet(ctx.aws.cloudFormation, ctx.stack.name, ctx.changeSet);
+        await execute(ctx, ctx.aws, ctx.stack.name, ctx.changeSet);
       }
       await followUpdate(ctx.aws.cloudFormation, ctx.stack.name, token, { pollMs: ctx.pollMs, timeoutMs: ctx.updateTimeoutMs, say: ctx.say });
       ctx.stack = await readStack(ctx.aws.cloudFormation, ctx.stack.name);
@@ -154,45 +211,113 @@ function primaryDone(ctx: VpcContext): string | undefined {
   return undefined;
 }
 
+/** What the maintenance deadline's refusal adds: which stacks are already at their new template (an earlier run's work). */
+export function untouchedNote(ctx: Pick<VpcContext, "companions">): string | undefined {
+  const already = (["role", "backup"] as const).flatMap((kind) => {
+    const review = ctx.companions[kind];
+    return review?.atTarget !== undefined ? [`${kind} ${review.stackName}`] : [];
+  });
+  return already.length > 0 ? `already at their target template before this run: ${already.join(", ")}` : undefined;
+}
+
 export function companionTemplateUrl(companion: CompanionStack, file: string, primaryVersion: string): string {
   return companion.templateUrl ?? templateUrlFor(companion.version ?? primaryVersion).replace(/codeocean\.template\.yaml$/, file);
 }
 
-/** Role and backup stacks: updated with their own template and followed to UPDATE_COMPLETE, skipped when already there. */
-function companionStep(id: string, title: string, pick: (s: VpcSettings) => CompanionStack | undefined, file: string): Step<VpcContext> {
+/** Reads a role/backup stack and its template and makes its change set (refused when destructive); executes nothing. */
+async function reviewCompanion(ctx: VpcContext, aws: AwsClients, companion: CompanionStack, file: string): Promise<CompanionReview> {
+  const templateUrl = companionTemplateUrl(companion, file, ctx.settings.version);
+  const stack = await readStack(aws.cloudFormation, companion.stackName);
+  requireUpdatable(stack);
+  const review: CompanionReview = { stackName: stack.name, templateUrl };
+  if (updateRunning(stack.status)) return { ...review, running: `${stack.name}: an update is running (${stack.status}); followed once maintenance mode is verified` };
+  const template = await readTemplate(aws.cloudFormation, templateUrl);
+  if (template.version && stack.version === template.version) return { ...review, atTarget: `${stack.name}: already at ${template.version}` };
+  const plan = await prepareChangeSet(aws.cloudFormation, { stackName: stack.name, templateUrl, template, stack, pollMs: ctx.pollMs, timeoutMs: ctx.updateTimeoutMs, say: ctx.say });
+  if (plan.empty) return { ...review, atTarget: `${stack.name}: already at its target template (no changes)` };
+  remember(ctx, stack.name, plan, companion);
+  return { ...review, plan };
+}
+
+/** Role and backup stacks, before the downtime: read, checked updatable, their change sets made and reviewed. */
+function reviewCompanionStep(c: Companion): Step<VpcContext> {
   return {
-    id,
-    title,
-    when: (ctx) => pick(ctx.settings) !== undefined,
+    id: `review-${c.kind}-stack`,
+    title: `Read the ${c.label} and review its change set`,
+    when: (ctx) => c.pick(ctx.settings) !== undefined,
     async run(ctx) {
-      const companion = pick(ctx.settings)!;
-      const aws = await companionClients(ctx, companion);
-      try {
-        const url = companionTemplateUrl(companion, file, ctx.settings.version);
-        const stack = await readStack(aws.cloudFormation, companion.stackName);
-        requireUpdatable(stack);
-        const { token } = updateNames(stack.name, url);
-        const follow = () => followUpdate(aws.cloudFormation, stack.name, token, { pollMs: ctx.pollMs, timeoutMs: ctx.updateTimeoutMs, say: ctx.say });
-        if (updateRunning(stack.status)) {
-          await ctx.say(`${stack.name}: an update is already running (${stack.status}); following it`);
-          await follow();
-          return `${stack.name}: followed to UPDATE_COMPLETE`;
-        }
-        const template = await readTemplate(aws.cloudFormation, url);
-        if (template.version && stack.version === template.version) return `${stack.name}: already at ${template.version}`;
-        const plan = await prepareChangeSet(aws.cloudFormation, { stackName: stack.name, templateUrl: url, template, stack, pollMs: ctx.pollMs, timeoutMs: ctx.updateTimeoutMs, say: ctx.say });
-        if (plan.empty) return `${stack.name}: already at its target template (no changes)`;
-        await executeChangeSet(aws.cloudFormation, stack.name, plan);
-        await follow();
-        return `${stack.name}: UPDATE_COMPLETE with ${url}`;
-      } finally {
-        if (aws !== ctx.aws) aws.destroy();
-      }
+      const companion = c.pick(ctx.settings)!;
+      const review = await withCompanionClients(ctx, companion, (aws) => reviewCompanion(ctx, aws, companion, c.file));
+      ctx.companions[c.kind] = review;
+      return review.atTarget ?? review.running ?? `${review.stackName}: ${review.plan!.changes.length} resource change(s), executed once maintenance mode is verified`;
     },
   };
 }
 
-async function companionClients(ctx: VpcContext, companion: CompanionStack): Promise<AwsClients> {
-  if (!companion.region && !companion.profile && !companion.assumeRoleArn) return ctx.aws;
-  return createAwsClients(await awsSettingsFor(awsSettingsFromEnv(), { region: companion.region ?? ctx.settings.region, profile: companion.profile, assumeRoleArn: companion.assumeRoleArn }));
+/** Role and backup stacks, after maintenance mode: the reviewed change set executed and followed to UPDATE_COMPLETE. */
+function updateCompanionStep(c: Companion): Step<VpcContext> {
+  return {
+    id: `update-${c.kind}-stack`,
+    title: `Update the ${c.label}`,
+    when: (ctx) => c.pick(ctx.settings) !== undefined,
+    check: async (ctx) => ctx.companions[c.kind]?.atTarget,
+    async run(ctx) {
+      const companion = c.pick(ctx.settings)!;
+      return withCompanionClients(ctx, companion, async (aws) => {
+        let review = ctx.companions[c.kind] ?? (await reviewCompanion(ctx, aws, companion, c.file));
+        const stack = await readStack(aws.cloudFormation, review.stackName);
+        const { token } = updateNames(stack.name, review.templateUrl);
+        if (updateRunning(stack.status)) {
+          await ctx.say(`${stack.name}: an update is already running (${stack.status}); following it instead of starting another`);
+        } else {
+          // The update seen running at review time has ended since: look again.
+          if (review.plan === undefined) review = ctx.companions[c.kind] = await reviewCompanion(ctx, aws, companion, c.file);
+          if (review.atTarget !== undefined) return review.atTarget;
+          await execute(ctx, aws, stack.name, review.plan!);
+        }
+        await followUpdate(aws.cloudFormation, stack.name, token, { pollMs: ctx.pollMs, timeoutMs: ctx.updateTimeoutMs, say: ctx.say });
+        return `${stack.name}: UPDATE_COMPLETE with ${review.templateUrl}`;
+      });
+    },
+  };
+}
+
+function remember(ctx: VpcContext, stackName: string, plan: ChangeSetPlan, companion?: CompanionStack): void {
+  ctx.unexecuted = ctx.unexecuted.filter((p) => !(p.stackName === stackName && p.changeSet === plan.changeSet));
+  if (!plan.empty) ctx.unexecuted.push({ stackName, changeSet: plan.changeSet, companion });
+}
+
+async function execute(ctx: VpcContext, aws: AwsClients, stackName: string, plan: ChangeSetPlan): Promise<void> {
+  ctx.unexecuted = ctx.unexecuted.filter((p) => !(p.stackName === stackName && p.changeSet === plan.changeSet));
+  await executeChangeSet(aws.cloudFormation, stackName, plan);
+}
+
+/**
+ * After a failed run: deletes the change sets this run reviewed and did not execute, so a refused
+ * run (maintenance never verified, a failed hook) leaves every stack as it found it. Never throws;
+ * returns what it deleted and what it could not.
+ */
+export async function discardUnexecuted(ctx: VpcContext): Promise<{ deleted: string[]; left: string[] }> {
+  const deleted: string[] = [];
+  const left: string[] = [];
+  for (const p of ctx.unexecuted) {
+    try {
+      await withCompanionClients(ctx, p.companion, (aws) => aws.cloudFormation.send(new DeleteChangeSetCommand({ StackName: p.stackName, ChangeSetName: p.changeSet })));
+      deleted.push(`${p.stackName}/${p.changeSet}`);
+    } catch (err) {
+      left.push(`${p.stackName}/${p.changeSet} (${(err as Error).name}: ${(err as Error).message})`);
+    }
+  }
+  ctx.unexecuted = [];
+  return { deleted, left };
+}
+
+async function withCompanionClients<T>(ctx: VpcContext, companion: CompanionStack | undefined, work: (aws: AwsClients) => Promise<T>): Promise<T> {
+  if (!companion || (!companion.region && !companion.profile && !companion.assumeRoleArn)) return work(ctx.aws);
+  const aws = createAwsClients(await awsSettingsFor(awsSettingsFromEnv(), { region: companion.region ?? ctx.settings.region, profile: companion.profile, assumeRoleArn: companion.assumeRoleArn }));
+  try {
+    return await work(aws);
+  } finally {
+    aws.destroy();
+  }
 }
