@@ -34,16 +34,62 @@ export interface PulumiInstall {
  * The Pulumi CLI for the SDK: `pulumi` on PATH when it is at least the SDK's version (the
  * Automation API's own rule), else the toolchain cache (scripts/provision-pulumi.sh): the build of
  * the SDK's own version, or else the oldest cached build newer than it. Throws with a hint when
- * there is none.
+ * there is none. Runs `pulumi version` on a CLI found on PATH (the bed's own calls); a run of the
+ * driver uses `pulumiCommand`, which asks each CLI its version once per process.
  */
 export function findPulumi(env: NodeJS.ProcessEnv = process.env): PulumiInstall {
-  const version = pulumiSdkVersion();
   const onPath = whichPulumi(env);
   const pathVersion = onPath ? pulumiVersionOf(onPath) : undefined;
-  if (onPath && pathVersion && compareVersions(pathVersion.replace(/^v/, ""), version) >= 0) {
-    const binDir = path.dirname(onPath);
-    return { root: path.dirname(binDir), binDir, version: pathVersion.replace(/^v/, ""), source: "PATH" };
+  if (onPath && pathVersion && compareVersions(pathVersion, pulumiSdkVersion()) >= 0) return pathInstall(onPath, pathVersion);
+  return cachedInstall(env) ?? noPulumi(env, onPath, pathVersion);
+}
+
+/** What the Automation API runs the CLI through, and which install that is. */
+export interface PulumiCli {
+  command: import("@pulumi/pulumi/automation").PulumiCommand;
+  install: PulumiInstall;
+}
+
+const pulumiClis = new Map<string, Promise<PulumiCli>>();
+
+/**
+ * `findPulumi`'s choice as the Automation API's `PulumiCommand`, made once per process for a given
+ * PATH and cache: each `PulumiCommand.get` runs `pulumi version`, and a CLI start costs a few hundred
+ * milliseconds (a fleet or a test file would otherwise pay it for every stack).
+ */
+export function pulumiCommand(env: NodeJS.ProcessEnv = process.env): Promise<PulumiCli> {
+  const key = `${env.PATH ?? ""}\0${toolchainCache(env)}`;
+  let found = pulumiClis.get(key);
+  if (!found) {
+    found = choosePulumiCommand(env);
+    found.catch(() => pulumiClis.delete(key));
+    pulumiClis.set(key, found);
   }
+  return found;
+}
+
+async function choosePulumiCommand(env: NodeJS.ProcessEnv): Promise<PulumiCli> {
+  const { PulumiCommand } = await import("@pulumi/pulumi/automation");
+  const onPath = whichPulumi(env);
+  let pathVersion: string | undefined;
+  if (onPath) {
+    const install = pathInstall(onPath, "0.0.0");
+    // the Automation API's own `pulumi version` call doubles as ours
+    const command = await PulumiCommand.get({ root: install.root, skipVersionCheck: true }).catch(() => undefined);
+    pathVersion = command?.version?.toString();
+    if (command && pathVersion && compareVersions(pathVersion, pulumiSdkVersion()) >= 0) return { command, install: { ...install, version: pathVersion } };
+  }
+  const install = cachedInstall(env) ?? noPulumi(env, onPath, pathVersion);
+  return { command: await PulumiCommand.get({ root: install.root }), install };
+}
+
+function pathInstall(bin: string, version: string): PulumiInstall {
+  const binDir = path.dirname(bin);
+  return { root: path.dirname(binDir), binDir, version: version.replace(/^v/, ""), source: "PATH" };
+}
+
+function cachedInstall(env: NodeJS.ProcessEnv): PulumiInstall | undefined {
+  const version = pulumiSdkVersion();
   const cache = path.join(toolchainCache(env), "pulumi");
   const built = (fs.existsSync(cache) ? fs.readdirSync(cache) : [])
     .filter((d) => /^v\d+\.\d+\.\d+$/.test(d) && fs.existsSync(path.join(cache, d, "bin", ".complete")))
@@ -51,10 +97,14 @@ export function findPulumi(env: NodeJS.ProcessEnv = process.env): PulumiInstall 
     .filter((v) => compareVersions(v, version) >= 0)
     .sort(compareVersions);
   const chosen = built.includes(version) ? version : built[0];
-  if (chosen !== undefined) {
-    const root = path.join(cache, `v${chosen}`);
-    return { root, binDir: path.join(root, "bin"), version: chosen, source: "cache" };
-  }
+  if (chosen === undefined) return undefined;
+  const root = path.join(cache, `v${chosen}`);
+  return { root, binDir: path.join(root, "bin"), version: chosen, source: "cache" };
+}
+
+function noPulumi(env: NodeJS.ProcessEnv, onPath: string | undefined, pathVersion: string | undefined): never {
+  const version = pulumiSdkVersion();
+  const cache = path.join(toolchainCache(env), "pulumi");
   throw new UpgradeError({
     what: `find a Pulumi CLI for the SDK v${version}`,
     why: onPath ? `${onPath} is ${pathVersion ?? "of unknown version"}, older than the SDK, and ${cache} has no build at or above v${version}` : `no pulumi (with pulumi-language-nodejs beside it) on PATH, and ${cache} has no build at or above v${version}`,
@@ -65,8 +115,8 @@ export function findPulumi(env: NodeJS.ProcessEnv = process.env): PulumiInstall 
 
 /** Compares dotted numeric versions ("3.248.0"); pre-release suffixes are ignored. */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
-  const pb = b.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
+  const pa = a.replace(/^v/, "").split(/[.-]/).map((x) => parseInt(x, 10) || 0);
+  const pb = b.replace(/^v/, "").split(/[.-]/).map((x) => parseInt(x, 10) || 0);
   for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
   return 0;
 }

@@ -244,10 +244,10 @@ export const engineLocksPrefix = ".pulumi/locks/";
  * never ran the stack): the project's name and backend.url from Pulumi.yaml, the CLI's login.
  */
 export async function projectBackend(cwd: string, env: Record<string, string | undefined>): Promise<{ url: string; project: string; store?: BackendStore }> {
-  const { LocalWorkspace, PulumiCommand } = await import("@pulumi/pulumi/automation");
-  const { findPulumi } = await import("../lib/toolchain");
+  const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
+  const { pulumiCommand: findCommand } = await import("../lib/toolchain");
   const clean = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-  const pulumiCommand = await PulumiCommand.get({ root: findPulumi(clean).root });
+  const pulumiCommand = (await findCommand(clean)).command;
   const workspace = await LocalWorkspace.create({ workDir: cwd, pulumiCommand, envVars: clean });
   const settings = await workspace.projectSettings();
   const login = env.PULUMI_BACKEND_URL || settings.backend?.url ? undefined : (await workspace.whoAmI()).url;

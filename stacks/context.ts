@@ -7,6 +7,7 @@ import type { Step } from "../lib/steps";
 import type { BackendStore } from "./backend";
 import type { Journal, RunState } from "./journal";
 import type { RunLock } from "./lock";
+import type { StackState } from "./stackState";
 
 /** Everything the steps of one run share. Steps fill in what later steps read. */
 export interface RunContext {
@@ -18,7 +19,11 @@ export interface RunContext {
   /** Environment for Pulumi commands and AWS clients (process env + options.env). */
   env: Record<string, string>;
   aws: () => AwsClients;
+  /** Where the Pulumi CLI of the run is (select-stack). */
+  pulumiBinDir?: string;
   stack?: Stack;
+  /** The stack's checkpoint as select-stack read it (read again after a repair). */
+  state?: StackState;
   outputs?: OutputMap;
   runbook?: Runbook;
   /** Code Ocean: what read-outputs found. */

@@ -3,13 +3,14 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { LocalWorkspace, PulumiCommand, type EngineEvent } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, type EngineEvent } from "@pulumi/pulumi/automation";
 import { badInput, refused, UpgradeError } from "../lib/errors";
 import type { Step } from "../lib/steps";
-import { findPulumi } from "../lib/toolchain";
+import { pulumiCommand } from "../lib/toolchain";
 import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
-import { codeOceanTargets } from "./runbooks/codeocean/targets";
+import { codeOceanTargets, readsSecretOutputs } from "./runbooks/codeocean/targets";
+import { configuredValue, outputsOf, pendingDeletes, readStackState } from "./stackState";
 import { lastRun, lastRunInBackend, newerRun } from "./journal";
 import * as os from "node:os";
 import { backendKind, backendUrlFromSettings, lockKey, openBackendStore } from "./backend";
@@ -29,10 +30,13 @@ export const selectStack: Step<RunContext> = {
     if (!fs.existsSync(path.join(cwd, "Pulumi.yaml")) && !fs.existsSync(path.join(cwd, "Pulumi.yml"))) {
       throw badInput(`open the Pulumi project in ${cwd}`, "there is no Pulumi.yaml there", "pass --cwd <the deployment's project directory>");
     }
-    const install = findPulumi(ctx.env);
-    const pulumiCommand = await PulumiCommand.get({ root: install.root });
+    const { command, install } = await pulumiCommand(ctx.env);
+    ctx.pulumiBinDir = install.binDir;
+    // `stack select` and the state read are independent reads: one CLI start's wait instead of two
+    const state = readStackState(install.binDir, cwd, ctx.env, stack);
+    state.catch(() => undefined); // a missing stack fails both; select's error is the one reported
     try {
-      ctx.stack = await LocalWorkspace.selectStack({ stackName: stack, workDir: cwd }, { pulumiCommand, envVars: ctx.env });
+      ctx.stack = await LocalWorkspace.selectStack({ stackName: stack, workDir: cwd }, { pulumiCommand: command, envVars: ctx.env });
     } catch (err) {
       const message = (err as Error).message ?? "";
       const backendProblem = /NoSuchBucket|InvalidAccessKeyId|AccessDenied|SignatureDoesNotMatch|ExpiredToken|NoCredentialProviders|failed to refresh cached credentials|no EC2 IMDS role found|StatusCode: 403/.exec(message);
@@ -47,12 +51,13 @@ export const selectStack: Step<RunContext> = {
         );
       }
       if (/no stack named|not found/i.test(message)) {
-        const ws = await LocalWorkspace.create({ workDir: cwd, pulumiCommand, envVars: ctx.env });
+        const ws = await LocalWorkspace.create({ workDir: cwd, pulumiCommand: command, envVars: ctx.env });
         const names = (await ws.listStacks().catch(() => [])).map((s) => s.name);
         throw badInput(`select the stack ${stack}`, "no stack of that name in this project's backend", `known stacks: ${names.join(", ") || "none"}; check PULUMI_BACKEND_URL / pulumi login`);
       }
       throw new UpgradeError({ what: `select the stack ${stack}`, why: firstErrorLine(message), cause: err });
     }
+    ctx.state = await pulumiCall("read the stack's state", () => state);
     return `${stack} in ${cwd} (pulumi v${install.version}, ${install.source})`;
   },
 };
@@ -62,8 +67,9 @@ async function openBackend(ctx: RunContext): Promise<NonNullable<RunContext["bac
   if (ctx.backend) return ctx.backend;
   const workspace = ctx.stack!.workspace;
   const settings = await workspace.projectSettings();
-  const { url } = await workspace.whoAmI();
-  const backendUrl = backendUrlFromSettings(ctx.env, settings.backend?.url, url) ?? "";
+  // `pulumi whoami` (a CLI start) only when neither the environment nor Pulumi.yaml names the backend
+  const login = ctx.env.PULUMI_BACKEND_URL || settings.backend?.url ? undefined : (await workspace.whoAmI()).url;
+  const backendUrl = backendUrlFromSettings(ctx.env, settings.backend?.url, login) ?? "";
   ctx.backend = { url: backendUrl, project: settings.name, store: openBackendStore(backendUrl, ctx.env) };
   return ctx.backend;
 }
@@ -114,8 +120,7 @@ export const repairInterruptedUpdate: Step<RunContext> = {
   readOnly: true, // a dry run reports; it repairs nothing
   async run(ctx) {
     const stack = ctx.stack!;
-    const state = (await pulumiCall("read the stack's state", () => stack.exportStack())).deployment as { pending_operations?: Array<{ type: string; resource: { urn: string } }> };
-    const pending = state.pending_operations ?? [];
+    const pending = ctx.state!.pendingOperations;
     const { project, store } = await openBackend(ctx);
     const locks = store ? await engineLocks(store, project, ctx.options.stack) : [];
     if (pending.length === 0 && locks.length === 0) return "none";
@@ -141,6 +146,7 @@ export const repairInterruptedUpdate: Step<RunContext> = {
         stack.refresh({ clearPendingCreates: true, onEvent: (event) => ctx.emit({ type: "engine", step: "repair-interrupted-update", event }) }),
       );
     }
+    ctx.state = await pulumiCall("read the stack's state", () => readStackState(ctx.pulumiBinDir!, ctx.options.cwd, ctx.env, ctx.options.stack));
     return `repaired: ${plan}`;
   },
 };
@@ -175,7 +181,7 @@ export const readOutputs: Step<RunContext> = {
   title: "Read the stack outputs",
   readOnly: true,
   async run(ctx) {
-    ctx.outputs = await pulumiCall("read the stack outputs", () => ctx.stack!.outputs());
+    ctx.outputs = outputsOf(ctx.state!);
     const configured = ctx.options.runbook !== "auto" ? ctx.options.runbook : await configuredRunbook(ctx);
     const name = configured ?? (ctx.outputs.ec2ServicesInstanceId ? codeOceanPrivateCloud.name : "none");
     if (name !== "none") {
@@ -183,6 +189,8 @@ export const readOutputs: Step<RunContext> = {
       if (!ctx.runbook) throw badInput("choose the runbook", `unknown runbook ${JSON.stringify(name)}`, `known: ${Object.keys(RUNBOOKS).join(", ")}, none`);
     }
     if (ctx.runbook === codeOceanPrivateCloud) {
+      // the export leaves secrets encrypted: decrypt the outputs only when the runbook reads a secret one
+      if (readsSecretOutputs(ctx.outputs)) ctx.outputs = await pulumiCall("read the stack outputs", () => ctx.stack!.outputs());
       const { targets, notes } = codeOceanTargets(ctx.outputs);
       ctx.deployment = targets;
       for (const message of notes) ctx.emit({ type: "note", step: "read-outputs", message });
@@ -195,9 +203,12 @@ export const readOutputs: Step<RunContext> = {
   },
 };
 
+/** Config key `upgrade:runbook`, read from the stack's files (no CLI start); an encrypted value through the CLI. */
 async function configuredRunbook(ctx: RunContext): Promise<string | undefined> {
-  const all = await ctx.stack!.getAllConfig();
-  return all["upgrade:runbook"]?.value;
+  const project = await ctx.stack!.workspace.projectSettings();
+  const value = configuredValue(ctx.options.cwd, ctx.options.stack, "upgrade:runbook", project as { stackConfigDir?: string; config?: Record<string, unknown> });
+  if (value !== "secure") return value;
+  return (await pulumiCall("read config upgrade:runbook", () => ctx.stack!.getConfig("upgrade:runbook"))).value;
 }
 
 export const checkoutRelease: Step<RunContext> = {
@@ -261,8 +272,8 @@ export const planUpdate: Step<RunContext> = {
     // A replacement whose delete failed (an ASG held by protected instances) leaves the old
     // resource in the state marked for deletion: the preview does not count it, but the next `up`
     // deletes it, so the stack is not up to date and the runbook must run first.
-    const state = (await pulumiCall("read the stack's state", () => ctx.stack!.exportStack())).deployment as { resources?: Array<{ urn: string; delete?: boolean }> };
-    const leftovers = (state.resources ?? []).filter((r) => r.delete).map((r) => r.urn.split("::").at(-1));
+    // (the state read at select-stack: a preview does not change it, nor do the steps since, but repair, which reads it again)
+    const leftovers = pendingDeletes(ctx.state!);
     const none = leftovers.length === 0 && Object.entries(changes).every(([op, n]) => op === "same" || n === 0);
     const summary = `${formatChanges(changes)}${leftovers.length ? `; ${leftovers.length} replaced resource(s) still to delete (${leftovers.join(", ")})` : ""}`;
     if (ctx.options.dryRun && ctx.options.release && !(await checkoutRelease.check!(ctx))) {

@@ -137,10 +137,10 @@ export function expandStackPatterns(patterns: string[], known: string[] | undefi
 
 /** The stacks of a project's backend (for globs). */
 export async function listBackendStacks(cwd: string, env: Record<string, string | undefined>): Promise<string[]> {
-  const { LocalWorkspace, PulumiCommand } = await import("@pulumi/pulumi/automation");
-  const { findPulumi } = await import("../lib/toolchain");
+  const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
+  const { pulumiCommand: findCommand } = await import("../lib/toolchain");
   const clean = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-  const pulumiCommand = await PulumiCommand.get({ root: findPulumi(clean).root });
+  const pulumiCommand = (await findCommand(clean)).command;
   if (!fs.existsSync(path.join(cwd, "Pulumi.yaml")) && !fs.existsSync(path.join(cwd, "Pulumi.yml"))) {
     throw badInput(`list the stacks of ${cwd}`, "there is no Pulumi.yaml there", "pass --cwd <the project directory>");
   }

@@ -59,3 +59,22 @@ test("a config edit between plan-update and preview makes the preview run again,
   expect(result.outputs?.message).toBe("fourth");
   expect(result.steps.map((s) => [s.step, s.status])).toContainEqual(["up", "done"]);
 });
+
+test("before the preview the driver starts the Pulumi CLI three times: version, stack select and stack export", async () => {
+  // a `pulumi` on PATH that logs its arguments, then runs the bed's CLI
+  const root = fs.mkdtempSync(path.join(bed.dir, "logged-pulumi-"));
+  const log = path.join(root, "calls.log");
+  fs.mkdirSync(path.join(root, "bin"));
+  const real = path.join(bed.pulumi!.install.binDir, "pulumi");
+  fs.writeFileSync(path.join(root, "bin", "pulumi"), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  fs.symlinkSync(path.join(bed.pulumi!.install.binDir, "pulumi-language-nodejs"), path.join(root, "bin", "pulumi-language-nodejs"));
+  await stack.setConfig("message", { value: "logged" });
+  const result = await upgrade({ stack: "one", cwd: workDir, runbook: "none", yes: true, env: { ...bed.env, PATH: `${path.join(root, "bin")}${path.delimiter}${bed.env.PATH}` } });
+  expect(result.exitCode).toBe(0);
+  const calls = fs.readFileSync(log, "utf8").trim().split("\n").map((c) => c.split(" --")[0]!.replace(/ --stack one.*/, ""));
+  const firstEngine = calls.findIndex((c) => /^(preview|up)\b/.test(c));
+  expect(calls.slice(0, firstEngine).sort()).toEqual(["stack export", "stack select", "version"]);
+  // one preview (replayed at the preview step), one up
+  expect(calls.filter((c) => /^(preview|up)\b/.test(c)).map((c) => c.split(" ")[0])).toEqual(["preview", "up"]);
+  expect(result.outputs?.message).toBe("logged");
+});

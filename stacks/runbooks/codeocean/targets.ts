@@ -20,7 +20,7 @@ export function codeOceanTargets(outputs: OutputMap): { targets: CodeOceanTarget
   }
   const notes: string[] = [];
   const asgOutputs = new Set(["workersAsgId", "workersGpuAsgId"]);
-  for (const key of Object.keys(outputs)) if (/(AsgId|AsgName)$/.test(key)) asgOutputs.add(key);
+  for (const key of Object.keys(outputs)) if (readByRunbook(key) && key !== "ec2ServicesInstanceId") asgOutputs.add(key);
   const workerAsgs: CodeOceanTargets["workerAsgs"] = [];
   for (const output of [...asgOutputs].sort(byKnownFirst)) {
     const value = outputs[output]?.value;
@@ -40,6 +40,14 @@ export function codeOceanTargets(outputs: OutputMap): { targets: CodeOceanTarget
   }
   if (workerAsgs.length === 0) notes.push("no worker auto scaling group in the outputs");
   return { targets: { servicesInstanceId: services, workerAsgs }, notes };
+}
+
+/** The outputs this runbook reads: the services instance and the worker ASGs. */
+const readByRunbook = (key: string) => key === "ec2ServicesInstanceId" || /(AsgId|AsgName)$/.test(key);
+
+/** Whether one of the outputs the runbook reads is a secret (so its value must be decrypted first). */
+export function readsSecretOutputs(outputs: OutputMap): boolean {
+  return Object.entries(outputs).some(([key, o]) => o.secret && readByRunbook(key));
 }
 
 const KNOWN = ["workersAsgId", "workersGpuAsgId"];
