@@ -44,9 +44,12 @@ export function engineLine(event: EngineEvent): string | undefined {
     return `${symbol(op.op)} ${op.type} ${op.urn.split("::").pop()}${changes.length ? ` (${changes.join("; ")})` : ""}${failed}`;
   }
   const diag = event.diagnosticEvent;
-  if (diag && !diag.ephemeral && (diag.severity === "error" || diag.severity === "warning" || (diag.severity === "info" && diag.urn))) {
+  // info lines: a resource's own, and the workflow providers' progress, which reaches the engine
+  // without a URN (lib/progress.ts) but names its workflow ("codeocean-vpc prod → 3.8.2: …")
+  if (diag && !diag.ephemeral && (diag.severity === "error" || diag.severity === "warning" || diag.severity === "info")) {
     const text = diag.message.trim().split("\n")[0];
-    return diag.severity === "info" ? `${diag.urn!.split("::").pop()}: ${text}` : `${diag.severity}: ${text}`;
+    if (diag.severity !== "info") return `${diag.severity}: ${text}`;
+    return diag.urn ? `${diag.urn.split("::").pop()}: ${text}` : text;
   }
   return undefined;
 }
@@ -100,6 +103,9 @@ function describeEvent(e: UpgradeEvent, verbose: boolean): string | undefined {
       return `${e.status === "succeeded" ? "succeeded" : "FAILED"} in ${formatDuration(e.durationMs)} (exit ${e.exitCode})${e.error ? `\n  ${e.error}` : ""}${e.hint && !e.error?.includes(e.hint) ? `\n  hint: ${e.hint}` : ""}`;
   }
 }
+
+/** A workflow's progress line that asks the operator to act (lib/progress.ts callers say it so). */
+const ACTION_NEEDED = /\bACTION NEEDED\b/;
 
 const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 const DONE: Record<StepStatus, string> = { done: "\x1b[32m✔\x1b[0m", skipped: "\x1b[2m–\x1b[0m", failed: "\x1b[31m✖\x1b[0m" };
@@ -165,8 +171,9 @@ function ttyRenderer(out: NodeJS.WriteStream, verbose: boolean): Renderer {
         const text = engineLine(e.event);
         const row = current(e.step);
         if (text && row) row.detail = text;
-        // the planned changes stay on screen for the confirmation that follows the preview
-        if (text && (verbose || /^error/.test(text) || e.step === "preview")) print(`  ${text}`);
+        // the planned changes stay on screen for the confirmation that follows the preview, and so
+        // does what a workflow asks the operator to do (enable maintenance mode in the admin panel)
+        if (text && (verbose || /^error/.test(text) || e.step === "preview" || ACTION_NEEDED.test(text))) print(`  ${text}`);
         break;
       }
       case "summary":

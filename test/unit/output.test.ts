@@ -30,11 +30,11 @@ test("the engine's provider resources are not listed", () => {
   expect(engineLine({ sequence: 1, timestamp: 0, resOutputsEvent: { metadata: meta } } as EngineEvent)).toBeUndefined();
 });
 
-test("a resource's own progress (info with a urn) is shown; the program's bare info and debug are not", () => {
+test("a resource's own progress (info with a urn) and a workflow provider's (without) are shown; debug is not", () => {
   const diag = (severity: string, withUrn: boolean) =>
     engineLine({ sequence: 1, timestamp: 0, diagnosticEvent: { message: "hop 23.09.8 → 23.09.10: done\n", severity, color: "never", ...(withUrn ? { urn } : {}) } } as EngineEvent);
   expect(diag("info", true)).toBe("gpu: hop 23.09.8 → 23.09.10: done");
-  expect(diag("info", false)).toBeUndefined();
+  expect(diag("info", false)).toBe("hop 23.09.8 → 23.09.10: done");
   expect(diag("debug", true)).toBeUndefined();
   expect(diag("warning", false)).toBe("warning: hop 23.09.8 → 23.09.10: done");
 });
@@ -71,4 +71,30 @@ test("the live task list never wraps a row (the redraw counts one terminal line 
   expect(rows.length).toBeGreaterThan(0);
   for (const row of rows) expect([row, [...row].length <= 80]).toEqual([row, true]);
   expect(rows.some((r) => r.includes("Lock the stack for this run (0:00) — locked (/work") && r.endsWith("…"))).toBe(true);
+});
+
+test("a workflow's ACTION NEEDED line stays on screen during `up`, above the live task list", () => {
+  const written: string[] = [];
+  const out = { columns: 120, write: (s: string) => (written.push(s), true) } as unknown as NodeJS.WriteStream;
+  const renderer = createRenderer("tty", out);
+  const say = (message: string) =>
+    renderer.sink({ type: "engine", step: "up", event: { sequence: 1, timestamp: 0, diagnosticEvent: { message: `${message}\n`, severity: "info", color: "never" } } as EngineEvent });
+  renderer.sink({ type: "step-start", step: "up", title: "Apply the update (pulumi up)", time: new Date().toISOString() });
+  say("codeocean-vpc prod-vpc → 3.8.2: maintenance: ACTION NEEDED: enable maintenance mode in the Code Ocean admin panel");
+  say("codeocean-vpc prod-vpc → 3.8.2: maintenance: waiting: 3 Batch job(s) active");
+  renderer.close();
+  const printed = written.join("").replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").split("\n");
+  // printed as a line of its own (two leading spaces), not only as the step row's latest detail
+  expect(printed).toContain("  codeocean-vpc prod-vpc → 3.8.2: maintenance: ACTION NEEDED: enable maintenance mode in the Code Ocean admin panel");
+  expect(printed).not.toContain("  codeocean-vpc prod-vpc → 3.8.2: maintenance: waiting: 3 Batch job(s) active");
+  expect(printed.some((l) => l.includes("Apply the update (pulumi up)") && l.includes("waiting: 3 Batch job(s) active"))).toBe(true);
+});
+
+test("the plain log shows a workflow's progress during `up`", () => {
+  const written: string[] = [];
+  const out = { write: (s: string) => (written.push(s), true) } as unknown as NodeJS.WriteStream;
+  const renderer = createRenderer("plain", out);
+  renderer.sink({ type: "engine", step: "up", event: { sequence: 1, timestamp: 0, diagnosticEvent: { message: "utilitarian 2.0.0: backup: verified\n", severity: "info", color: "never" } } as EngineEvent });
+  renderer.close();
+  expect(written.join("")).toContain("[up] utilitarian 2.0.0: backup: verified");
 });
