@@ -113,18 +113,23 @@ export function describeContainers(all: ContainerState[], services: string[]): s
 
 /**
  * `manage.py migrate` processes still running in the API container (left by a run that was
- * killed: `compose exec` ends with its client, the command in the container does not).
+ * killed: `compose exec` ends with its client, the command in the container does not). Read from
+ * the container's /proc with its own sh (podman's compat API answers `compose top` with EOF).
  */
 export async function migrateProcesses(d: Deployment): Promise<string[]> {
-  const out = await compose(d, "list the processes of the API container (docker compose top)", ["top", d.settings.services.api]);
+  const script = `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f" 2>/dev/null; echo; done`;
+  const out = await compose(d, "list the processes in the API container", ["exec", "-T", d.settings.services.api, "sh", "-c", script]);
   const manage = d.settings.manage.split(/\s+/).filter(Boolean).join(" ");
   return out.split("\n").map((l) => l.trim()).filter((l) => l.includes(`${manage} migrate`));
 }
 
-/** Writes a file atomically: a temp file beside it, then rename (never half-written). */
+/**
+ * Writes a file atomically: a temp file beside it, then rename, and only once the whole text is
+ * written (a failed write, e.g. a full disk, leaves the file as it was and removes the temp file).
+ */
 export async function writeFileAtomically(d: Deployment, file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await d.host.run(`write ${file}`, `cat > ${shq(tmp)} && chmod --reference=${shq(file)} ${shq(tmp)} 2>/dev/null; mv -f ${shq(tmp)} ${shq(file)}`, { stdin: text });
+  const tmp = shq(`${file}.tmp-${process.pid}`);
+  await d.host.run(`write ${file}`, `if cat > ${tmp}; then chmod --reference=${shq(file)} ${tmp} 2>/dev/null; mv -f ${tmp} ${shq(file)}; else rm -f ${tmp}; exit 1; fi`, { stdin: text });
 }
 
 // ---- database ------------------------------------------------------------------------------
