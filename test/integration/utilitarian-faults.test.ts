@@ -133,6 +133,22 @@ test("the database unreachable for pg_dump: refused with a hint, nothing stopped
   expect(backups()).toEqual([]);
 });
 
+test("the backup location full: pg_dump fails on it, refused naming the space, nothing stopped", async () => {
+  const full = app.fullBackupDir();
+  try {
+    await own.setSystems(system("2.0.0", (s) => ((s.backups as Record<string, unknown>).dir = full.dir)));
+    const { result } = await run();
+    expect(result.exitCode).toBe(1);
+    expect(result.error?.message).toMatch(
+      /stopped at step backup; the completed version stays 1\.0\.0: could not dump the database \(utilitarian@127\.0\.0\.1:\d+\/utilitarian\) on \S+: pg_dump: error: could not write to output file: No space left on device \| pg_dump failed \(what to do: \S+backups-full has no room for the dump: free space there or set backups\.dir to a larger disk, then run again; nothing was stopped\)/,
+    );
+    await expectUntouched();
+    expect(fs.readdirSync(full.dir)).toEqual(["filler"]);
+  } finally {
+    full.release();
+  }
+});
+
 test("a backup that does not verify (the dump cut short after pg_dump reported success): refused before anything stops, the file set aside", async () => {
   const rowsBefore = meters();
   // database.tools names the bed's PostgreSQL programs; its pg_dump is the real one, then the file loses its second half

@@ -58,6 +58,11 @@ export interface UtilitarianFixture {
    * file that lost its tail after pg_dump reported success: what the verification is for).
    */
   pgToolsCuttingDumps(): string;
+  /**
+   * A backup location whose disk is full: a small tmpfs mounted in the bed's dir and filled up
+   * (root may mount here). `release` unmounts it (the bed's stop does too).
+   */
+  fullBackupDir(): { dir: string; release(): void };
   /** Rows of a table in a backup file (its COPY data, as pg_restore reads it). */
   backupRows(file: string, table: string): number;
   /**
@@ -287,6 +292,20 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
         ].join("\n");
         fs.writeFileSync(path.join(dir, "pg_dump"), script, { mode: 0o755 });
         return dir;
+      },
+      fullBackupDir() {
+        const dir = path.join(root, "backups-full");
+        fs.mkdirSync(dir, { recursive: true });
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k,mode=0700", "uo-backups-full", dir], { stdio: ["ignore", "ignore", "pipe"] });
+        let mounted = true;
+        const release = () => {
+          if (mounted) execFileSync("umount", [dir], { stdio: ["ignore", "ignore", "pipe"] });
+          mounted = false;
+        };
+        stops.push(async () => release());
+        // fill it: writes until the disk refuses
+        spawnSync("sh", ["-c", `cat /dev/zero > ${JSON.stringify(path.join(dir, "filler"))}`], { stdio: "ignore", timeout: 10_000 });
+        return { dir, release };
       },
       backupRows(file, table) {
         const lines = pgRestore(["--data-only", "--table", table, "--file", "-", file]).split("\n");

@@ -1,5 +1,5 @@
 import { check, diff, downgradeRefusal, planFrom } from "../../workflows/utilitarian/provider";
-import type { ContainerState } from "../../workflows/utilitarian/remote";
+import { describeContainers, type ContainerState } from "../../workflows/utilitarian/remote";
 import { fingerprintOf, parseServiceConfig, parseServiceSettings } from "../../workflows/utilitarian/settings";
 
 const settings = (version: string, extra: Record<string, unknown> = {}) => ({
@@ -87,4 +87,11 @@ test("a rotated key or password is no change; a moved project is", async () => {
   const olds = { version: "2.0.0", fingerprint };
   expect((await diff(olds, settings("2.0.0", { ssh: { host: "10.0.0.5", user: "ops", privateKey: "OTHER" } }))).changes).toBe(false);
   expect((await diff(olds, settings("2.0.0", { compose: { projectDir: "/opt/u" } }))).changes).toBe(true);
+});
+
+test("the services' state in one line, grouped as the host reports them", () => {
+  const all: ContainerState[] = [at("2.0.0"), at("1.0.0", "exited", "utilitarian-beat"), { service: "utilitarian_poster", state: "exited", image: "quay.io/pwit/utilitarian-poster:1.0.0" }];
+  expect(describeContainers(all, ["utilitarian_api", "utilitarian-beat", "utilitarian-worker", "utilitarian_poster"])).toBe(
+    "running: utilitarian_api (quay.io/pwit/utilitarian:2.0.0); exited: utilitarian-beat (quay.io/pwit/utilitarian:1.0.0), utilitarian_poster (quay.io/pwit/utilitarian-poster:1.0.0); no container: utilitarian-worker",
+  );
 });

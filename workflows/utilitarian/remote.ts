@@ -196,7 +196,9 @@ export async function takeVerifiedBackup(d: Deployment, from: string, to: string
       why,
       hint:
         result.code === 11
-          ? "check that the database is reachable from the host and the database settings; nothing was stopped"
+          ? /No space left on device|Disk quota exceeded|File too large/i.test(why)
+            ? `${s.backups.dir} has no room for the dump: free space there or set backups.dir to a larger disk, then run again; nothing was stopped`
+            : "check that the database is reachable from the host and the database settings; nothing was stopped"
           : result.code === 13
             ? "the database user needs CREATEDB to verify a backup by restoring it; nothing was stopped"
             : `the backup does not restore, so it is not one (kept as ${file}.unverified, never used): check free space in ${s.backups.dir} and that pg_dump (database.tools) matches the server, then run again; nothing was stopped`,
