@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import { UpgradeError } from "../../lib/errors";
+import { withRetry } from "../../lib/retry";
 import { lastLines, shq, type RemoteHost } from "../../lib/ssh";
 import { parseImage, readComposeFile, type ComposeFile } from "./composeFile";
 import type { UtilitarianSettings } from "./settings";
@@ -66,12 +67,23 @@ export interface ContainerState {
   image: string;
 }
 
-/** The project's containers (`compose ps --all`). */
+/**
+ * The project's service containers (`compose ps --all`), without one-off `compose run`
+ * containers. A one-off removed between compose's listing and its inspection makes the listing
+ * fail ("no such container"): that is retried.
+ */
 export async function containers(d: Deployment): Promise<ContainerState[]> {
-  const out = (await compose(d, "list the containers", ["ps", "--all", "--format", "json"])).trim();
+  const list = () =>
+    compose(d, "list the containers", ["ps", "--all", "--format", "json"]).catch((err) => {
+      if (err instanceof UpgradeError && /no such container/i.test(err.why)) throw new UpgradeError({ what: err.what, why: err.why, permanent: false });
+      throw err;
+    });
+  const out = (await withRetry("list the containers", list, { retries: 3, minTimeoutMs: 300, maxTimeoutMs: 1000 })).trim();
   if (!out) return [];
   const rows = (out.startsWith("[") ? JSON.parse(out) : out.split("\n").filter(Boolean).map((l) => JSON.parse(l))) as Array<Record<string, string>>;
-  return rows.map((r) => ({ service: r.Service ?? "", state: String(r.State ?? "").toLowerCase(), image: r.Image ?? "" }));
+  return rows
+    .filter((r) => !String(r.Labels ?? "").includes("com.docker.compose.oneoff=True"))
+    .map((r) => ({ service: r.Service ?? "", state: String(r.State ?? "").toLowerCase(), image: r.Image ?? "" }));
 }
 
 export const running = (all: ContainerState[], service: string) => all.some((c) => c.service === service && c.state === "running");
