@@ -304,9 +304,12 @@ export interface RemoteHost {
   close(): void;
 }
 
-/** Connects (retrying a refused or dropped connection twice) and wraps the session as a RemoteHost. */
-export async function connectRemote(target: SshTarget, options: { name: string; commandTimeoutMs: number }): Promise<RemoteHost> {
-  const session = await withRetry(`connect to ${options.name}`, () => connectSsh(target), { retries: 2, minTimeoutMs: 500 });
+/**
+ * Connects (retrying a refused or dropped connection twice, or `retries` times: a preview with a
+ * short deadline does not retry) and wraps the session as a RemoteHost.
+ */
+export async function connectRemote(target: SshTarget, options: { name: string; commandTimeoutMs: number; retries?: number }): Promise<RemoteHost> {
+  const session = await withRetry(`connect to ${options.name}`, () => connectSsh(target), { retries: options.retries ?? 2, minTimeoutMs: 500 });
   const exec = (command: string, o: { stdin?: string; timeoutMs?: number } = {}) =>
     session.run(command, { timeoutMs: o.timeoutMs ?? options.commandTimeoutMs, stdin: o.stdin });
   return {

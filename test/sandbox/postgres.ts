@@ -21,6 +21,8 @@ export interface Postgres {
   readonly url: string;
   /** The server's major version (15 on Debian 12). */
   readonly majorVersion: number;
+  /** The directory of this PostgreSQL's programs (pg_dump, pg_restore, psql, …). */
+  readonly bin: string;
   /** Runs SQL as the database's owner through psql; returns the rows, tab-separated. */
   query(sql: string): string;
   readonly process: ManagedProcess;
@@ -79,6 +81,7 @@ export async function startPostgres(options: { database?: string; user?: string;
       password,
       url: `postgresql://${user}:${password}@127.0.0.1:${port}/${database}`,
       majorVersion,
+      bin,
       query: (sql) => psql(sql, database, user).trim(),
       process: proc,
       stop,

@@ -45,6 +45,31 @@ export interface UtilitarianFixture {
   apiVersion(): Promise<{ version: string; migrations: string[] } | undefined>;
   /** Publishes messages to the poster's queue (from the host, with the image's own kombu). */
   publish(count: number, prefix: string): void;
+  /** The operator's site directory, mounted into the API at /var/lib/utilitarian/site (site templates). */
+  readonly siteDir: string;
+  // Fault knobs: each gives the real program a real cause to fail on, or to take long.
+  /** A site template whose `{% compress %}` block links a stylesheet that does not exist: `manage.py compress` fails on it (false: removed). */
+  brokenSiteTemplate(on: boolean): void;
+  /** While on, 2.0.0's data migration holds with its transaction open (a hold file in the site dir). */
+  holdMigration(on: boolean): void;
+  /**
+   * A directory for the `database.tools` setting: the bed's PostgreSQL programs, except that after
+   * the real pg_dump has written the whole dump and exited 0, the dump is cut to half its size (a
+   * file that lost its tail after pg_dump reported success: what the verification is for).
+   */
+  pgToolsCuttingDumps(): string;
+  /**
+   * A backup location whose disk is full: a small tmpfs mounted in the bed's dir and filled up
+   * (root may mount here). `release` unmounts it (the bed's stop does too).
+   */
+  fullBackupDir(): { dir: string; release(): void };
+  /** Rows of a table in a backup file (its COPY data, as pg_restore reads it). */
+  backupRows(file: string, table: string): number;
+  /**
+   * The way back the workflow's messages name: stop the services, restore the backup
+   * (pg_restore --clean --if-exists), put back the previous compose file, start everything.
+   */
+  rollBack(backup: string, previousComposeFile: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -65,6 +90,7 @@ services:
     command: ["python3", "manage.py", "runserver", "127.0.0.1:${options.apiPort}", "--noreload"]
     volumes:
       - ./static:/var/lib/utilitarian/static
+      - ./site:/var/lib/utilitarian/site:ro
 
   utilitarian-worker:
     <<: *utilitarian
@@ -134,6 +160,8 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
     const projectDir = path.join(root, "project");
     const backupDir = path.join(root, "backups");
     fs.mkdirSync(path.join(projectDir, "static"), { recursive: true });
+    const siteDir = path.join(projectDir, "site");
+    fs.mkdirSync(path.join(siteDir, "templates"), { recursive: true });
     fs.mkdirSync(backupDir, { recursive: true });
     const apiPort = await freePort();
     const composeFile = path.join(projectDir, "compose.yaml");
@@ -148,6 +176,7 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
         `DATABASE_PASSWORD=${postgres.password}`,
         `CELERY_BROKER_URL=${rabbitmq.url}`,
         `POSTER_QUEUE=${POSTER_QUEUE}`,
+        "UTILITARIAN_SITE_DIR=/var/lib/utilitarian/site",
         "",
       ].join("\n"),
       { mode: 0o600 },
@@ -178,14 +207,19 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
         return undefined;
       }
     };
-    for (let i = 0; !(await apiVersion()); i++) {
-      if (i > 150) throw new Error(`the stand-in API did not answer on ${apiUrl} within 30s`);
-      await delay(200);
-    }
-    for (let i = 0; rabbitmq.depth(POSTER_QUEUE) === undefined; i++) {
-      if (i > 60) throw new Error(`the poster did not declare ${POSTER_QUEUE} within 30s`);
-      await delay(500);
-    }
+    const serving = async () => {
+      for (let i = 0; !(await apiVersion()); i++) {
+        if (i > 150) throw new Error(`the stand-in API did not answer on ${apiUrl} within 30s`);
+        await delay(200);
+      }
+      for (let i = 0; rabbitmq.depth(POSTER_QUEUE) === undefined; i++) {
+        if (i > 60) throw new Error(`the poster did not declare ${POSTER_QUEUE} within 30s`);
+        await delay(500);
+      }
+    };
+    await serving();
+    const pgRestore = (args: string[]) =>
+      execFileSync(path.join(postgres.bin, "pg_restore"), args, { encoding: "utf8", maxBuffer: 256 << 20, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000, env: { ...process.env, PGPASSWORD: postgres.password } });
     const privateKey = fs.readFileSync(sshd.privateKeyPath, "utf8");
     return {
       projectDir,
@@ -228,6 +262,64 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
           stdio: ["ignore", "ignore", "pipe"],
           timeout: 60_000,
         });
+      },
+      siteDir,
+      brokenSiteTemplate(on) {
+        const file = path.join(siteDir, "templates", "meters", "site_banner.html");
+        if (!on) return fs.rmSync(file, { force: true });
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(file, `{% load compress %}{% compress css %}<link rel="stylesheet" href="/static/meters/site-banner.css">{% endcompress %}\n`);
+      },
+      holdMigration(on) {
+        const file = path.join(siteDir, "hold-migration");
+        if (on) fs.writeFileSync(file, "");
+        else fs.rmSync(file, { force: true });
+      },
+      pgToolsCuttingDumps() {
+        const dir = path.join(root, "pg-tools-cutting-dumps");
+        fs.mkdirSync(dir, { recursive: true });
+        for (const tool of ["pg_restore", "psql", "createdb", "dropdb"]) {
+          if (!fs.existsSync(path.join(dir, tool))) fs.symlinkSync(path.join(postgres.bin, tool), path.join(dir, tool));
+        }
+        const script = [
+          "#!/bin/sh",
+          "# The real pg_dump, then its output file (-f) cut to half its size.",
+          'out=""; prev=""',
+          'for a in "$@"; do [ "$prev" = "-f" ] && out="$a"; prev="$a"; done',
+          `${path.join(postgres.bin, "pg_dump")} "$@" || exit $?`,
+          '[ -n "$out" ] && truncate -s $(( $(stat -c %s "$out") / 2 )) "$out"',
+          "",
+        ].join("\n");
+        fs.writeFileSync(path.join(dir, "pg_dump"), script, { mode: 0o755 });
+        return dir;
+      },
+      fullBackupDir() {
+        const dir = path.join(root, "backups-full");
+        fs.mkdirSync(dir, { recursive: true });
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k,mode=0700", "uo-backups-full", dir], { stdio: ["ignore", "ignore", "pipe"] });
+        let mounted = true;
+        const release = () => {
+          if (mounted) execFileSync("umount", [dir], { stdio: ["ignore", "ignore", "pipe"] });
+          mounted = false;
+        };
+        stops.push(async () => release());
+        // fill it: writes until the disk refuses
+        spawnSync("sh", ["-c", `cat /dev/zero > ${JSON.stringify(path.join(dir, "filler"))}`], { stdio: "ignore", timeout: 10_000 });
+        return { dir, release };
+      },
+      backupRows(file, table) {
+        const lines = pgRestore(["--data-only", "--table", table, "--file", "-", file]).split("\n");
+        const start = lines.findIndex((l) => l.startsWith(`COPY public.${table} `));
+        const end = start < 0 ? -1 : lines.indexOf("\\.", start);
+        if (end < 0) throw new Error(`${file} holds no data of ${table}`);
+        return end - start - 1;
+      },
+      async rollBack(backup, previousComposeFile) {
+        compose(["stop", "--timeout", "5"]);
+        pgRestore(["--clean", "--if-exists", "--no-owner", "-h", postgres.host, "-p", String(postgres.port), "-U", postgres.user, "-d", postgres.database, backup]);
+        fs.copyFileSync(previousComposeFile, composeFile);
+        compose(["up", "-d"]);
+        await serving();
       },
       stop,
     };

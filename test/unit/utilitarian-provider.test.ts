@@ -1,4 +1,5 @@
-import { check, diff } from "../../workflows/utilitarian/provider";
+import { check, diff, downgradeRefusal, planFrom } from "../../workflows/utilitarian/provider";
+import { describeContainers, type ContainerState } from "../../workflows/utilitarian/remote";
 import { fingerprintOf, parseServiceConfig, parseServiceSettings } from "../../workflows/utilitarian/settings";
 
 const settings = (version: string, extra: Record<string, unknown> = {}) => ({
@@ -36,12 +37,48 @@ test("check lists the services whose image changes", async () => {
   ]);
 });
 
-test("a downgrade is refused naming the backup to restore instead; the password is not in the message", async () => {
-  const olds = { version: "2.0.0", backup: { path: "/var/backups/utilitarian/utilitarian-1.0.0-to-2.0.0-20261125T120000Z.dump", sha256: "ab" } };
-  await expect(diff(olds, settings("1.0.0"))).rejects.toThrow(
+const parsedSettings = (version: string, extra: Record<string, unknown> = {}) => {
+  const parsed = parseServiceSettings(settings(version, extra));
+  if (!("settings" in parsed)) throw new Error(JSON.stringify(parsed.issues));
+  return parsed.settings;
+};
+const at = (tag: string, state = "running", service = "utilitarian_api"): ContainerState => ({ service, state, image: `quay.io/pwit/utilitarian:${tag}` });
+
+test("an upgrade starts from the state's version, also when the compose file already names the target (a resume)", () => {
+  expect(planFrom(parsedSettings("2.0.0"), "1.0.0", { file: "1.0.0", containers: [at("1.0.0")] })).toEqual({ from: "1.0.0" });
+  expect(planFrom(parsedSettings("2.0.0"), "1.0.0", { file: "2.0.0", containers: [at("2.0.0"), at("1.0.0", "exited", "utilitarian-beat")] })).toEqual({ from: "1.0.0" });
+  // a new resource adopts what the host runs
+  expect(planFrom(parsedSettings("2.0.0"), undefined, { file: "1.0.0", containers: [] })).toEqual({ from: "1.0.0" });
+});
+
+test("a host changed outside the stack is taken as it is: rolled back by restore, or upgraded by hand", () => {
+  expect(planFrom(parsedSettings("1.0.0"), "2.0.0", { file: "1.0.0", containers: [at("1.0.0")] })).toEqual({ from: "1.0.0" });
+  expect(planFrom(parsedSettings("3.0.0"), "1.0.0", { file: "2.0.0", containers: [at("2.0.0")] })).toEqual({ from: "2.0.0" });
+  expect(planFrom(parsedSettings("3.0.0"), "1.0.0", { file: "1.5.0", containers: [at("1.5.0")] })).toEqual({ from: "1.5.0" });
+});
+
+test("a downgrade is judged against the newest version the host names or runs, not the state", () => {
+  expect(planFrom(parsedSettings("1.0.0"), "2.0.0", { file: "2.0.0", containers: [at("2.0.0")] })).toEqual({ downgradeFrom: "2.0.0" });
+  // state 1.0.0, an interrupted upgrade left the API on 2.0.0: 1.5.0 would be a downgrade
+  expect(planFrom(parsedSettings("1.5.0"), "1.0.0", { file: "2.0.0", containers: [at("2.0.0")] })).toEqual({ downgradeFrom: "2.0.0" });
+  // a container still running a newer image than the compose file names counts
+  expect(planFrom(parsedSettings("1.5.0"), "1.0.0", { file: "1.0.0", containers: [at("2.0.0", "running", "utilitarian-worker")] })).toEqual({ downgradeFrom: "2.0.0" });
+  // stopped containers and other repositories do not
+  expect(planFrom(parsedSettings("1.5.0"), "1.0.0", { file: "1.0.0", containers: [at("2.0.0", "exited"), { service: "utilitarian_api", state: "running", image: "quay.io/other/app:9.0.0" }] })).toEqual({ from: "1.0.0" });
+});
+
+test("a downgrade refusal names the backup taken before the upgrade to the running version; the password is not in it", () => {
+  const backup = { path: "/var/backups/utilitarian/utilitarian-1.0.0-to-2.0.0-20261125T120000Z.dump", sha256: "ab" };
+  const message = downgradeRefusal(parsedSettings("1.0.0"), "2.0.0", backup);
+  expect(message).toMatch(
     /2\.0\.0 → 1\.0\.0 is a downgrade.*restore the backup taken before the upgrade to 2\.0\.0: \/var\/backups\/utilitarian\/utilitarian-1\.0\.0-to-2\.0\.0-20261125T120000Z\.dump \(PGPASSWORD=… pg_restore --clean --if-exists --no-owner -h db -p 5432 -U utilitarian -d utilitarian/,
   );
-  await expect(diff(olds, settings("1.0.0"))).rejects.not.toThrow(/PW/);
+  expect(message).not.toMatch(/PW/);
+  // a backup of another upgrade is not the way back from this one
+  expect(downgradeRefusal(parsedSettings("1.0.0"), "3.0.0", backup, "2.0.0")).toMatch(/3\.0\.0 → 1\.0\.0 is a downgrade \(the host runs 3\.0\.0; the state's last completed version is 2\.0\.0\).*restore the database from a backup taken before the upgrade to 3\.0\.0, then/);
+  expect(downgradeRefusal(parsedSettings("1.0.0", { database: { host: "db", name: "utilitarian", user: "utilitarian", password: "PW", tools: "/usr/lib/postgresql/16/bin" } }), "2.0.0", backup)).toMatch(
+    /\(PGPASSWORD=… \/usr\/lib\/postgresql\/16\/bin\/pg_restore --clean/,
+  );
 });
 
 test("a rotated key or password is no change; a moved project is", async () => {
@@ -50,4 +87,11 @@ test("a rotated key or password is no change; a moved project is", async () => {
   const olds = { version: "2.0.0", fingerprint };
   expect((await diff(olds, settings("2.0.0", { ssh: { host: "10.0.0.5", user: "ops", privateKey: "OTHER" } }))).changes).toBe(false);
   expect((await diff(olds, settings("2.0.0", { compose: { projectDir: "/opt/u" } }))).changes).toBe(true);
+});
+
+test("the services' state in one line, grouped as the host reports them", () => {
+  const all: ContainerState[] = [at("2.0.0"), at("1.0.0", "exited", "utilitarian-beat"), { service: "utilitarian_poster", state: "exited", image: "quay.io/pwit/utilitarian-poster:1.0.0" }];
+  expect(describeContainers(all, ["utilitarian_api", "utilitarian-beat", "utilitarian-worker", "utilitarian_poster"])).toBe(
+    "running: utilitarian_api (quay.io/pwit/utilitarian:2.0.0); exited: utilitarian-beat (quay.io/pwit/utilitarian:1.0.0), utilitarian_poster (quay.io/pwit/utilitarian-poster:1.0.0); no container: utilitarian-worker",
+  );
 });

@@ -1,11 +1,12 @@
+import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { UpgradeError } from "../../lib/errors";
 import { partialFailure, providerMessage } from "../../lib/dynamicProvider";
 import { createProgress } from "../../lib/progress";
 import { connectRemote, type RemoteHost } from "../../lib/ssh";
-import { runSteps } from "../../lib/steps";
+import { runSteps, type StepsOutcome } from "../../lib/steps";
 import { parseImage } from "./composeFile";
-import { deploymentOf, imageFileOf, readComposeFiles, restoreCommand, type Backup, type Deployment } from "./remote";
+import { containers, deploymentOf, describeContainers, hostVersion, restoreCommand, type Backup, type HostVersion } from "./remote";
 import { compareVersions, fingerprintOf, imageServices, parseServiceSettings, type UtilitarianSettings } from "./settings";
 import { previousPath, upgradeSteps, type UpgradeContext } from "./steps";
 
@@ -13,9 +14,11 @@ import { previousPath, upgradeSteps, type UpgradeContext } from "./steps";
  * The UtilitarianService provider's work (resource.ts holds only a thin provider that loads this
  * module at call time, as a dynamic provider must).
  *
- * `check` validates the settings (errors name the key), refuses a downgrade (Django migrations
- * are forward-only: the hint names the backup to restore instead) and adds `imageChanges`, the
- * compose services whose image changes, so the preview shows them beside `version: A → B`.
+ * `check` validates the settings (errors name the key) and adds `imageChanges`, the compose
+ * services whose image changes, so the preview shows them beside `version: A → B`. `diff`, when
+ * the version changes, reads the version the host runs over SSH (a short deadline) and refuses a
+ * downgrade against it (Django migrations are forward-only: the message names the backup to
+ * restore instead); where the host differs from the state it says so in the preview.
  * `update` runs the runbook (steps.ts). Outputs: `version` (the last version the whole deployment
  * completed: after a failure, the old one), `backup` (path and sha256 of the verified backup the
  * last upgrade took), `imageChanges`, `fingerprint`.
@@ -49,23 +52,98 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
   return { inputs: { ...news, imageChanges: changesOf(parsed.settings, from) } };
 }
 
+/**
+ * The preview's look at the host, when the version changes: connects (deadlines.previewSeconds),
+ * reads the version the host runs, refuses a downgrade against it, and says so when it differs
+ * from the state's last completed version. Done here rather than in check, because diff gets the
+ * state's outputs (the completed version, the backup), where check gets the old inputs only,
+ * which after a failed run already hold the target.
+ */
 export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
   const parsed = parseServiceSettings(strip(news));
   const from = typeof olds.version === "string" ? olds.version : undefined;
-  if ("settings" in parsed && from !== undefined && compareVersions(parsed.settings.version, from) < 0) {
-    throw new Error(downgradeRefusal(parsed.settings, from, (olds.backup as Backup | null | undefined) ?? null));
+  if ("settings" in parsed && from !== undefined && parsed.settings.version !== from) {
+    await previewAgainstHost(parsed.settings, from, (olds.backup as Backup | null | undefined) ?? null);
   }
   const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
   return { changes: olds.version !== news.version || fingerprint !== olds.fingerprint, replaces: [], deleteBeforeReplace: false };
 }
 
-/** Django migrations are forward-only: the way back is the backup the last upgrade took. */
-function downgradeRefusal(s: UtilitarianSettings, from: string, backup: Backup | null): string {
-  const restore = backup
-    ? `to go back, restore the backup taken before the upgrade to ${from}: ${backup.path} (${restoreCommand(s, backup.path)}), then run the old image`
-    : `to go back, restore the database from a backup taken before the upgrade to ${from}, then run the old image`;
-  return `Utilitarian ${from} → ${s.version} is a downgrade, which Django's forward-only migrations do not allow; ${restore}`;
+async function previewAgainstHost(settings: UtilitarianSettings, stateVersion: string, lastBackup: Backup | null): Promise<void> {
+  const { info, warn } = createProgress(`utilitarian ${settings.version}`);
+  const seconds = settings.deadlines.previewSeconds;
+  let host: RemoteHost | undefined;
+  try {
+    const where = hostName(settings);
+    host = await connectRemote(sshTargetOf(settings, seconds * 1000), { name: where, commandTimeoutMs: seconds * 1000, retries: 0 }).catch((err) => {
+      throw new UpgradeError({
+        what: `read the version ${where} runs (the preview of ${stateVersion} → ${settings.version})`,
+        why: err instanceof UpgradeError ? err.why : (err as Error).message,
+        hint: `check ssh.host, ssh.port and that the host is up: the preview reads the running version before it plans an upgrade (deadline deadlines.previewSeconds: ${seconds}s); nothing was changed`,
+      });
+    });
+    const d = deploymentOf(host, settings);
+    const seen = await hostVersion(d);
+    const plan = planFrom(settings, stateVersion, seen);
+    const running = describeContainers(seen.containers, imageServices(settings));
+    if ("downgradeFrom" in plan) throw new Error(downgradeRefusal(settings, plan.downgradeFrom, lastBackup, stateVersion));
+    await info(`the host runs ${seen.file} (its compose file; ${running}): ${plan.from === settings.version ? "nothing to upgrade" : `plan ${plan.from} → ${settings.version}`}`);
+    if (seen.file !== stateVersion) {
+      const why =
+        plan.from === stateVersion
+          ? `an upgrade to ${seen.file} was interrupted: up resumes it`
+          : plan.from === settings.version
+            ? `changed outside this stack, e.g. rolled back by restoring a backup: up records ${plan.from} and changes nothing`
+            : `changed outside this stack: the upgrade starts from ${plan.from}`;
+      await warn(`the host runs ${seen.file}, the state's last completed version is ${stateVersion} (${why})`);
+    }
+  } catch (err) {
+    if (err instanceof UpgradeError) throw new Error(providerMessage(err));
+    throw err;
+  } finally {
+    host?.close();
+  }
 }
+
+/**
+ * Where an upgrade to the target starts, from the state's last completed version and what the
+ * host runs (pure). Django migrations are forward-only, so a target below the newest version the
+ * host names or runs is a downgrade. An upgrade from the state's version starts there, also when
+ * the compose file already names the target (an interrupted run resumes); a host changed outside
+ * the stack (rolled back by restoring the backup, or upgraded by hand) is taken as it is.
+ */
+export function planFrom(settings: UtilitarianSettings, stateVersion: string | undefined, host: HostVersion): { from: string } | { downgradeFrom: string } {
+  const target = settings.version;
+  const tags = host.containers
+    .filter((c) => c.state === "running" && imageServices(settings).includes(c.service))
+    .map((c) => parseImage(c.image))
+    .filter((ref) => ref.repository === settings.image.repository && /^\d+\.\d+\.\d+$/.test(ref.tag))
+    .map((ref) => ref.tag);
+  const newest = [host.file, ...tags].reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b));
+  if (compareVersions(target, newest) < 0) return { downgradeFrom: newest };
+  if (stateVersion !== undefined && compareVersions(target, stateVersion) > 0 && (host.file === stateVersion || host.file === target)) return { from: stateVersion };
+  return { from: host.file };
+}
+
+/** Django migrations are forward-only: the way back is the backup taken before the upgrade to `running`. */
+export function downgradeRefusal(s: UtilitarianSettings, running: string, backup: Backup | null, stateVersion?: string): string {
+  const ofThat = backup && path.posix.basename(backup.path).includes(`-to-${running}-`) ? backup : null;
+  const restore = ofThat
+    ? `to go back, restore the backup taken before the upgrade to ${running}: ${ofThat.path} (${restoreCommand(s, ofThat.path)}), then run the old image`
+    : `to go back, restore the database from a backup taken before the upgrade to ${running}, then run the old image`;
+  const state = stateVersion !== undefined && stateVersion !== running ? ` (the host runs ${running}; the state's last completed version is ${stateVersion})` : "";
+  return `Utilitarian ${running} → ${s.version} is a downgrade${state}, which Django's forward-only migrations do not allow; ${restore}`;
+}
+
+const hostName = (s: UtilitarianSettings) => `${s.ssh.user}@${s.ssh.host}${s.ssh.port ? `:${s.ssh.port}` : ""}`;
+const sshTargetOf = (s: UtilitarianSettings, readyTimeoutMs?: number) => ({
+  host: s.ssh.host,
+  port: s.ssh.port,
+  username: s.ssh.user,
+  privateKey: s.ssh.privateKey,
+  knownHostsPath: s.ssh.knownHostsPath,
+  readyTimeoutMs,
+});
 
 /** Adopts a running deployment: reads the version its compose file names, upgrades when the target is newer. */
 export async function create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult> {
@@ -98,13 +176,11 @@ async function converge(id: string, settings: UtilitarianSettings, stateVersion:
   });
   let host: RemoteHost | undefined;
   try {
-    host = await connectRemote(
-      { host: settings.ssh.host, port: settings.ssh.port, username: settings.ssh.user, privateKey: settings.ssh.privateKey, knownHostsPath: settings.ssh.knownHostsPath },
-      { name: `${settings.ssh.user}@${settings.ssh.host}${settings.ssh.port ? `:${settings.ssh.port}` : ""}`, commandTimeoutMs: settings.deadlines.commandSeconds * 1000 },
-    );
+    host = await connectRemote(sshTargetOf(settings), { name: hostName(settings), commandTimeoutMs: settings.deadlines.commandSeconds * 1000 });
     const d = deploymentOf(host, settings);
-    const from = stateVersion ?? (await runningVersion(d));
-    if (compareVersions(settings.version, from) < 0) throw new Error(downgradeRefusal(settings, from, lastBackup));
+    const plan = planFrom(settings, stateVersion, await hostVersion(d));
+    if ("downgradeFrom" in plan) throw new Error(downgradeRefusal(settings, plan.downgradeFrom, lastBackup, stateVersion));
+    const from = plan.from;
     if (from === settings.version) {
       await info(`already at ${from}`);
       return outputs(from, lastBackup, from);
@@ -113,7 +189,8 @@ async function converge(id: string, settings: UtilitarianSettings, stateVersion:
     const ctx: UpgradeContext = { d, from, to: settings.version, info };
     const outcome = await runSteps(upgradeSteps(), ctx, { dryRun: false, emit: (event) => void reportStep(event, info) });
     if (outcome.failure !== undefined) {
-      throw partialFailure(id, outputs(from, ctx.backup ?? lastBackup, from), provider, failureMessage(ctx, outcome.failure));
+      const failedStep = outcome.records.find((r) => r.status === "failed")?.step ?? "(unknown)";
+      throw partialFailure(id, outputs(from, ctx.backup ?? lastBackup, from), provider, await failureMessage(ctx, failedStep, outcome));
     }
     return outputs(settings.version, ctx.backup ?? null, from);
   } catch (err) {
@@ -124,36 +201,24 @@ async function converge(id: string, settings: UtilitarianSettings, stateVersion:
   }
 }
 
-/** The version the compose file names for the API (a deployment adopted by a new resource). */
-async function runningVersion(d: Deployment): Promise<string> {
-  const files = await readComposeFiles(d);
-  const image = imageFileOf(files, d.settings.services.api)?.image(d.settings.services.api);
-  const tag = image === undefined ? undefined : parseImage(image).tag;
-  if (!tag || !/^\d+\.\d+\.\d+$/.test(tag)) {
-    throw new UpgradeError({
-      what: "read the running Utilitarian version",
-      why: image === undefined ? `${d.settings.services.api} has no image in ${d.files.join(", ")}` : `${d.settings.services.api} runs ${image}, not a release tag`,
-      hint: "check services.api and compose.files",
-      exitCode: 2,
-      permanent: true,
-    });
-  }
-  return tag;
-}
-
 async function reportStep(event: import("../../lib/events").UpgradeEvent, info: (m: string) => Promise<void>): Promise<void> {
   if (event.type !== "step-end") return;
   const outcome = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
   await info(`${event.step} ${outcome} [${(event.durationMs / 1000).toFixed(1)}s]`.replace(/\s*\n\s*/g, " "));
 }
 
-/** What the operator needs after a failed run: what runs now, the verified backup and how to restore it. */
-function failureMessage(ctx: UpgradeContext, failure: unknown): string {
+/** What the operator needs after a failed run: the step, what runs now, the verified backup and how to restore it. */
+async function failureMessage(ctx: UpgradeContext, step: string, outcome: StepsOutcome): Promise<string> {
   const s = ctx.d.settings;
-  const head = `Utilitarian upgrade ${ctx.from} → ${ctx.to} stopped; the completed version stays ${ctx.from}`;
+  const head = `Utilitarian upgrade ${ctx.from} → ${ctx.to} stopped at step ${step}; the completed version stays ${ctx.from}`;
+  // What runs now, as the host says (best effort: the message must not fail for want of it).
+  const now = await containers(ctx.d)
+    .then((all) => ` Services now: ${describeContainers(all, [...imageServices(s), ...s.services.dependents])}.`)
+    .catch(() => "");
+  const migrated = outcome.records.some((r) => r.step === "migrate" && r.status !== "failed") ? " The migrations are applied." : "";
   const backup = ctx.backup ? ` Verified backup: ${ctx.backup.path} (sha256 ${ctx.backup.sha256}); to restore it: ${restoreCommand(s, ctx.backup.path)}, and put back ${previousPath(ctx.imageFile?.label ?? ctx.d.files[0]!, ctx.from)}.` : "";
   if (ctx.failedMigration !== undefined) {
-    return `${head}: migration ${ctx.failedMigration} failed (${providerMessage(failure)}). The API runs ${s.image.repository}:${ctx.to}, the beat, workers and dependents are stopped. Fix the data and run \`up\` again (it resumes at migrate), or restore.${backup}`;
+    return `${head}: migration ${ctx.failedMigration} failed (${providerMessage(outcome.failure)}).${now} Fix the data and run \`up\` again (it resumes at migrate), or restore.${backup}`;
   }
-  return `${head}: ${providerMessage(failure)}.${backup}`;
+  return `${head}: ${providerMessage(outcome.failure)}.${now}${migrated}${backup}`;
 }

@@ -1,7 +1,8 @@
 import * as path from "node:path";
 import { UpgradeError } from "../../lib/errors";
+import { withRetry } from "../../lib/retry";
 import { lastLines, shq, type RemoteHost } from "../../lib/ssh";
-import { readComposeFile, type ComposeFile } from "./composeFile";
+import { parseImage, readComposeFile, type ComposeFile } from "./composeFile";
 import type { UtilitarianSettings } from "./settings";
 
 /**
@@ -66,25 +67,89 @@ export interface ContainerState {
   image: string;
 }
 
-/** The project's containers (`compose ps --all`). */
+/**
+ * The project's service containers (`compose ps --all`), without one-off `compose run`
+ * containers. A one-off removed between compose's listing and its inspection makes the listing
+ * fail ("no such container"): that is retried.
+ */
 export async function containers(d: Deployment): Promise<ContainerState[]> {
-  const out = (await compose(d, "list the containers", ["ps", "--all", "--format", "json"])).trim();
+  const list = () =>
+    compose(d, "list the containers", ["ps", "--all", "--format", "json"]).catch((err) => {
+      if (err instanceof UpgradeError && /no such container/i.test(err.why)) throw new UpgradeError({ what: err.what, why: err.why, permanent: false });
+      throw err;
+    });
+  const out = (await withRetry("list the containers", list, { retries: 3, minTimeoutMs: 300, maxTimeoutMs: 1000 })).trim();
   if (!out) return [];
   const rows = (out.startsWith("[") ? JSON.parse(out) : out.split("\n").filter(Boolean).map((l) => JSON.parse(l))) as Array<Record<string, string>>;
-  return rows.map((r) => ({ service: r.Service ?? "", state: String(r.State ?? "").toLowerCase(), image: r.Image ?? "" }));
+  return rows
+    .filter((r) => !String(r.Labels ?? "").includes("com.docker.compose.oneoff=True"))
+    .map((r) => ({ service: r.Service ?? "", state: String(r.State ?? "").toLowerCase(), image: r.Image ?? "" }));
 }
 
 export const running = (all: ContainerState[], service: string) => all.some((c) => c.service === service && c.state === "running");
 
-/** Writes a file atomically: a temp file beside it, then rename (never half-written). */
+/** What the host runs: the API's image tag in the compose files, and the project's containers. */
+export interface HostVersion {
+  /** The tag the compose files name for the API (what the deployment is set to run). */
+  file: string;
+  containers: ContainerState[];
+}
+
+export async function hostVersion(d: Deployment): Promise<HostVersion> {
+  const files = await readComposeFiles(d);
+  const api = d.settings.services.api;
+  const image = imageFileOf(files, api)?.image(api);
+  const tag = image === undefined ? undefined : parseImage(image).tag;
+  if (!tag || !/^\d+\.\d+\.\d+$/.test(tag)) {
+    throw new UpgradeError({
+      what: "read the version the Utilitarian host runs",
+      why: image === undefined ? `${api} has no image in ${d.files.join(", ")}` : `${api} runs ${image}, not a release tag`,
+      hint: "check services.api and compose.files",
+      exitCode: 2,
+      permanent: true,
+    });
+  }
+  return { file: tag, containers: await containers(d) };
+}
+
+/** Running containers and their states in one line: "running: a, b (repo:2.0.0); exited: c (repo:1.0.0)". */
+export function describeContainers(all: ContainerState[], services: string[]): string {
+  const groups = new Map<string, string[]>();
+  for (const name of services) {
+    const c = all.find((x) => x.service === name);
+    const key = c ? `${c.state === "running" ? "running" : `${c.state || "stopped"}`}` : "no container";
+    groups.set(key, [...(groups.get(key) ?? []), c ? `${name} (${c.image})` : name]);
+  }
+  return [...groups].map(([state, names]) => `${state}: ${names.join(", ")}`).join("; ");
+}
+
+/**
+ * `manage.py migrate` processes still running in the API container (left by a run that was
+ * killed: `compose exec` ends with its client, the command in the container does not). Read from
+ * the container's /proc with its own sh (podman's compat API answers `compose top` with EOF).
+ */
+export async function migrateProcesses(d: Deployment): Promise<string[]> {
+  const script = `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f" 2>/dev/null; echo; done`;
+  const out = await compose(d, "list the processes in the API container", ["exec", "-T", d.settings.services.api, "sh", "-c", script]);
+  const manage = d.settings.manage.split(/\s+/).filter(Boolean).join(" ");
+  return out.split("\n").map((l) => l.trim()).filter((l) => l.includes(`${manage} migrate`));
+}
+
+/**
+ * Writes a file atomically: a temp file beside it, then rename, and only once the whole text is
+ * written (a failed write, e.g. a full disk, leaves the file as it was and removes the temp file).
+ */
 export async function writeFileAtomically(d: Deployment, file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await d.host.run(`write ${file}`, `cat > ${shq(tmp)} && chmod --reference=${shq(file)} ${shq(tmp)} 2>/dev/null; mv -f ${shq(tmp)} ${shq(file)}`, { stdin: text });
+  const tmp = shq(`${file}.tmp-${process.pid}`);
+  await d.host.run(`write ${file}`, `if cat > ${tmp}; then chmod --reference=${shq(file)} ${tmp} 2>/dev/null; mv -f ${tmp} ${shq(file)}; else rm -f ${tmp}; exit 1; fi`, { stdin: text });
 }
 
 // ---- database ------------------------------------------------------------------------------
 
 const pgArgs = (s: UtilitarianSettings) => `-h ${shq(s.database.host)} -p ${s.database.port} -U ${shq(s.database.user)}`;
+/** A PostgreSQL client program: from database.tools, or as the host's PATH finds it. */
+const pg = (s: UtilitarianSettings, program: "pg_dump" | "pg_restore" | "createdb" | "dropdb" | "psql") =>
+  s.database.tools ? shq(path.posix.join(s.database.tools, program)) : program;
 /** Reads the password from stdin into PGPASSWORD (never on a command line, never in a file). */
 const withPassword = (script: string) => `IFS= read -r PGPASSWORD; export PGPASSWORD; set -e; ${script}`;
 
@@ -107,26 +172,30 @@ export async function existingBackup(d: Deployment, from: string, to: string): P
 const backupPrefix = (from: string, to: string) => `utilitarian-${from}-to-${to}-`;
 
 /**
- * pg_dump -Fc to a timestamped file, then verified: `pg_restore --list` reads it whole and a
- * restore into a scratch database succeeds (the scratch database is dropped after). The checksum
- * file is written last: its presence means "verified".
+ * pg_dump -Fc to a timestamped file, then verified: `pg_restore --list` reads its table of
+ * contents and a restore into a scratch database reads it whole (the scratch database is dropped
+ * after). The checksum file is written last: its presence means "verified". A dump that does not
+ * verify is renamed `<file>.unverified` (kept for inspection, never used).
  */
 export async function takeVerifiedBackup(d: Deployment, from: string, to: string): Promise<Backup & { tables: number }> {
   const s = d.settings;
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   const file = path.posix.join(s.backups.dir, `${backupPrefix(from, to)}${stamp}.dump`);
   const scratch = `${s.database.name}_verify_${stamp.toLowerCase()}`;
+  const f = shq(file);
   const script = withPassword(
     [
       `umask 077; mkdir -p ${shq(s.backups.dir)}`,
-      `pg_dump -Fc ${pgArgs(s)} -d ${shq(s.database.name)} -f ${shq(`${file}.partial`)} || { echo "pg_dump failed" >&2; rm -f ${shq(`${file}.partial`)}; exit 11; }`,
-      `mv -f ${shq(`${file}.partial`)} ${shq(file)}`,
-      `entries=$(pg_restore --list ${shq(file)} 2>&1) || { echo "pg_restore --list cannot read it: $(echo "$entries" | tail -n 1)" >&2; exit 12; }`,
-      `createdb ${pgArgs(s)} ${shq(scratch)} || exit 13`,
-      `trap 'dropdb --if-exists ${pgArgs(s)} ${shq(scratch)} >/dev/null 2>&1' EXIT`,
-      `pg_restore --no-owner --exit-on-error ${pgArgs(s)} -d ${shq(scratch)} ${shq(file)} || { echo "the restore into a scratch database failed" >&2; exit 14; }`,
-      `tables=$(psql ${pgArgs(s)} -d ${shq(scratch)} -tAc "SELECT count(*) FROM information_schema.tables WHERE table_schema='public'")`,
-      `sha256sum ${shq(file)} | cut -d' ' -f1 > ${shq(`${file}.sha256`)}`,
+      `not_verified() { echo "$2" >&2; mv -f ${f} ${shq(`${file}.unverified`)}; exit $1; }`,
+      `${pg(s, "pg_dump")} -Fc ${pgArgs(s)} -d ${shq(s.database.name)} -f ${shq(`${file}.partial`)} || { echo "pg_dump failed" >&2; rm -f ${shq(`${file}.partial`)}; exit 11; }`,
+      `mv -f ${shq(`${file}.partial`)} ${f}`,
+      `entries=$(${pg(s, "pg_restore")} --list ${f} 2>&1) || not_verified 12 "pg_restore --list cannot read it: $(echo "$entries" | tail -n 2 | tr '\\n' ' ')"`,
+      `${pg(s, "createdb")} ${pgArgs(s)} ${shq(scratch)} || exit 13`,
+      `drop_scratch() { ${pg(s, "dropdb")} --if-exists ${pgArgs(s)} ${shq(scratch)} >/dev/null 2>&1; }`,
+      "trap drop_scratch EXIT",
+      `restored=$(${pg(s, "pg_restore")} --no-owner --exit-on-error ${pgArgs(s)} -d ${shq(scratch)} ${f} 2>&1) || not_verified 14 "the restore into a scratch database failed: $(echo "$restored" | tail -n 2 | tr '\\n' ' ')"`,
+      `tables=$(${pg(s, "psql")} ${pgArgs(s)} -d ${shq(scratch)} -tAc "SELECT count(*) FROM information_schema.tables WHERE table_schema='public'")`,
+      `sha256sum ${f} | cut -d' ' -f1 > ${shq(`${file}.sha256`)}`,
       `echo "$tables $(cat ${shq(`${file}.sha256`)})"`,
     ].join("\n"),
   );
@@ -139,10 +208,12 @@ export async function takeVerifiedBackup(d: Deployment, from: string, to: string
       why,
       hint:
         result.code === 11
-          ? "check that the database is reachable from the host and the database settings; nothing was stopped"
+          ? /No space left on device|Disk quota exceeded|File too large/i.test(why)
+            ? `${s.backups.dir} has no room for the dump: free space there or set backups.dir to a larger disk, then run again; nothing was stopped`
+            : "check that the database is reachable from the host and the database settings; nothing was stopped"
           : result.code === 13
             ? "the database user needs CREATEDB to verify a backup by restoring it; nothing was stopped"
-            : `the backup ${file} does not restore: do not upgrade without one; check disk space and pg_dump's version, then run again (nothing was stopped)`,
+            : `the backup does not restore, so it is not one (kept as ${file}.unverified, never used): check free space in ${s.backups.dir} and that pg_dump (database.tools) matches the server, then run again; nothing was stopped`,
       permanent: true,
     });
   }
@@ -151,7 +222,7 @@ export async function takeVerifiedBackup(d: Deployment, from: string, to: string
 }
 
 export const restoreCommand = (s: UtilitarianSettings, backup: string) =>
-  `PGPASSWORD=… pg_restore --clean --if-exists --no-owner -h ${s.database.host} -p ${s.database.port} -U ${s.database.user} -d ${s.database.name} ${backup}`;
+  `PGPASSWORD=… ${s.database.tools ? path.posix.join(s.database.tools, "pg_restore") : "pg_restore"} --clean --if-exists --no-owner -h ${s.database.host} -p ${s.database.port} -U ${s.database.user} -d ${s.database.name} ${backup}`;
 
 /** Removes verified backups older than keepDays, never `keep`. */
 export async function pruneBackups(d: Deployment, keep: string): Promise<string> {

@@ -21,6 +21,8 @@ export interface UtilitarianServiceArgs {
     port?: pulumi.Input<number>;
     name: pulumi.Input<string>;
     user: pulumi.Input<string>;
+    /** Directory of pg_dump, pg_restore, createdb, dropdb, psql on the host (default: PATH). */
+    tools?: pulumi.Input<string>;
     /** Always stored as a Pulumi secret; reaches the host on stdin only. */
     password: pulumi.Input<string>;
   }>;
@@ -29,7 +31,7 @@ export interface UtilitarianServiceArgs {
   checks?: pulumi.Input<{ http?: Array<{ url: string; expect?: string }>; command?: string }>;
   manage?: pulumi.Input<string>;
   compress?: pulumi.Input<boolean>;
-  deadlines?: pulumi.Input<{ commandSeconds?: number; migrateSeconds?: number; settleSeconds?: number }>;
+  deadlines?: pulumi.Input<{ commandSeconds?: number; migrateSeconds?: number; settleSeconds?: number; previewSeconds?: number }>;
 }
 
 const provider = providerLoadedFrom(path.join(__dirname, "provider"));

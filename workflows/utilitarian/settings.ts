@@ -20,6 +20,12 @@ const databaseFields = {
   port: z.number().int().min(1).max(65535).default(5432),
   name: z.string().min(1),
   user: z.string().min(1),
+  /**
+   * The directory of the PostgreSQL client programs on the host (pg_dump, pg_restore, createdb,
+   * dropdb, psql), e.g. /usr/lib/postgresql/16/bin: pg_dump must be at least the server's major
+   * version. Default: as the host's PATH finds them.
+   */
+  tools: z.string().regex(/^\//, "an absolute directory on the host").optional(),
 };
 /** The password itself (a Pulumi secret); it reaches the host on stdin only. */
 const databaseSchema = z.strictObject({ ...databaseFields, password: z.string().min(1) });
@@ -79,6 +85,8 @@ const deadlinesSchema = z.strictObject({
   migrateSeconds: z.number().int().min(1).max(86_400).default(7200),
   /** Containers running, checks passing, queues drained after the start (default 300 s). */
   settleSeconds: z.number().int().min(1).max(7200).default(300),
+  /** The preview's look at the host (connect and read the version it runs; default 20 s). */
+  previewSeconds: z.number().int().min(1).max(600).default(20),
 });
 
 const serviceSchemaWith = <S extends z.ZodType, D extends z.ZodType>(ssh: S, database: D) =>
@@ -121,7 +129,7 @@ export const imageServices = (s: UtilitarianSettings) => [s.services.api, s.serv
 /** Settings that decide what the update does, without secrets, as canonical JSON (diff compares it). */
 export function fingerprintOf(s: UtilitarianSettings): string {
   const { version: _v, ssh, database, ...rest } = s;
-  return canonicalJson({ ...rest, ssh: { host: ssh.host, port: ssh.port, user: ssh.user, knownHostsPath: ssh.knownHostsPath }, database: { host: database.host, port: database.port, name: database.name, user: database.user } });
+  return canonicalJson({ ...rest, ssh: { host: ssh.host, port: ssh.port, user: ssh.user, knownHostsPath: ssh.knownHostsPath }, database: { host: database.host, port: database.port, name: database.name, user: database.user, tools: database.tools } });
 }
 
 /** -1, 0, 1 for x.y.z releases. */

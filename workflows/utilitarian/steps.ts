@@ -12,6 +12,7 @@ import {
   containers,
   existingBackup,
   imageFileOf,
+  migrateProcesses,
   pruneBackups,
   queueDepths,
   readComposeFiles,
@@ -19,6 +20,7 @@ import {
   takeVerifiedBackup,
   writeFileAtomically,
   type Backup,
+  type ContainerState,
   type Deployment,
 } from "./remote";
 import { imageServices } from "./settings";
@@ -122,7 +124,14 @@ export function upgradeSteps(): Array<Step<UpgradeContext>> {
       id: "backup",
       title: "Back up the database (pg_dump -Fc) and verify the backup",
       async check(ctx) {
-        if (settingsOf(ctx).backups.fresh) return undefined;
+        const s = settingsOf(ctx);
+        if (s.backups.fresh) return undefined;
+        // A backup is reused only by a re-run inside the downtime it was taken for (a service of
+        // the deployment stopped, or the compose file already rewritten): while everything ran on,
+        // the data changed since, and an older backup would lose it.
+        const all = await containers(ctx.d);
+        const downtimeBegun = ctx.candidate === undefined || [...appServices(ctx), ...s.services.dependents].some((name) => !running(all, name));
+        if (!downtimeBegun) return undefined;
         const found = await existingBackup(ctx.d, ctx.from, ctx.to);
         if (!found) return undefined;
         if (!found.intact) {
@@ -164,7 +173,9 @@ export function upgradeSteps(): Array<Step<UpgradeContext>> {
       },
     },
     stopStep("stop-dependents", "Stop the dependents", (ctx) => settingsOf(ctx).services.dependents),
-    stopStep("stop-app", "Stop the API, beat and workers", appServices),
+    // One already on the new image is not stopped again: that is the API an interrupted run
+    // started (its migrate may still be running in it).
+    stopStep("stop-app", "Stop the API, beat and workers", appServices, (ctx, c) => c.image !== targetImage(ctx)),
     {
       id: "rewrite-compose-file",
       title: "Rewrite the image tags of the API, beat and workers",
@@ -198,12 +209,15 @@ export function upgradeSteps(): Array<Step<UpgradeContext>> {
       id: "migrate",
       title: "Apply the database migrations (manage.py migrate)",
       async check(ctx) {
+        const waited = await waitForInterruptedMigrate(ctx);
         const plan = await manage(ctx, "read the migration plan", ["showmigrations", "--plan"]);
-        return plan.includes("[ ]") ? undefined : "every migration is applied";
+        if (plan.includes("[ ]")) return undefined;
+        return waited === undefined ? "every migration is applied" : `every migration is applied (the interrupted run's migrate finished after ${waited}s)`;
       },
       async run(ctx) {
         const deadline = settingsOf(ctx).deadlines.migrateSeconds;
         const started = Date.now();
+        await ctx.info(`migrate: started (${settingsOf(ctx).manage} migrate --no-input in ${settingsOf(ctx).services.api}, deadline ${deadline}s)`);
         const timer = setInterval(() => void ctx.info(`migrate: running for ${Math.round((Date.now() - started) / 1000)}s (deadline ${deadline}s)`), 15_000);
         try {
           const result = await ctx.d.host.exec(commandOf(ctx, [...manageArgv(ctx), "migrate", "--no-input"]), { timeoutMs: deadline * 1000 });
@@ -233,11 +247,12 @@ export function upgradeSteps(): Array<Step<UpgradeContext>> {
       title: "Compress the assets (manage.py compress)",
       when: (ctx) => settingsOf(ctx).compress,
       async run(ctx) {
-        const out = await manage(ctx, "compress the assets (manage.py compress)", ["compress"]).catch((err) => {
+        const command = `${settingsOf(ctx).manage} compress`;
+        const out = await manage(ctx, command, ["compress"]).catch((err) => {
           throw new UpgradeError({
-            what: "compress the assets (manage.py compress)",
+            what: `compress the assets (\`${command}\` in ${settingsOf(ctx).services.api}, through compose exec) on ${ctx.d.host.name}`,
             why: (err as UpgradeError).why ?? (err as Error).message,
-            hint: "the migrations are applied and the API runs the new image; fix the templates or static files and run `up` again (it resumes here), or set compress: false if this release has no django-compressor",
+            hint: "fix the templates or static files it names and run `up` again (it resumes at compress, without a second backup), or set compress: false if this release has no django-compressor",
             permanent: true,
           });
         });
@@ -298,19 +313,54 @@ export function upgradeSteps(): Array<Step<UpgradeContext>> {
   ];
 }
 
-function stopStep(id: string, title: string, services: (ctx: UpgradeContext) => string[]): Step<UpgradeContext> {
+function stopStep(id: string, title: string, services: (ctx: UpgradeContext) => string[], stops: (ctx: UpgradeContext, c: ContainerState) => boolean = () => true): Step<UpgradeContext> {
+  const toStop = async (ctx: UpgradeContext) => {
+    const all = await containers(ctx.d);
+    return services(ctx).filter((name) => all.some((c) => c.service === name && c.state === "running" && stops(ctx, c)));
+  };
   return {
     id,
     title,
     async check(ctx) {
-      const all = await containers(ctx.d);
-      return services(ctx).some((name) => running(all, name)) ? undefined : `${services(ctx).join(", ")} not running`;
+      return (await toStop(ctx)).length > 0 ? undefined : `${services(ctx).join(", ")}: none to stop`;
     },
     async run(ctx) {
-      await compose(ctx.d, `stop ${services(ctx).join(", ")}`, ["stop", ...services(ctx)]);
-      return services(ctx).join(", ");
+      const names = await toStop(ctx);
+      await compose(ctx.d, `stop ${names.join(", ")}`, ["stop", ...names]);
+      return names.join(", ");
     },
   };
+}
+
+/**
+ * Waits for a `manage.py migrate` that a killed run left running in the API container (its
+ * `compose exec` client died with the run, the migration did not): a second migrate beside it
+ * would plan the same migrations and fail on them. Returns the seconds waited, or undefined.
+ */
+async function waitForInterruptedMigrate(ctx: UpgradeContext): Promise<number | undefined> {
+  const s = settingsOf(ctx);
+  const found = await migrateProcesses(ctx.d);
+  if (found.length === 0) return undefined;
+  const started = Date.now();
+  await ctx.info(`migrate: the interrupted run's migrate still runs in ${s.services.api} (${found[0]}): waiting for it (deadline ${s.deadlines.migrateSeconds}s)`);
+  await pollUntil<string[]>({
+    intervalMs: 2000,
+    timeoutMs: s.deadlines.migrateSeconds * 1000,
+    poll: async () => {
+      const still = await migrateProcesses(ctx.d);
+      return { done: still.length === 0, seen: still };
+    },
+    onProgress: ({ seen, elapsedMs, attempt }) => {
+      if (seen.length > 0 && attempt % 8 === 0) void ctx.info(`migrate: the interrupted run's migrate still runs (${Math.round(elapsedMs / 1000)}s)`);
+    },
+    onTimeout: (last) =>
+      new UpgradeError({
+        what: "wait for the interrupted run's migrate",
+        why: `it still runs in ${s.services.api} after ${s.deadlines.migrateSeconds}s: ${(last ?? []).join("; ")}`,
+        hint: "look at the database's locks (pg_stat_activity); run `up` again once it has finished, or stop it and run again",
+      }),
+  });
+  return Math.round((Date.now() - started) / 1000);
 }
 
 /** `compose exec -T <api> …` as one shell command. */
