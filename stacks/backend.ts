@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { badInput, UpgradeError } from "../lib/errors";
+import type { Workspace } from "@pulumi/pulumi/automation";
 import { createS3Client, isTransientAwsError, type S3Access } from "../lib/aws";
 
 /**
@@ -248,7 +249,11 @@ export async function projectBackend(cwd: string, env: Record<string, string | u
   const { pulumiCommand: findCommand } = await import("../lib/toolchain");
   const clean = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
   const pulumiCommand = (await findCommand(clean)).command;
-  const workspace = await LocalWorkspace.create({ workDir: cwd, pulumiCommand, envVars: clean });
+  return workspaceBackend(await LocalWorkspace.create({ workDir: cwd, pulumiCommand, envVars: clean }), env);
+}
+
+/** A workspace's backend and project: `pulumi whoami` (a CLI start) only when neither the environment nor Pulumi.yaml names it. */
+export async function workspaceBackend(workspace: Workspace, env: Record<string, string | undefined>): Promise<{ url: string; project: string; store?: BackendStore }> {
   const settings = await workspace.projectSettings();
   const login = env.PULUMI_BACKEND_URL || settings.backend?.url ? undefined : (await workspace.whoAmI()).url;
   const url = backendUrlFromSettings(env, settings.backend?.url, login) ?? "";

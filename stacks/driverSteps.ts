@@ -13,7 +13,7 @@ import { codeOceanTargets, readsSecretOutputs } from "./runbooks/codeocean/targe
 import { configuredValue, outputsOf, pendingDeletes, readStackState } from "./stackState";
 import { lastRun, lastRunInBackend, newerRun } from "./journal";
 import * as os from "node:os";
-import { backendKind, backendUrlFromSettings, lockKey, openBackendStore } from "./backend";
+import { backendKind, lockKey, workspaceBackend } from "./backend";
 import { acquireRunLock, describeHolder, describeLock, engineLocks, processAlive } from "./lock";
 
 const run = promisify(execFile);
@@ -64,14 +64,7 @@ export const selectStack: Step<RunContext> = {
 
 /** The stack's backend as the Pulumi CLI resolves it, and a store for our objects beside its state. */
 async function openBackend(ctx: RunContext): Promise<NonNullable<RunContext["backend"]>> {
-  if (ctx.backend) return ctx.backend;
-  const workspace = ctx.stack!.workspace;
-  const settings = await workspace.projectSettings();
-  // `pulumi whoami` (a CLI start) only when neither the environment nor Pulumi.yaml names the backend
-  const login = ctx.env.PULUMI_BACKEND_URL || settings.backend?.url ? undefined : (await workspace.whoAmI()).url;
-  const backendUrl = backendUrlFromSettings(ctx.env, settings.backend?.url, login) ?? "";
-  ctx.backend = { url: backendUrl, project: settings.name, store: openBackendStore(backendUrl, ctx.env) };
-  return ctx.backend;
+  return (ctx.backend ??= await workspaceBackend(ctx.stack!.workspace, ctx.env));
 }
 
 export const lockStack: Step<RunContext> = {
