@@ -9,6 +9,7 @@ import { hasGlob } from "./stackPatterns";
 import { createRenderer } from "./output";
 import { DEFAULTS } from "./defaults";
 import type { UpgradeOptions } from "./upgrade";
+import { enableCompileCache } from "../lib/compileCache";
 
 interface UpgradeFlags {
   stack: string[];
@@ -533,5 +534,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  // before the commands' lazy loads (the Automation API, the AWS SDK): see lib/compileCache.ts
+  enableCompileCache();
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }

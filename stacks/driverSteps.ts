@@ -3,14 +3,15 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { LocalWorkspace, type EngineEvent } from "@pulumi/pulumi/automation";
+import type { EngineEvent, Stack, Workspace } from "@pulumi/pulumi/automation";
 import { badInput, refused, UpgradeError } from "../lib/errors";
 import type { Step } from "../lib/steps";
-import { pulumiCommand } from "../lib/toolchain";
+import { likelyPulumiBinDir, pulumiCommand } from "../lib/toolchain";
+import { withCompileCache } from "../lib/compileCache";
 import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
 import { codeOceanTargets, readsSecretOutputs } from "./runbooks/codeocean/targets";
-import { configuredValue, outputsOf, pendingDeletes, readStackState } from "./stackState";
+import { configuredValue, outputsFrom, outputsOf, pendingDeletes, readStackState } from "./stackState";
 import { lastRun, lastRunInBackend, newerRun } from "./journal";
 import * as os from "node:os";
 import { backendKind, lockKey, workspaceBackend } from "./backend";
@@ -30,13 +31,21 @@ export const selectStack: Step<RunContext> = {
     if (!fs.existsSync(path.join(cwd, "Pulumi.yaml")) && !fs.existsSync(path.join(cwd, "Pulumi.yml"))) {
       throw badInput(`open the Pulumi project in ${cwd}`, "there is no Pulumi.yaml there", "pass --cwd <the deployment's project directory>");
     }
-    const { command, install } = await pulumiCommand(ctx.env);
+    // Two CLI starts, `pulumi version` and one `stack export`, overlap the loading of the
+    // Automation API, the largest part of a start. Both start at once, the export with the CLI that
+    // the version check will most likely accept (it starts again if the check chose another).
+    // The export is also what finds the stack: `pulumi stack select` would be a third start to
+    // learn the same, and the Automation API passes --stack to every command anyway.
+    const guess = likelyPulumiBinDir(ctx.env);
+    const early = guess ? readStackState(guess, cwd, ctx.env, stack) : undefined;
+    early?.catch(() => undefined); // awaited below, or replaced
+    const cli = pulumiCommand(ctx.env);
+    cli.catch(() => undefined); // awaited below
+    const { LocalWorkspace, Stack } = await import("@pulumi/pulumi/automation");
+    const { command, install } = await cli;
     ctx.pulumiBinDir = install.binDir;
-    // `stack select` and the state read are independent reads: one CLI start's wait instead of two
-    const state = readStackState(install.binDir, cwd, ctx.env, stack);
-    state.catch(() => undefined); // a missing stack fails both; select's error is the one reported
     try {
-      ctx.stack = await LocalWorkspace.selectStack({ stackName: stack, workDir: cwd }, { pulumiCommand: command, envVars: ctx.env });
+      ctx.state = await (early && guess === install.binDir ? early : readStackState(install.binDir, cwd, ctx.env, stack));
     } catch (err) {
       const message = (err as Error).message ?? "";
       const backendProblem = /NoSuchBucket|InvalidAccessKeyId|AccessDenied|SignatureDoesNotMatch|ExpiredToken|NoCredentialProviders|failed to refresh cached credentials|no EC2 IMDS role found|StatusCode: 403/.exec(message);
@@ -55,12 +64,22 @@ export const selectStack: Step<RunContext> = {
         const names = (await ws.listStacks().catch(() => [])).map((s) => s.name);
         throw badInput(`select the stack ${stack}`, "no stack of that name in this project's backend", `known stacks: ${names.join(", ") || "none"}; check PULUMI_BACKEND_URL / pulumi login`);
       }
-      throw new UpgradeError({ what: `select the stack ${stack}`, why: firstErrorLine(message), cause: err });
+      throw new UpgradeError({ what: `read the state of stack ${stack}`, why: firstErrorLine(message), cause: err });
     }
-    ctx.state = await pulumiCall("read the stack's state", () => state);
+    const workspace = await LocalWorkspace.create({ workDir: cwd, pulumiCommand: command, envVars: withCompileCache(ctx.env) });
+    ctx.stack = await Stack.select(stack, foundStack(workspace));
     return `${stack} in ${cwd} (pulumi v${install.version}, ${install.source})`;
   },
 };
+
+/**
+ * The workspace, for `Stack.select` once the state read has found the stack: its `selectStack`
+ * (`pulumi stack select`, which only checks that the stack exists and makes it the project's
+ * current one) is answered as done; every other member is the workspace's own.
+ */
+function foundStack(workspace: Workspace): Workspace {
+  return Object.create(workspace, { selectStack: { value: async () => undefined } }) as Workspace;
+}
 
 /** The stack's backend as the Pulumi CLI resolves it, and a store for our objects beside its state. */
 async function openBackend(ctx: RunContext): Promise<NonNullable<RunContext["backend"]>> {
@@ -351,14 +370,31 @@ export const up: Step<RunContext> = {
   title: "Apply the update (pulumi up)",
   plan: async (ctx) => `would apply: ${formatChanges(ctx.changes ?? {})}`,
   async run(ctx) {
-    const result = await pulumiCall(
+    let summary: Record<string, number> | undefined;
+    let rootOutputs: Record<string, unknown> | undefined;
+    const show = engineEvents(ctx, "up");
+    await pulumiCall(
       "apply the update (pulumi up)",
-      () => ctx.stack!.up({ message: ctx.options.message, onEvent: engineEvents(ctx, "up"), signal: ctx.signal }),
+      () =>
+        withoutReadBack(ctx.stack!).up({
+          message: ctx.options.message,
+          onEvent: (event) => {
+            if (event.summaryEvent) summary = event.summaryEvent.resourceChanges as Record<string, number>;
+            const res = event.resOutputsEvent?.metadata;
+            if (res?.type === "pulumi:pulumi:Stack" && res.new?.outputs) rootOutputs = res.new.outputs;
+            show(event);
+          },
+          signal: ctx.signal,
+        }),
       "see the engine events above; the stack holds what was applied before the failure",
     );
+    // the outputs after the update, secrets masked: from the root stack's outputs event, or else the state
+    ctx.outputs = rootOutputs
+      ? outputsFrom(rootOutputs)
+      : outputsOf(await pulumiCall("read the stack's state", () => readStackState(ctx.pulumiBinDir!, ctx.options.cwd, ctx.env, ctx.options.stack)));
+    summary ??= (await pulumiCall("read the update's summary", () => ctx.stack!.info()))?.resourceChanges as Record<string, number> | undefined;
     const confirmed = ctx.changes ?? {};
-    ctx.changes = result.summary.resourceChanges as Record<string, number>;
-    ctx.outputs = result.outputs;
+    ctx.changes = summary ?? {};
     // `up` is not held to the confirmed plan (`pulumi up --plan` is still experimental, README):
     // when what it did differs from what was confirmed, the operator is told.
     if (changeKey(confirmed) !== changeKey(ctx.changes)) {
@@ -367,6 +403,21 @@ export const up: Step<RunContext> = {
     return formatChanges(ctx.changes);
   },
 };
+
+/**
+ * The stack, for one `up`: `Stack.up()` ends by reading back the outputs (`pulumi stack output`,
+ * twice: plain and with secrets) and the update's summary (`pulumi stack history`), three CLI starts
+ * and 0.8 s after every update, all of it decrypted. The driver needs neither read: the engine's
+ * summary event carries the resource changes, and the root stack's outputs event the outputs
+ * (secrets masked). So `up` runs on a view of the stack whose `outputs` and `info` answer nothing (its
+ * result's `outputs` and `summary` are not used); every other member is the stack's own.
+ */
+function withoutReadBack(stack: Stack): Stack {
+  return Object.create(stack, {
+    outputs: { value: async () => ({}) },
+    info: { value: async () => undefined },
+  }) as Stack;
+}
 
 const changeKey = (changes: Record<string, number>) => Object.entries(changes).filter(([op, n]) => n > 0 && op !== "same").map(([op, n]) => `${op}:${n}`).sort().join(",");
 

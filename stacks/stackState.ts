@@ -37,9 +37,16 @@ export function parseStackState(exported: string): StackState {
  * secret not decrypted by the export reads "[secret]", at any depth.
  */
 export function outputsOf(state: StackState): OutputMap {
-  const root = state.resources.find((r) => r.type === "pulumi:pulumi:Stack");
+  return outputsFrom(state.resources.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs ?? {});
+}
+
+/**
+ * Outputs as the checkpoint or the engine's events hold them (the root stack's `resOutputsEvent`
+ * marks a secret the same way and gives its ciphertext as "[secret]"), marked and masked as above.
+ */
+export function outputsFrom(raw: Record<string, unknown>): OutputMap {
   const outputs: OutputMap = {};
-  for (const [key, raw] of Object.entries(root?.outputs ?? {})) outputs[key] = { value: unwrapSecrets(raw), secret: isSecret(raw) };
+  for (const [key, value] of Object.entries(raw)) outputs[key] = { value: unwrapSecrets(value), secret: isSecret(value) };
   return outputs;
 }
 

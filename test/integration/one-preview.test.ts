@@ -60,7 +60,7 @@ test("a config edit between plan-update and preview makes the preview run again,
   expect(result.steps.map((s) => [s.step, s.status])).toContainEqual(["up", "done"]);
 });
 
-test("before the preview the driver starts the Pulumi CLI three times: version, stack select and stack export", async () => {
+test("the driver starts the Pulumi CLI twice before the preview (version, stack export) and not at all after the up", async () => {
   // a `pulumi` on PATH that logs its arguments, then runs the bed's CLI
   const root = fs.mkdtempSync(path.join(bed.dir, "logged-pulumi-"));
   const log = path.join(root, "calls.log");
@@ -73,8 +73,28 @@ test("before the preview the driver starts the Pulumi CLI three times: version, 
   expect(result.exitCode).toBe(0);
   const calls = fs.readFileSync(log, "utf8").trim().split("\n").map((c) => c.split(" --")[0]!.replace(/ --stack one.*/, ""));
   const firstEngine = calls.findIndex((c) => /^(preview|up)\b/.test(c));
-  expect(calls.slice(0, firstEngine).sort()).toEqual(["stack export", "stack select", "version"]);
-  // one preview (replayed at the preview step), one up
-  expect(calls.filter((c) => /^(preview|up)\b/.test(c)).map((c) => c.split(" ")[0])).toEqual(["preview", "up"]);
+  expect(calls.slice(0, firstEngine).sort()).toEqual(["stack export", "version"]);
+  // one preview (replayed at the preview step), one up, and nothing after it: the outputs come from
+  // the engine's events, not from `stack output` or `stack history`
+  expect(calls.slice(firstEngine).map((c) => c.split(" ")[0])).toEqual(["preview", "up"]);
   expect(result.outputs?.message).toBe("logged");
+  expect(result.steps.find((s) => s.step === "up")?.note).toBe("1 same, 1 update");
+});
+
+test("a secret output read from the up's events stays masked in the result, the events and the journal", async () => {
+  fs.appendFileSync(path.join(workDir, "index.ts"), '\nexport const token = pulumi.secret({ key: "hush-" + config.require("message") });\n');
+  await stack.setConfig("message", { value: "secretive" });
+  const events: UpgradeEvent[] = [];
+  const { result } = await run((e) => events.push(e));
+  expect(result.exitCode).toBe(0);
+  expect(result.outputs?.token).toBe("[secret]");
+  expect(result.outputs?.message).toBe("secretive");
+  expect(events.some((e) => e.type === "engine" && e.step === "up")).toBe(true);
+  expect(JSON.stringify(events)).not.toContain("hush-");
+  expect(JSON.stringify(result)).not.toContain("hush-");
+  const journals = fs.readdirSync(bed.env.UPGRADE_ORCHESTRATOR_STATE!, { recursive: true, withFileTypes: true }).filter((f) => f.isFile());
+  expect(journals.length).toBeGreaterThan(0);
+  for (const file of journals) expect(fs.readFileSync(path.join(file.parentPath, file.name), "utf8")).not.toContain("hush-");
+  // the stack does hold the secret: the mask is ours, not a missing output
+  expect((await stack.outputs()).token).toEqual({ value: { key: "hush-secretive" }, secret: true });
 });

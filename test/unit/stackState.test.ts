@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { readsSecretOutputs } from "../../stacks/runbooks/codeocean/targets";
-import { configuredValue, outputsOf, parseStackState, pendingDeletes } from "../../stacks/stackState";
+import { configuredValue, outputsFrom, outputsOf, parseStackState, pendingDeletes } from "../../stacks/stackState";
 
 // The root resource's outputs as `pulumi stack export` (no --show-secrets) of CLI v3.274.1 wrote them
 // for `export const token = pulumi.secret("hush"); export const nested = { id: "i-1", key: pulumi.secret("k") }`.
@@ -70,4 +70,10 @@ test("a config key from the stack's file (in stackConfigDir), else the project's
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("outputs from the root stack's outputs event of an up (CLI v3.274.1) read the same: secrets marked and masked", () => {
+  // `resOutputsEvent.metadata.new.outputs` of `export const hidden = pulumi.secret({ pw: "…", n: 1 })`
+  const fromEvent = { hidden: { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "[secret]" }, message: "m1", updates: 0 };
+  expect(outputsFrom(fromEvent)).toEqual({ hidden: { value: "[secret]", secret: true }, message: { value: "m1", secret: false }, updates: { value: 0, secret: false } });
 });
