@@ -1,11 +1,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { UpgradeError } from "../../lib/errors";
+import { DescribeImagesCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { connectSsh } from "../../lib/ssh";
 import { sshTargetFromConfig } from "../../lib/sshConfig";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { runCli } from "../sandbox/cli";
 import { ssmLikeSshConfig } from "../sandbox/sshProxy";
+import { runbookContext } from "../sandbox/fleet";
+import { servicesSshTarget } from "../../stacks/runbooks/codeocean/cancelComputations";
 
 // The operator's OpenSSH config against the bed's real sshd, through a real ProxyCommand (an
 // OpenSSH `ssh -W` standing in for Session Manager) and a real ProxyJump.
@@ -15,9 +18,9 @@ const ID = "i-0123456789abcdef0";
 const defaults = { user: "ec2-user", port: 22 };
 
 beforeAll(async () => {
-  bed = await startSandbox({ aws: false, pulumi: false });
+  bed = await startSandbox({ pulumi: false });
   dir = path.join(bed.dir, "ssh-config");
-});
+}, 120_000);
 afterAll(() => bed?.stop());
 
 const alive = (pid: number) => {
@@ -146,4 +149,44 @@ test("--help says which SSH config applies and that flags win", async () => {
   const text = help.stdout.replace(/\s+/g, " ");
   expect(text).toMatch(/--ssh-config <file> OpenSSH client config for the services machine .* default ~\/\.ssh\/config when it exists, `none` for no config\. The --ssh-\* and --known-hosts flags win over it/);
   expect(text).toMatch(/--ssh-host <host> SSH host \(default: the services instance id when the SSH config has a Host\/Match for it with HostName, ProxyCommand or ProxyJump/);
+});
+
+test("no --ssh-host and no SSH config that routes the instance: the services machine by its private IP from EC2", async () => {
+  const ctx = runbookContext(bed.env, []);
+  try {
+    const sshd = bed.sshd!;
+    const images = await ctx.aws().ec2.send(new DescribeImagesCommand({ MaxResults: 5 }));
+    // moto records the private IP asked for; the bed's sshd listens on that loopback address
+    const launched = await ctx.aws().ec2.send(
+      new RunInstancesCommand({ ImageId: images.Images![0]!.ImageId!, InstanceType: "m5.xlarge", MinCount: 1, MaxCount: 1, PrivateIpAddress: sshd.host }),
+    );
+    const id = launched.Instances![0]!.InstanceId!;
+    ctx.deployment!.servicesInstanceId = id;
+    const flags = { user: sshd.user, port: sshd.port, keyPath: sshd.privateKeyPath, knownHostsPath: sshd.knownHostsPath };
+    // an SSH config that routes another host only
+    const other = path.join(dir, "other.config");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(other, "Host bastion\n  HostName 192.0.2.10\n  ProxyCommand /bin/false\n");
+    bed.aws!.clearCalls();
+    for (const configPath of [undefined, other]) {
+      ctx.options = { ssh: { ...flags, configPath } } as typeof ctx.options;
+      const { target, how } = await servicesSshTarget(ctx);
+      expect(target).toMatchObject({ host: sshd.host, port: sshd.port, username: sshd.user });
+      expect(how.startsWith(`${sshd.host} (the private IP of ${id} (${configPath ? `no Host/Match in ${configPath} routes ${id}` : "no SSH config"}))`)).toBe(true);
+      const session = await connectSsh(target);
+      try {
+        expect((await session.run("echo by-private-ip")).stdout).toBe("by-private-ip");
+      } finally {
+        session.close();
+      }
+    }
+    expect(bed.aws!.calls().filter((c) => c.action === "DescribeInstances")).toHaveLength(2);
+    // --ssh-host wins over the lookup, and the instance's id is not asked of EC2 for it
+    ctx.options = { ssh: { ...flags, host: "localhost" } } as typeof ctx.options;
+    bed.aws!.clearCalls();
+    expect((await servicesSshTarget(ctx)).how).toMatch(/^localhost \(--ssh-host\)/);
+    expect(bed.aws!.calls().filter((c) => c.action === "DescribeInstances")).toHaveLength(0);
+  } finally {
+    ctx.close();
+  }
 });
