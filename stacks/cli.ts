@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import * as readline from "node:readline/promises";
 import { Command, CommanderError, Option } from "commander";
 import { badInput, ExitCode, UpgradeError } from "../lib/errors";
 import type { ErrorEvent } from "../lib/events";
@@ -9,7 +8,6 @@ import { hasGlob } from "./stackPatterns";
 import { createRenderer } from "./output";
 import { DEFAULTS } from "./defaults";
 import type { UpgradeOptions } from "./upgrade";
-import { enableCompileCache } from "../lib/compileCache";
 
 interface UpgradeFlags {
   stack: string[];
@@ -73,6 +71,20 @@ The SSH key's passphrase, if any, is read from $UPGRADE_SSH_KEY_PASSPHRASE.`;
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+/** Whether this process is the CLI itself (not a test or a program importing `main`). */
+let asCli = false;
+
+/**
+ * A command's heavy modules (the driver, Pulumi's Automation API, the AWS SDK, the bed), loaded
+ * with Node's compile cache on when this process is the CLI (lib/compileCache.ts). Only these
+ * gain from it: `--help` and `backendai path` load a few small modules, and would pay the cache's
+ * set-up (~2 ms) for nothing.
+ */
+async function heavy<T>(load: () => Promise<T>): Promise<T> {
+  if (asCli) (await import("../lib/compileCache")).enableCompileCache();
+  return load();
+}
+
 function positiveInt(flag: string, text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw badInput(`read ${flag}`, `${JSON.stringify(text)} is not a positive whole number`);
@@ -121,7 +133,7 @@ function perStackArgs(flags: UpgradeFlags): string[] {
 
 /** The fleet's plan: from --stacks-file, or from repeated --stack (names and globs) as one wave. */
 async function fleetPlanFromFlags(flags: { stack: string[]; stacksFile?: string; cwd: string; release?: string; notify: string[] }): Promise<import("./fleet").FleetPlan> {
-  const { expandStackPatterns, listBackendStacks, readFleetFile } = await import("./fleet");
+  const { expandStackPatterns, listBackendStacks, readFleetFile } = await heavy(() => import("./fleet"));
   if (flags.stacksFile) {
     if (flags.stack.length > 0) throw badInput("choose the stacks", "both --stack and --stacks-file were given", "use one of them");
     const plan = await readFleetFile(flags.stacksFile, process.env, flags.cwd);
@@ -134,7 +146,7 @@ async function fleetPlanFromFlags(flags: { stack: string[]; stacksFile?: string;
 }
 
 async function runFleetFromFlags(flags: UpgradeFlags): Promise<void> {
-  const { createFleetRenderer, runFleet } = await import("./fleet");
+  const { createFleetRenderer, runFleet } = await heavy(() => import("./fleet"));
   const plan = await fleetPlanFromFlags(flags);
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
   if (!flags.yes && !flags.dryRun) {
@@ -244,6 +256,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     signal: controller.signal,
     confirm: async ({ changes }) => {
       renderer.pause();
+      const readline = await import("node:readline/promises");
       const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
       try {
         const summary = Object.entries(changes).map(([op, n]) => `${op} ${n}`).join(", ");
@@ -257,7 +270,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
   };
   try {
     // The driver (Pulumi's Automation API, the AWS SDK) is loaded only by the command that runs it.
-    const { upgrade } = await import("./upgrade");
+    const { upgrade } = await heavy(() => import("./upgrade"));
     const result = await upgrade(options);
     process.exitCode = result.exitCode;
   } finally {
@@ -340,7 +353,7 @@ export function buildProgram(): Command {
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
     .option("--json", "print one JSON object: {waves: [{name, canary, matrix: {include: [{stack, cwd, release?}]}}]}")
     .action(async (flags: { stack: string[]; stacksFile?: string; cwd: string; json?: boolean }) => {
-      const { planMatrix } = await import("./fleet");
+      const { planMatrix } = await heavy(() => import("./fleet"));
       const matrix = planMatrix(await fleetPlanFromFlags({ ...flags, notify: [] }));
       if (flags.json) {
         process.stdout.write(JSON.stringify(matrix) + "\n");
@@ -356,7 +369,7 @@ export function buildProgram(): Command {
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
     .option("--json", "print it as one JSON object")
     .action(async (flags: { stack: string; cwd: string; json?: boolean }) => {
-      const { lastRun, lastRunInBackend, newerRun } = await import("./journal");
+      const { lastRun, lastRunInBackend, newerRun } = await heavy(() => import("./journal"));
       const { formatDuration } = await import("../lib/wait");
       let run = lastRun(process.env, flags.cwd, flags.stack);
       // the backend's journal holds runs from every machine; the local one is the offline fallback
@@ -365,7 +378,7 @@ export function buildProgram(): Command {
       let backendNote: string | undefined;
       if (fs.existsSync(path.join(flags.cwd, "Pulumi.yaml")) || fs.existsSync(path.join(flags.cwd, "Pulumi.yml"))) {
         try {
-          const { projectBackend } = await import("./backend");
+          const { projectBackend } = await heavy(() => import("./backend"));
           const backend = await projectBackend(flags.cwd, process.env);
           if (backend.store) {
             try {
@@ -490,7 +503,7 @@ const SANDBOX_WITH: Array<[string, string]> = [
 /** The test bed lives in the repository, not in the installed package. */
 async function sandboxControl(): Promise<typeof import("../test/sandbox/control")> {
   try {
-    return await import("../test/sandbox/control");
+    return await heavy(() => import("../test/sandbox/control"));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") throw err;
     throw badInput("start the sandbox", "the test bed is part of the upgrade-orchestrator repository, not of the installed package", "clone the repository and run `npm ci && npm run sandbox -- up` there");
@@ -534,7 +547,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  // before the commands' lazy loads (the Automation API, the AWS SDK): see lib/compileCache.ts
-  enableCompileCache();
+  asCli = true;
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }
