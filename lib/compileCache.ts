@@ -4,7 +4,7 @@ import { toolchainCache } from "./toolchain";
 
 /**
  * Node's on-disk cache of compiled JavaScript (`module.enableCompileCache`, Node >= 22.8), kept in
- * the toolchain cache. Most of a start is compiling modules: the Automation API loads in 0.47 s
+ * the toolchain cache. Much of a start is compiling modules: the Automation API loads in 0.47 s
  * compiled afresh and in 0.29 s from the cache (Node 26 on this machine), and a deployment's Pulumi
  * program, which loads @pulumi/pulumi on every engine pass, gains about as much per pass.
  * Node's own switches decide: NODE_COMPILE_CACHE names another directory, and
