@@ -81,6 +81,9 @@ function foundStack(workspace: Workspace): Workspace {
   return Object.create(workspace, { selectStack: { value: async () => undefined } }) as Workspace;
 }
 
+/** The stack's state read again (one `stack export`, secrets left encrypted), after select-stack's first read. */
+const readState = (ctx: RunContext) => pulumiCall("read the stack's state", () => readStackState(ctx.pulumiBinDir!, ctx.options.cwd, ctx.env, ctx.options.stack));
+
 /** The stack's backend as the Pulumi CLI resolves it, and a store for our objects beside its state. */
 async function openBackend(ctx: RunContext): Promise<NonNullable<RunContext["backend"]>> {
   return (ctx.backend ??= await workspaceBackend(ctx.stack!.workspace, ctx.env));
@@ -158,7 +161,7 @@ export const repairInterruptedUpdate: Step<RunContext> = {
         stack.refresh({ clearPendingCreates: true, onEvent: (event) => ctx.emit({ type: "engine", step: "repair-interrupted-update", event }) }),
       );
     }
-    ctx.state = await pulumiCall("read the stack's state", () => readStackState(ctx.pulumiBinDir!, ctx.options.cwd, ctx.env, ctx.options.stack));
+    ctx.state = await readState(ctx);
     return `repaired: ${plan}`;
   },
 };
@@ -391,7 +394,7 @@ export const up: Step<RunContext> = {
     // the outputs after the update, secrets masked: from the root stack's outputs event, or else the state
     ctx.outputs = rootOutputs
       ? outputsFrom(rootOutputs)
-      : outputsOf(await pulumiCall("read the stack's state", () => readStackState(ctx.pulumiBinDir!, ctx.options.cwd, ctx.env, ctx.options.stack)));
+      : outputsOf(await readState(ctx));
     summary ??= (await pulumiCall("read the update's summary", () => ctx.stack!.info()))?.resourceChanges as Record<string, number> | undefined;
     const confirmed = ctx.changes ?? {};
     ctx.changes = summary ?? {};
