@@ -151,7 +151,7 @@ test("kill -9 after the role and backup updates, maintenance mode off since: the
     const message = messageOf(e);
     if (/maintenance: ACTION NEEDED/.test(message)) vpc.compensation.switchMaintenanceOn();
     // hold the primary's step at its first AWS call, so the kill lands before its change set is executed
-    if (/update-role-stack done/.test(message)) bed.aws!.inject({ action: "DescribeStackResource", kind: "delay", delayMs: 5000 });
+    if (/update-role-stack done/.test(message)) bed.aws!.inject({ action: "DescribeDBInstances", kind: "delay", delayMs: 5000 });
     if (!killed && /update-backup-stack done/.test(message)) {
       killed = true;
       first.signal("SIGKILL", true);

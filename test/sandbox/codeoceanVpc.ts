@@ -8,6 +8,7 @@ import { CreateBucketCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { DescribeVolumesCommand, ModifyVolumeCommand } from "@aws-sdk/client-ec2";
 import { createAwsClients, type AwsClients } from "../../lib/aws";
+import { compareVersions, withV } from "../../workflows/codeocean-vpc/plan";
 import { compensateChangeSets, type ChangeSetCompensation } from "./changeSetCompensation";
 import { compensateCloudFormation, type CloudFormationCompensation } from "./cloudformationCompensation";
 import { SANDBOX_REGION, type Sandbox } from "./index";
@@ -172,7 +173,7 @@ export async function startVpcFixture(bed: Sandbox): Promise<VpcFixture> {
     changeSets,
     hook,
     async deploy(prefix, opts = {}) {
-      const version = opts.version ?? "v3.7.0";
+      const version = withV(opts.version ?? "v3.7.0");
       const d = { primary: `${prefix}-vpc`, role: `${prefix}-role`, backup: `${prefix}-backup` };
       await create(d.role, templateKey(version, ROLE_FILE));
       await create(d.backup, backupKey("v1.2.0"));
@@ -196,7 +197,8 @@ export async function startVpcFixture(bed: Sandbox): Promise<VpcFixture> {
         region: SANDBOX_REGION,
         version,
         roleStack: { stackName: d.role },
-        backupStack: { stackName: d.backup, version: "v1.2.1" },
+        // The backup stack's own line: the minimum the primary's release notes name (the bed's: v1.2.1 from v3.8).
+        backupStack: { stackName: d.backup, version: compareVersions(version, "3.8.0") >= 0 ? "v1.2.1" : "v1.2.0" },
         maintenance: { enable: { http: { url: `${hook.url}/maintenance/enable`, headerSecrets: { authorization: HOOK_TOKEN_CONFIG } } }, disable: { http: { url: `${hook.url}/maintenance/disable` } }, timeoutSeconds: 20, pollSeconds: 0.2 },
         deadlines: { stackUpdateSeconds: 60, pollSeconds: 0.2 },
         ...extra,

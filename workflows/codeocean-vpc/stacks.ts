@@ -1,6 +1,5 @@
 import {
   DescribeStackEventsCommand,
-  DescribeStackResourceCommand,
   DescribeStacksCommand,
   GetTemplateSummaryCommand,
   paginateListStackResources,
@@ -88,10 +87,8 @@ export function requireUpdatable(stack: LiveStack): void {
 
 /** The live AllocatedStorage and MaxAllocatedStorage (GiB) of the stack's AnalyticsDBInstance. */
 export async function liveDatabase(cf: CloudFormationClient, rds: RDSClient, stackName: string): Promise<LiveDatabase & { id: string }> {
-  const resource = await awsCall(`find ${DATABASE_RESOURCE} in stack ${stackName}`, () =>
-    cf.send(new DescribeStackResourceCommand({ StackName: stackName, LogicalResourceId: DATABASE_RESOURCE })),
-  );
-  const id = resource.StackResourceDetail?.PhysicalResourceId;
+  // Listed, not DescribeStackResource: one call either way, and moto 5.2's DescribeStackResource fails on stacks holding types its CloudFormation does not create.
+  const id = (await stackResourcesOfType(cf, stackName, ["AWS::RDS::DBInstance"])).find((r) => r.logicalId === DATABASE_RESOURCE)?.physicalId;
   if (!id) throw new UpgradeError({ what: `find ${DATABASE_RESOURCE} in stack ${stackName}`, why: "the stack reports no physical id for it", permanent: true });
   const db = await awsCall(`read the RDS instance ${id}`, () => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id })));
   const found = db.DBInstances?.[0];
