@@ -93,3 +93,13 @@ test("process status in either layout", () => {
   expect(parseStatus("compose", JSON.stringify([{ Service: "lms", State: "running" }]))).toEqual({ lms: "RUNNING" });
   expect(() => parseStatus("compose", "NAME IMAGE\n")).toThrow();
 });
+
+test("selectors: tags (one value or any of several) and Name wildcards must all match", async () => {
+  const { selectorMismatch } = await import("../../workflows/openedx/instances");
+  const i = { id: "i-0123456789abcdef0", state: "running", tags: { Name: "edx-mitx-production-current-residential-live-0-v3", environment: "mitx-production", role: "edx" }, raw: {} };
+  expect(selectorMismatch({ tags: { environment: "mitx-production", role: ["edx", "edx-worker"] } }, i)).toBeUndefined();
+  expect(selectorMismatch({ names: ["edx-mitx-production-*-v?"] }, i)).toBeUndefined();
+  expect(selectorMismatch({ tags: { environment: "mitx-qa" } }, i)).toBe('its tag environment is "mitx-production", not mitx-qa');
+  expect(selectorMismatch({ tags: { purpose: "draft" } }, i)).toBe("its tag purpose is null, not draft");
+  expect(selectorMismatch({ names: ["edx-mitx-qa-*"] }, i)).toMatch(/matches none of edx-mitx-qa-\*/);
+});

@@ -52,7 +52,7 @@ test.each([
   ["release", (s: Record<string, any>) => (s.release = "sumac"), /not an Open edX release/],
   ["blue.release", (s: Record<string, any>) => (s.blue.release = "redwood-3"), /not an Open edX release/],
   ["amis.web", (s: Record<string, any>) => (s.amis.web = "web-ami"), /AMI id/],
-  ["blue.web", (s: Record<string, any>) => (s.blue.web = {}), /give ids, names or tags/],
+  ["blue.web", (s: Record<string, any>) => (s.blue.web = {}), /give ids, names, tags or autoScalingGroup/],
   ["phase", (s: Record<string, any>) => (s.phase = "done"), /prepared|live/],
   ["green", (s: Record<string, any>) => (s.green = { web: ["i-0123456789abcdef1"] }), /both the blue and the green fleet/],
   ["sites[1].name", (s: Record<string, any>) => (s.sites[1].name = "lms"), /given twice/],
