@@ -7,8 +7,9 @@ import {
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand } from "@aws-sdk/client-route-53";
 import { awsSettingsFromEnv, createAwsClients, type AwsClients } from "../../lib/aws";
-import { deregister, drainingSeconds, loadBalancerDnsName, pointRecords, readRecords, register, registeredInstances, type Cloud } from "../../workflows/openedx/cloud";
-import { parseFleetSettings, type FleetSettings } from "../../workflows/openedx/settings";
+import { pointRecords, readRecords, type Cloud } from "../../workflows/openedx/cloud";
+import { deregister, drainingSeconds, instanceHealth, loadBalancerDnsName, register, registeredInstances } from "../../workflows/openedx/loadBalancers";
+import { parseFleetSettings, type FleetSettings, type Site } from "../../workflows/openedx/settings";
 import { startSandbox, type Sandbox } from "../sandbox";
 
 // The AWS side of the Open edX cut-over against moto behind the fault proxy, without Pulumi:
@@ -19,6 +20,8 @@ let aws: AwsClients;
 let cloud: Cloud;
 let instances: string[];
 let albDns: string;
+let site: Site;
+const LMS = ["lms.mitx.example.edu"];
 
 beforeAll(async () => {
   bed = await startSandbox({ ssh: false, pulumi: false });
@@ -51,16 +54,16 @@ beforeAll(async () => {
     fleet: "mitx",
     amis: { web: "ami-0123456789abcdef0", worker: "ami-0123456789abcdef1" },
     blue: { release: "redwood.3", web: [instances[0]] },
-    loadBalancer: { type: "alb", targetGroupArns: groups, port: 8000 },
-    dns: { hostedZoneId, records: ["lms.mitx.example.edu"] },
+    sites: [{ name: "lms", loadBalancer: { type: "alb", targetGroupArns: groups, port: 8000 }, records: LMS, verify: { checks: [{ url: "/" }] } }],
+    dns: { hostedZoneId },
     maintenance: { distributionId: "E1", bucket: "b", windowStart: "2026-12-19T13:00:00Z", windowMinutes: 60, contact: "x" },
     ssh: { user: "u", privateKey: "k" },
-    verify: { baseUrl: "http://127.0.0.1", checks: [{ path: "/" }] },
     timing: { pollSeconds: 0.1, dnsSyncSeconds: 3 },
   });
   if (!("settings" in parsed)) throw new Error(JSON.stringify(parsed.issues));
   const settings: FleetSettings = parsed.settings;
   cloud = { aws, settings, info: async () => undefined, pollMs: 100 };
+  site = settings.sites[0]!;
 }, 120_000);
 afterAll(async () => {
   aws?.destroy();
@@ -68,36 +71,39 @@ afterAll(async () => {
 });
 
 test("ALB target groups: register only what is missing, in every group; deregister; the longest deregistration delay; the ALB's DNS name", async () => {
-  expect(await register(cloud, [instances[1]!, instances[2]!])).toEqual([instances[1], instances[2]]);
+  expect(await register(cloud, site, [instances[1]!, instances[2]!])).toEqual([instances[1], instances[2]]);
   bed.aws!.clearCalls();
-  expect(await register(cloud, [instances[1]!, instances[2]!])).toEqual([]);
+  expect(await register(cloud, site, [instances[1]!, instances[2]!])).toEqual([]);
   expect(bed.aws!.calls().filter((c) => c.action === "RegisterTargets")).toHaveLength(0);
-  expect([...(await registeredInstances(cloud))].sort()).toEqual([instances[1], instances[2]].sort());
-  expect(await deregister(cloud, [instances[1]!, instances[0]!])).toEqual([instances[1]]);
-  expect([...(await registeredInstances(cloud))]).toEqual([instances[2]]);
+  expect([...(await registeredInstances(cloud, site))].sort()).toEqual([instances[1], instances[2]].sort());
+  expect(await deregister(cloud, site, [instances[1]!, instances[0]!])).toEqual([instances[1]]);
+  expect([...(await registeredInstances(cloud, site))]).toEqual([instances[2]]);
   // the lms group keeps AWS's default (300 s), the cms group was set to 2 s: the longest counts
-  expect(await drainingSeconds(cloud)).toBe(300);
-  expect(await loadBalancerDnsName(cloud)).toBe(albDns);
+  expect(await drainingSeconds(cloud, site)).toBe(300);
+  expect(await loadBalancerDnsName(cloud, site)).toBe(albDns);
+  // the target groups' own health view (moto: healthy for a registered running instance)
+  const health = await instanceHealth(cloud, site, [instances[2]!]);
+  expect(health.get(instances[2]!)).toEqual({ healthy: true, state: "healthy" });
 });
 
 test("Route 53: a change is awaited through PENDING polls until INSYNC; the record keeps its TTL", async () => {
   bed.aws!.route53PendingPolls(3);
   bed.aws!.clearCalls();
-  await pointRecords(cloud, "d111111abcdef8.cloudfront.net", 300);
+  await pointRecords(cloud, LMS, "d111111abcdef8.cloudfront.net", 300);
   expect(bed.aws!.calls().filter((c) => c.action === "GetChange")).toHaveLength(4);
-  expect(await readRecords(cloud)).toEqual([{ name: "lms.mitx.example.edu", value: "d111111abcdef8.cloudfront.net", ttl: 300 }]);
+  expect(await readRecords(cloud, LMS)).toEqual([{ name: "lms.mitx.example.edu", value: "d111111abcdef8.cloudfront.net", ttl: 300 }]);
   bed.aws!.route53PendingPolls(0);
 });
 
 test("Route 53 throttling: the SDK retries within its budget; beyond it the error says throttled and what to do", async () => {
   bed.aws!.clearCalls();
   bed.aws!.inject({ action: "ChangeResourceRecordSets", kind: "throttle", times: 2 });
-  await pointRecords(cloud, albDns, 300);
+  await pointRecords(cloud, LMS, albDns, 300);
   expect(bed.aws!.calls().filter((c) => c.action === "ChangeResourceRecordSets").map((c) => c.status)).toEqual([400, 400, 200]);
 
   bed.aws!.inject({ action: "ChangeResourceRecordSets", kind: "throttle", times: 3 });
-  await expect(pointRecords(cloud, "d111111abcdef8.cloudfront.net", 300)).rejects.toThrow(
+  await expect(pointRecords(cloud, LMS, "d111111abcdef8.cloudfront.net", 300)).rejects.toThrow(
     /could not point lms\.mitx\.example\.edu at d111111abcdef8\.cloudfront\.net: Throttling: Rate exceeded \(after 3 attempts\)\n  hint: AWS is throttling/,
   );
-  expect((await readRecords(cloud))[0]!.value).toBe(albDns);
+  expect((await readRecords(cloud, LMS))[0]!.value).toBe(albDns);
 });

@@ -43,9 +43,16 @@ afterAll(async () => {
   await bed?.stop();
 });
 
-test("redwood.3 → sumac.3 in two ups: prepared stands green up, live cuts over; the LB serves only green, DNS at the LB, blue terminated by id, the new migration applied", async () => {
+const release = async (site: "lms" | "studio" = "lms") => /release ([^<\s]+)</.exec((await fleet.throughLb("/", site)).body)?.[1];
+
+test("a Salt-era fleet (its own tags, no openedx:* tag; an lms ELB and a sticky Studio ELB) redwood.3 → sumac.3 in two ups: green launched like blue, each site cut over on its own ELB only once the ELB reports green InService, Sumac's reindex after the migrations, blue terminated by id", async () => {
   const blue = [...fleet.blue.web, ...fleet.blue.worker];
-  expect((await fleet.throughLb("/heartbeat")).body).toContain("redwood.3");
+  for (const id of blue) expect(Object.keys(await fleet.instanceTags(id)).filter((k) => k.startsWith("openedx:"))).toEqual([]);
+  expect(await release("lms")).toBe("redwood.3");
+  expect(await release("studio")).toBe("redwood.3");
+  // the adopting run recorded blue as the selectors found it
+  const adopted = ((await own.stack.exportStack()).deployment.resources as Array<{ type: string; outputs?: { blueFleet?: unknown } }>).find((r) => r.type.endsWith("OpenEdxFleet"));
+  expect(adopted?.outputs?.blueFleet).toEqual({ web: [...fleet.blue.web].sort(), worker: fleet.blue.worker });
 
   // up 1: prepared
   await own.setSystems({ mitx: fleet.systemConfig({ release: "sumac.3", phase: "prepared", keyConfig: "edxSshKey" }) });
@@ -54,19 +61,27 @@ test("redwood.3 → sumac.3 in two ups: prepared stands green up, live cuts over
   const planned = prepared.plan.find((l) => l.startsWith("~ pulumi-nodejs:dynamic/openedx:OpenEdxFleet mitx ("));
   expect(planned).toContain("release: redwood.3 → sumac.3");
   expect(planned).toContain("phase: live → prepared");
-  const greenIds = ((await own.stack.outputs()).versions?.value as Record<string, string>).mitx;
-  expect(greenIds).toBe("redwood.3"); // still live: redwood.3
+  expect(((await own.stack.outputs()).versions?.value as Record<string, string>).mitx).toBe("redwood.3"); // still live: redwood.3
   const green = [...fleet.hosts.values()].filter((h) => h.release === "sumac.3");
   expect(green.map((h) => h.role).sort()).toEqual(["web", "web", "worker"]);
   for (const h of green) expect(Object.values(fleet.supervisorStatus(h.id)).every((s) => s === "STOPPED")).toBe(true);
-  expect(await fleet.records()).toEqual(Object.fromEntries(Object.keys(await fleet.records()).map((k) => [k, fleet.lbDnsName])));
+  // green carries the operator's tags (the release-specific ones for sumac.3) and the workflow's bookkeeping
+  const greenWeb = green.find((h) => h.role === "web")!;
+  const tags = await fleet.instanceTags(greenWeb.id);
+  expect(tags).toMatchObject({ environment: "mitx-production", purpose: "current-residential-live", role: "edx", edx_codename: "sumac", "release-version": "3", "openedx:release": "sumac.3", "openedx:role": "web" });
+  // launched like blue: instance profile, user data, encrypted volume (what RunInstances was given)
+  const run = bed.aws!.calls().find((c) => c.action === "RunInstances" && c.params.ImageId === fleet.amis["sumac.3"].web)!;
+  expect(run.params["IamInstanceProfile.Arn"]).toBe("arn:aws:iam::123456789012:instance-profile/edx-instance-role");
+  expect(Buffer.from(run.params.UserData ?? "", "base64").toString()).toContain("salt_minion");
+  expect([run.params["BlockDeviceMapping.1.DeviceName"], run.params["BlockDeviceMapping.1.Ebs.Encrypted"], run.params["BlockDeviceMapping.1.Ebs.VolumeSize"]]).toEqual(["/dev/xvda", "true", "25"]);
+  expect(await fleet.records()).toEqual({ "lms.mitx.example.edu": fleet.lbDnsNames.lms, "studio.mitx.example.edu": fleet.lbDnsNames.studio });
   const page = await fleet.maintenancePage();
   expect(page).toContain("residential-support@mitx.example.edu");
-  expect(page).toContain("90 minutes");
   expect(fleet.migrations()).not.toContain("courseware.0002_learner_home");
-  expect((await fleet.throughLb("/heartbeat")).body).toContain("redwood.3");
+  expect(await release()).toBe("redwood.3");
 
   // up 2: live
+  bed.aws!.clearCalls();
   await own.setSystems({ mitx: fleet.systemConfig({ release: "sumac.3", phase: "live", keyConfig: "edxSshKey" }) });
   const live = await up(own);
   expect([live.result.exitCode, live.result.error]).toEqual([0, undefined]);
@@ -75,16 +90,34 @@ test("redwood.3 → sumac.3 in two ups: prepared stands green up, live cuts over
   for (const step of ["1-dns-maintenance", "2-stop-blue", "3-migrate-start-green", "4-switch-load-balancer", "5-verify", "6-dns-load-balancer", "7-terminate-blue"]) {
     expect(log).toMatch(new RegExp(`live ${step} \\[[^\\]]+\\]: done`));
   }
-  expect(log).toMatch(/applied courseware\.0002_learner_home/);
+  // the migrations, then Sumac's Studio reindex on the first green web host
+  expect(log).toMatch(/applied courseware\.0002_learner_home.*sumac step reindex-studio: Indexed 0 course\(s\) \(incremental\) for sumac\.3/);
+  const reindexed = green.filter((h) => fs.existsSync(path.join(h.dir, "reindex_studio.log")));
+  expect(reindexed.map((h) => fs.readFileSync(path.join(h.dir, "reindex_studio.log"), "utf8"))).toEqual(["sumac.3 incremental 0\n"]);
   // Route 53 was PENDING for the first polls (the bed's compensation), and the workflow waited.
   expect(bed.aws!.calls().filter((c) => c.action === "GetChange").length).toBeGreaterThanOrEqual(6);
 
+  // Health as each ELB sees it: green was OutOfService for the first 3 answers per ELB, and blue was
+  // deregistered from an ELB only after that ELB's last answer (all green InService).
+  const greenWebIds = green.filter((h) => h.role === "web").map((h) => h.id).sort();
+  const calls = bed.aws!.calls();
+  for (const site of ["lms", "studio"] as const) {
+    const lb = { lms: "edx-current-residential-live-mitx-production", studio: "edx-studio-mitx-production" }[site];
+    for (const id of greenWebIds) expect(fleet.outOfService().filter((o) => o.lb === lb && o.instance === id && /registration is still in progress/.test(o.reason)).length).toBe(3);
+    const health = calls.map((c, i) => ({ c, i })).filter(({ c }) => c.action === "DescribeInstanceHealth" && c.params.LoadBalancerName === lb);
+    const deregistered = calls.findIndex((c) => c.action === "DeregisterInstancesFromLoadBalancer" && c.params.LoadBalancerName === lb);
+    expect(health.length).toBeGreaterThanOrEqual(4);
+    expect(deregistered).toBeGreaterThan(health.at(-1)!.i);
+    expect(await fleet.registered(site)).toEqual(greenWebIds);
+  }
+  expect(await fleet.listenerPolicies("studio")).toEqual(["studio-sticky"]);
+
   expect(((await own.stack.outputs()).versions?.value as Record<string, string>).mitx).toBe("sumac.3");
-  expect((await fleet.registered()).sort()).toEqual(green.filter((h) => h.role === "web").map((h) => h.id).sort());
-  for (let i = 0; i < 4; i++) expect((await fleet.throughLb("/heartbeat")).body).toContain("sumac.3");
-  expect(Object.values(await fleet.records())).toEqual([fleet.lbDnsName, fleet.lbDnsName]);
+  for (let i = 0; i < 4; i++) expect([await release("lms"), await release("studio")]).toEqual(["sumac.3", "sumac.3"]);
+  expect((await fleet.throughLb("/", "studio")).body).toContain("MITx Studio");
+  expect(await fleet.records()).toEqual({ "lms.mitx.example.edu": fleet.lbDnsNames.lms, "studio.mitx.example.edu": fleet.lbDnsNames.studio });
   expect(await fleet.instanceStates(blue)).toEqual(Object.fromEntries(blue.map((id) => [id, "terminated"])));
-  const terminates = bed.aws!.calls().filter((c) => c.action === "TerminateInstances");
+  const terminates = calls.filter((c) => c.action === "TerminateInstances");
   expect(terminates).toHaveLength(1);
   expect(Object.entries(terminates[0]!.params).filter(([k]) => k.startsWith("InstanceId")).map(([, v]) => v).sort()).toEqual([...blue].sort());
   expect(fleet.migrations()).toContain("courseware.0002_learner_home");
@@ -93,10 +126,23 @@ test("redwood.3 → sumac.3 in two ups: prepared stands green up, live cuts over
   const keyLine = fs.readFileSync(bed.sshd!.privateKeyPath, "utf8").split("\n")[1] as string;
   expect(keyLine.length).toBeGreaterThan(20);
   expect(allEvents.join("\n")).not.toContain(keyLine);
-  // the state on disk (the backend's files) holds it only encrypted
   const stateDir = path.join(bed.dir, "pulumi", "state");
   const stateFiles = (fs.readdirSync(stateDir, { recursive: true }) as string[]).map((f) => path.join(stateDir, f)).filter((f) => fs.statSync(f).isFile());
   expect(stateFiles.some((f) => f.endsWith("mitx.json"))).toBe(true);
   for (const f of stateFiles) expect([f, fs.readFileSync(f, "utf8").includes(keyLine)]).toEqual([f, false]);
   process.stdout.write(`openedx acceptance: prepared up ${prepared.ms} ms, live up ${live.ms} ms\n${live.diagnostics.filter((d) => /live \d-/.test(d)).join("\n")}\n`);
+}, 600_000);
+
+test("release rules at preview: redwood.3 → teak.1 (skips sumac) and sumac.3 → redwood.3 (a downgrade) are refused by check, changing nothing; sumac.master is accepted", async () => {
+  const before = { outputs: (await own.stack.outputs()).versions?.value, records: await fleet.records(), lms: await fleet.registered("lms") };
+  await own.setSystems({ mitx: fleet.systemConfig({ release: "teak.1", phase: "prepared", keyConfig: "edxSshKey", blueRelease: "redwood.3" }) });
+  const skip = await own.stack.preview().then(() => "", (err: Error) => err.message);
+  expect(skip).toMatch(/release: redwood\.3 → teak\.1 skips sumac: Open edX is upgraded one named release at a time/);
+  await own.setSystems({ mitx: fleet.systemConfig({ release: "redwood.3", phase: "live", keyConfig: "edxSshKey", blueRelease: "sumac.3" }) });
+  const down = await own.stack.preview().then(() => "", (err: Error) => err.message);
+  expect(down).toMatch(/release: redwood\.3 is older than sumac\.3: a downgrade \(Sumac → Redwood\)/);
+  await own.setSystems({ mitx: fleet.systemConfig({ release: "sumac.master", phase: "prepared", keyConfig: "edxSshKey", blueRelease: "sumac.3", amis: fleet.amis["sumac.3"] }) });
+  const master = await own.stack.preview();
+  expect(master.changeSummary.update).toBe(1);
+  expect({ outputs: (await own.stack.outputs()).versions?.value, records: await fleet.records(), lms: await fleet.registered("lms") }).toEqual(before);
 }, 600_000);

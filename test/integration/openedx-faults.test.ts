@@ -29,19 +29,23 @@ async function world() {
   return {
     instances: await fleet.instanceStates([]),
     records: await fleet.records(),
-    registered: (await fleet.registered()).sort(),
+    registered: [await fleet.registered("lms"), await fleet.registered("studio")],
     page: await fleet.maintenancePage(),
     outputs: (await own.stack.outputs()).versions?.value,
   };
 }
 
-/** After a rollback: DNS at the load balancer, only blue registered, blue serves redwood.3. */
+const atLbs = () => ({ "lms.mitx.example.edu": fleet.lbDnsNames.lms, "studio.mitx.example.edu": fleet.lbDnsNames.studio });
+const release = async (site: "lms" | "studio" = "lms") => /release ([^<\s]+)</.exec((await fleet.throughLb("/", site)).body)?.[1];
+const lbDnsMessage = () => `lms: DNS points at its load balancer (${fleet.lbDnsNames.lms}); studio: DNS points at its load balancer (${fleet.lbDnsNames.studio})`;
+
+/** After a rollback: each site's DNS at its load balancer, only blue registered in each, blue serves redwood.3. */
 async function expectBlueServes() {
-  expect(Object.values(await fleet.records())).toEqual([fleet.lbDnsName, fleet.lbDnsName]);
-  expect((await fleet.registered()).sort()).toEqual([...fleet.blue.web].sort());
+  expect(await fleet.records()).toEqual(atLbs());
+  for (const site of ["lms", "studio"] as const) expect(await fleet.registered(site)).toEqual([...fleet.blue.web].sort());
   for (let i = 0; i < 2; i++) {
-    const r = await fleet.throughLb("/heartbeat");
-    expect([r.status, JSON.parse(r.body).release]).toEqual([200, "redwood.3"]);
+    expect((await fleet.throughLb("/heartbeat")).status).toBe(200);
+    expect([await release("lms"), await release("studio")]).toEqual(["redwood.3", "redwood.3"]);
   }
   for (const id of [...fleet.blue.web, ...fleet.blue.worker]) expect(Object.values(fleet.supervisorStatus(id)).every((s) => s === "RUNNING")).toBe(true);
   expect(((await own.stack.outputs()).versions?.value as Record<string, string>).mitx).toBe("redwood.3");
@@ -73,10 +77,10 @@ test("refused before anything changes: an AMI that does not exist; a blue id of 
   const foreign = await fleet.launchForeign();
   await fleet.waitBooted(foreign);
   const withForeign = await world();
-  await configure({ release: "sumac.3", phase: "prepared", blue: { web: [...fleet.blue.web, foreign], worker: fleet.blue.worker } });
+  await configure({ release: "sumac.3", phase: "prepared", blueIds: { web: [...fleet.blue.web, foreign], worker: fleet.blue.worker } });
   const notOurs = await up();
   expect(notOurs.result.exitCode).not.toBe(0);
-  expect(notOurs.message).toContain(`${foreign} is not of fleet mitx-residential`);
+  expect(notOurs.message).toContain(`${foreign} is not of this fleet: its tag environment is "mitx-online-production", not mitx-production`);
   expect(notOurs.message).toMatch(/fix blue\.web/);
   expect(await world()).toEqual(withForeign);
 }, 600_000);
@@ -87,8 +91,9 @@ test("prepared with a green host whose smoke test fails: refused, DNS untouched;
   await configure({ release: "sumac.3", phase: "prepared" });
   const failing = await up();
   expect(failing.result.exitCode).not.toBe(0);
-  expect(failing.message).toMatch(/smoke test failed on i-[0-9a-f]+ \(.*HTTP 503/);
-  expect(failing.message).toContain(`DNS was not touched and still points at the load balancer (${fleet.lbDnsName})`);
+  // edx-platform's answer to a failed check: 503 with the per-check JSON; the check is named
+  expect(failing.message).toMatch(/smoke test failed: i-[0-9a-f]+ http:\S+\/lms\/heartbeat: HTTP 503, failing check\(s\) sql \(fixture: HEARTBEAT_FAIL marker/);
+  expect(failing.message).toContain("DNS was not touched and still points at the load balancers");
   expect(await fleet.records()).toEqual(records);
   expect(bed.aws!.calls().filter((c) => c.action === "ChangeResourceRecordSets")).toHaveLength(0);
 
@@ -108,22 +113,35 @@ test("live with a failing migration: rolled back to blue, DNS back at the load b
   expect(run.result.exitCode).not.toBe(0);
   expect(run.message).toMatch(/failed in step 3-migrate-start-green: .*migration courseware\.0002_learner_home failed/);
   expect(run.message).toMatch(/rolled back to blue/);
-  expect(run.message).toContain(`DNS points at the load balancer (${fleet.lbDnsName})`);
+  expect(run.message).toContain(lbDnsMessage());
   expect(run.message).toMatch(/Migrations already applied were not reversed/);
   expect(fleet.migrations()).not.toContain("courseware.0002_learner_home");
   await expectBlueServes();
 }, 600_000);
 
-test("live with green never healthy: the deadline passes, rolled back to blue", async () => {
+test("live with green's heartbeats failing: the deadline passes, rolled back to blue", async () => {
   fleet.mark("sumac.3", "HEARTBEAT_FAIL", true);
   await configure({ release: "sumac.3", phase: "live", healthySeconds: 2 });
   const run = await up();
   fleet.mark("sumac.3", "HEARTBEAT_FAIL", false);
   expect(run.result.exitCode).not.toBe(0);
-  expect(run.message).toMatch(/failed in step 4-switch-load-balancer: could not wait until the green web hosts are healthy: after 2s: .*HTTP 503/);
+  expect(run.message).toMatch(/failed in step 4-switch-load-balancer: could not wait until the web hosts' heartbeats pass: after 2s: .*HTTP 503, failing check\(s\) sql/);
   expect(run.message).toMatch(/rolled back to blue/);
   // migrations ran before the health check and stay (the error said so)
   expect(fleet.migrations()).toContain("courseware.0002_learner_home");
+  await expectBlueServes();
+}, 600_000);
+
+test("live with the load balancer never reporting green InService: blue is never deregistered, rolled back", async () => {
+  fleet.setOutOfServicePolls(100_000);
+  bed.aws!.clearCalls();
+  await configure({ release: "sumac.3", phase: "live", healthySeconds: 2 });
+  const run = await up();
+  fleet.setOutOfServicePolls(3);
+  expect(run.result.exitCode).not.toBe(0);
+  expect(run.message).toMatch(/failed in step 4-switch-load-balancer: could not wait until the lms load balancer \(edx-current-residential-live-mitx-production\) reports green healthy: after 2s it reports i-[0-9a-f]+ OutOfService \(Instance registration is still in progress\.\)/);
+  const deregistered = bed.aws!.calls().filter((c) => c.action === "DeregisterInstancesFromLoadBalancer").flatMap((c) => Object.entries(c.params).filter(([k]) => /InstanceId$/.test(k)).map(([, v]) => v));
+  expect(deregistered.filter((id) => fleet.blue.web.includes(id))).toEqual([]);
   await expectBlueServes();
 }, 600_000);
 
@@ -131,7 +149,7 @@ test("live with verification failing through the load balancer: rolled back to b
   await configure({ release: "sumac.3", phase: "live", verifyText: "release-that-is-not-there" });
   const run = await up();
   expect(run.result.exitCode).not.toBe(0);
-  expect(run.message).toMatch(/failed in step 5-verify: could not verify the new release through the load balancer: .*lacks "release-that-is-not-there"/);
+  expect(run.message).toMatch(/failed in step 5-verify: could not verify the new release through the load balancers: lms: .*lacks "release-that-is-not-there"/);
   await expectBlueServes();
 }, 600_000);
 
@@ -158,13 +176,14 @@ test("kill -9 of the whole run in step 4, then up again under Route 53 throttlin
   expect(log).toMatch(/live 1-dns-maintenance \[[^\]]+\]: skipped \(already at the maintenance page\)/);
   expect(log).toMatch(/live 3-migrate-start-green \[[^\]]+\]: skipped/);
   const calls = bed.aws!.calls();
-  expect(calls.filter((c) => c.action === "ChangeResourceRecordSets").map((c) => c.status)).toEqual([400, 400, 200]);
+  // step 6 makes one change per site: lms throttled twice then through, then studio
+  expect(calls.filter((c) => c.action === "ChangeResourceRecordSets").map((c) => c.status)).toEqual([400, 400, 200, 200]);
   const green = [...fleet.hosts.values()].filter((h) => h.release === "sumac.3" && h.role === "web").map((h) => h.id).sort();
-  expect((await fleet.registered()).sort()).toEqual(green);
+  for (const site of ["lms", "studio"] as const) expect(await fleet.registered(site)).toEqual(green);
   expect(calls.filter((c) => c.action === "TerminateInstances")).toHaveLength(1);
   const blue = [...fleet.blue.web, ...fleet.blue.worker];
   expect(await fleet.instanceStates(blue)).toEqual(Object.fromEntries(blue.map((id) => [id, "terminated"])));
-  expect(Object.values(await fleet.records())).toEqual([fleet.lbDnsName, fleet.lbDnsName]);
-  expect(JSON.parse((await fleet.throughLb("/heartbeat")).body).release).toBe("sumac.3");
+  expect(await fleet.records()).toEqual(atLbs());
+  expect([await release("lms"), await release("studio")]).toEqual(["sumac.3", "sumac.3"]);
   expect(((await own.stack.outputs()).versions?.value as Record<string, string>).mitx).toBe("sumac.3");
 }, 600_000);

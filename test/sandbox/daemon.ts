@@ -113,8 +113,8 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
       const { own, fleet } = openEdx;
       const variant = (phase: string) => own.configFile.replace(/\.yaml$/, `.${phase}.yaml`);
       status.hint = [
-        `An Open edX fleet (blue: ${[...fleet.blue.web, ...fleet.blue.worker].join(", ")}) serves redwood.3 behind the classic ELB ${fleet.lbDnsName}`,
-        `(its data plane: ${fleet.lbUrl}), adopted by the stack "openedx" in ${own.workDir}; the sumac.3 AMIs are registered.`,
+        `An Open edX fleet (blue: ${[...fleet.blue.web, ...fleet.blue.worker].join(", ")}) serves redwood.3 behind the classic ELBs ${Object.values(fleet.lbDnsNames).join(", ")}`,
+        `(their data plane: ${Object.values(fleet.lbUrls).join(", ")}), adopted by the stack "openedx" in ${own.workDir}; the sumac.3 AMIs are registered.`,
         `  source ${envFile}`,
         `Prepare (launch green, smoke-test it, write the maintenance page):`,
         `  cp ${variant("prepared")} ${own.configFile} && npm run upgrade -- --stack openedx --cwd ${own.workDir}`,

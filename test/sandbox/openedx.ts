@@ -1,66 +1,58 @@
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { CloudFrontClient, CreateDistributionCommand } from "@aws-sdk/client-cloudfront";
+import { CreateSecurityGroupCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, RegisterImageCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import {
-  CreateSecurityGroupCommand,
-  DescribeInstancesCommand,
-  DescribeSubnetsCommand,
-  EC2Client,
-  RegisterImageCommand,
-  RunInstancesCommand,
-} from "@aws-sdk/client-ec2";
-import {
+  ConfigureHealthCheckCommand,
+  CreateLBCookieStickinessPolicyCommand,
   CreateLoadBalancerCommand,
   DescribeLoadBalancersCommand,
   ElasticLoadBalancingClient,
   ModifyLoadBalancerAttributesCommand,
   RegisterInstancesWithLoadBalancerCommand,
+  SetLoadBalancerPoliciesOfListenerCommand,
 } from "@aws-sdk/client-elastic-load-balancing";
 import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListResourceRecordSetsCommand, Route53Client } from "@aws-sdk/client-route-53";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { toolchainCache } from "../../lib/toolchain";
-import { REPO_ROOT } from "./fixtures";
 import { SANDBOX_REGION, type Sandbox } from "./index";
 import { startMariaDb, type MariaDb } from "./mariadb";
-import { delay, freePort, startGuarded, type ManagedProcess } from "./processes";
+import { bootHost, openEdxVenv, supervisorStatus, type OpenEdxHost } from "./openedxHosts";
+import { startLbPlane } from "./openedxLb";
+import { delay } from "./processes";
+
+export { openEdxVenv, type OpenEdxHost } from "./openedxHosts";
 
 /**
- * A fixture MITx residential Open edX fleet on the bed (runbook 5).
+ * A fixture MITx residential Open edX fleet on the bed (runbook 5), tagged and laid out as the
+ * Salt era ran it (mitodl/salt-ops: cloud maps and orchestrate.edx; RUNBOOKS.md): instances
+ * tagged `environment`, `purpose`, `role=edx|edx-worker`, `edx_codename`, `release-version`,
+ * named `edx-<env>-<purpose>-<n>-v<N>`, no `openedx:*` tag; one classic ELB per site, lms
+ * (`edx-<purpose>-<env>`) and a separate Studio ELB with an LB-cookie stickiness policy, each
+ * with its own CNAME; 300 s draining there, 1 s here.
  *
- * - AWS is moto (AMI validation on): the fixture registers one AMI per release and role, launches
- *   blue from redwood.3's, and creates the classic ELB, the Route 53 zone with the lms/studio
- *   CNAMEs, the maintenance bucket and CloudFront distribution.
+ * - AWS is moto (AMI validation on): one AMI per release and role; blue launched from redwood.3's.
  * - Instances "boot": a watcher polls moto and, for every running instance launched from a fixture
- *   AMI (by the bed or by the workflow), makes a host directory with a real supervisord (PyPI
- *   `supervisor`) supervising the fixture Django app (test/fixtures/openedx/app) at the AMI's
- *   release on a port of its own; a terminated instance's supervisord is stopped. Every host is
- *   reached through the bed's one sshd, told apart by its directory.
+ *   AMI (by the bed or by the workflow), boots a host (openedxHosts.ts); a terminated one stops.
+ *   Every host is reached through the bed's one sshd, told apart by its directory.
  * - The database is Debian's MariaDB, bed-local (test/sandbox/mariadb.ts).
- * - moto has no load-balancer data plane: a small one here forwards each request only to an
- *   instance moto lists as registered with the ELB (and running), so checks through it are real.
- *   The instances' own addresses are `http://127.0.0.1:<net>/i/<instance id>` (a loopback router).
+ * - Load balancers: the bed's data plane and health compensation (openedxLb.ts).
  */
 export const RELEASES = ["redwood.3", "sumac.3"] as const;
 export type Release = (typeof RELEASES)[number];
 export const FLEET = "mitx-residential";
 export const ZONE = "mitx.example.edu";
-export const RECORDS = [`lms.${ZONE}`, `studio.${ZONE}`];
-export const LB_NAME = "mitx-lms";
+export const ENVIRONMENT = "mitx-production";
+export const PURPOSE = "current-residential-live";
+export const SITES = {
+  lms: { lb: `edx-${PURPOSE}-${ENVIRONMENT}`, record: `lms.${ZONE}`, service: "lms" as const },
+  studio: { lb: `edx-studio-${ENVIRONMENT}`, record: `studio.${ZONE}`, service: "cms" as const },
+};
+export type SiteName = keyof typeof SITES;
+export const RECORDS = Object.values(SITES).map((s) => s.record);
 export const BUCKET = "mitx-maintenance";
-
-export interface OpenEdxHost {
-  id: string;
-  release: string;
-  role: "web" | "worker";
-  dir: string;
-  port: number;
-  supervisord: ManagedProcess;
-  stopped: boolean;
-}
+export const SALT_ROLE = { web: "edx", worker: "edx-worker" } as const;
 
 export interface OpenEdxFixture {
   readonly db: MariaDb;
@@ -69,61 +61,59 @@ export interface OpenEdxFixture {
   readonly hostedZoneId: string;
   readonly distributionId: string;
   readonly distributionDomain: string;
-  readonly lbDnsName: string;
-  /** The load balancer's data plane on loopback. */
-  readonly lbUrl: string;
+  /** Each site's ELB DNS name. */
+  readonly lbDnsNames: Record<SiteName, string>;
+  /** Each site's load-balancer data plane on loopback. */
+  readonly lbUrls: Record<SiteName, string>;
   readonly hosts: Map<string, OpenEdxHost>;
   /** The own stack's `systems.<name>` entry (kind openedx); the SSH key named by a secret config key. */
-  systemConfig(options: { release: string; phase: "prepared" | "live"; amis?: { web: string; worker: string }; keyConfig: string; blue?: { web: string[]; worker: string[] }; verifyText?: string; healthySeconds?: number }): Record<string, unknown>;
+  systemConfig(options: { release: string; phase: "prepared" | "live"; amis?: { web: string; worker: string }; keyConfig: string; blueIds?: { web: string[]; worker: string[] }; verifyText?: string; healthySeconds?: number; blueRelease?: string }): Record<string, unknown>;
   /** What each record points at (CNAME value, no trailing dot). */
   records(): Promise<Record<string, string | undefined>>;
-  registered(): Promise<string[]>;
+  registered(site: SiteName): Promise<string[]>;
+  /** The ELB's policies (stickiness) on its listener. */
+  listenerPolicies(site: SiteName): Promise<string[]>;
   instanceStates(ids: string[]): Promise<Record<string, string>>;
+  instanceTags(id: string): Promise<Record<string, string>>;
   /** Applied Django migrations, "app.name". */
   migrations(): string[];
   maintenancePage(): Promise<string | undefined>;
-  /** GET through the load balancer's data plane. */
-  throughLb(pathname: string): Promise<{ status: number; body: string }>;
+  /** GET through a site's load-balancer data plane. */
+  throughLb(pathname: string, site?: SiteName): Promise<{ status: number; body: string }>;
+  /** OutOfService answers the bed's health compensation gave. */
+  outOfService(): Array<{ lb: string; instance: string; reason: string }>;
+  /** How many answers after registration report an instance OutOfService (default 3). */
+  setOutOfServicePolls(n: number): void;
   /** Waits until the instance's host has booted. */
   waitBooted(id: string, timeoutMs?: number): Promise<OpenEdxHost>;
   supervisorStatus(id: string): Record<string, string>;
   /**
-   * Breaks (or mends) hosts by a marker file the fixture app reads: HEARTBEAT_FAIL (its /heartbeat
-   * answers 503) or FAIL_MIGRATION (sumac.3's new migration fails). Applies to the hosts of
-   * `release` that exist and to those that boot later, until mended.
+   * Breaks (or mends) hosts by a marker file the fixture app reads: HEARTBEAT_FAIL (its heartbeat's
+   * sql check fails: 503) or FAIL_MIGRATION (sumac.3's new migration fails). Applies to the hosts
+   * of `release` that exist and to those that boot later, until mended.
    */
   mark(release: string, marker: "HEARTBEAT_FAIL" | "FAIL_MIGRATION", on: boolean): void;
-  /** Launches a web instance of another fleet (tagged so), for refusal tests. */
+  /** Launches a web instance of another environment (tagged so), for refusal tests. */
   launchForeign(): Promise<string>;
   stop(): Promise<void>;
 }
 
-/** The hosts' own Python environment (Django, supervisor, PyMySQL), cached by its requirements. */
-export function openEdxVenv(): string {
-  const requirements = path.join(REPO_ROOT, "test", "fixtures", "openedx", "requirements.txt");
-  const hash = createHash("sha256").update(fs.readFileSync(requirements)).digest("hex").slice(0, 12);
-  const dir = path.join(toolchainCache(), `openedx-venv-${hash}`);
-  if (fs.existsSync(path.join(dir, ".complete"))) return dir;
-  fs.mkdirSync(path.dirname(dir), { recursive: true });
-  const tmp = fs.mkdtempSync(`${dir}.build-`);
-  execFileSync("python3", ["-m", "venv", tmp]);
-  execFileSync(path.join(tmp, "bin", "python"), ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements], { stdio: ["ignore", "ignore", "pipe"] });
-  fs.writeFileSync(path.join(tmp, ".complete"), "");
-  try {
-    fs.renameSync(tmp, dir);
-  } catch {
-    fs.rmSync(tmp, { recursive: true, force: true }); // another process won the race
-  }
-  return dir;
-}
+const saltTags = (release: string, role: "web" | "worker", n: number) => {
+  const [codename, number] = release.split(".") as [string, string];
+  return [
+    { Key: "Name", Value: `edx-${ENVIRONMENT}-${PURPOSE}${role === "worker" ? "-worker" : ""}-${n}-v${number}` },
+    { Key: "environment", Value: ENVIRONMENT },
+    { Key: "purpose", Value: PURPOSE },
+    { Key: "role", Value: SALT_ROLE[role] },
+    { Key: "edx_codename", Value: codename },
+    { Key: "release-version", Value: number },
+  ];
+};
 
-const APP = path.join(REPO_ROOT, "test", "fixtures", "openedx", "app");
-
-export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Release; web?: number; worker?: number } = {}): Promise<OpenEdxFixture> {
-  if (!bed.moto || !bed.sshd) throw new Error("the Open edX fixture needs the bed's moto and sshd");
+export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Release; web?: number; worker?: number; outOfServicePolls?: number } = {}): Promise<OpenEdxFixture> {
+  if (!bed.moto || !bed.sshd || !bed.aws) throw new Error("the Open edX fixture needs the bed's moto, fault proxy and sshd");
   const sshd = bed.sshd;
-  const venv = openEdxVenv();
-  const python = path.join(venv, "bin", "python");
+  const python = path.join(openEdxVenv(), "bin", "python");
   const root = path.join(bed.dir, "openedx");
   fs.mkdirSync(path.join(root, "hosts"), { recursive: true });
   // Straight to moto (not through the fault proxy): the bed's own view of AWS.
@@ -137,9 +127,9 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
   const hosts = new Map<string, OpenEdxHost>();
   const markers = new Set<string>();
   const amiRelease = new Map<string, { release: string; role: "web" | "worker" }>();
-  const servers: http.Server[] = [];
   let watching = true;
   let watcher: Promise<void> = Promise.resolve();
+  const plane = await startLbPlane({ elb, proxy: bed.aws, hosts, sites: Object.fromEntries(Object.values(SITES).map((s) => [s.lb, s.service])), outOfServicePolls: options.outOfServicePolls ?? 3 });
 
   const stopHost = async (host: OpenEdxHost) => {
     host.stopped = true;
@@ -149,46 +139,11 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
     watching = false;
     await watcher;
     for (const host of hosts.values()) await stopHost(host);
-    for (const server of servers) {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    }
+    await plane.close();
     for (const c of [ec2, elb, route53, cloudFront, s3]) c.destroy();
     await db.stop();
     fs.rmSync(root, { recursive: true, force: true });
   };
-
-  async function boot(id: string, release: string, role: "web" | "worker"): Promise<void> {
-    const dir = path.join(root, "hosts", id);
-    fs.mkdirSync(path.join(dir, "bin"), { recursive: true });
-    const port = await freePort();
-    fs.writeFileSync(path.join(dir, "release"), `${release}\n`);
-    for (const m of markers) if (m.startsWith(`${release}/`)) fs.writeFileSync(path.join(dir, m.split("/")[1]!), "");
-    fs.writeFileSync(path.join(dir, "db.json"), JSON.stringify({ host: db.host, port: db.port, name: db.database, user: db.user, password: db.password }), { mode: 0o600 });
-    const conf = path.join(dir, "supervisord.conf");
-    const env = `EDXAPP_HOST_DIR="${dir}",PYTHONUNBUFFERED="1"`;
-    const program = (name: string, command: string) =>
-      `[program:${name}]\ncommand=${command}\nenvironment=${env}\ndirectory=${APP}\nautostart=true\nstartsecs=1\nstopasgroup=true\nkillasgroup=true\nstopwaitsecs=5\nredirect_stderr=true\nstdout_logfile=${dir}/${name}.log\n`;
-    // cms and the worker are stand-ins (a process that idles): only lms serves HTTP in the fixture.
-    const idle = `${python} -c "import time; [time.sleep(60) for _ in iter(int, 1)]"`;
-    const programs =
-      role === "web"
-        ? program("lms", `${python} ${APP}/manage.py lms runserver 127.0.0.1:${port} --noreload --skip-checks`) + program("cms", idle)
-        : program("lms_default_worker", idle);
-    fs.writeFileSync(
-      conf,
-      `[unix_http_server]\nfile=${dir}/supervisor.sock\n[supervisord]\nlogfile=${dir}/supervisord.log\npidfile=${dir}/supervisord.pid\nnodaemon=true\nuser=root\n` +
-        `[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n[supervisorctl]\nserverurl=unix://${dir}/supervisor.sock\n` +
-        programs,
-    );
-    fs.writeFileSync(path.join(dir, "bin", "supervisorctl"), `#!/bin/sh\nexec ${python} -m supervisor.supervisorctl -c ${conf} "$@"\n`, { mode: 0o755 });
-    for (const service of ["lms", "cms"]) {
-      fs.writeFileSync(path.join(dir, "bin", `edxapp-migrate-${service}`), `#!/bin/sh\ncd ${APP} && EDXAPP_HOST_DIR=${dir} exec ${python} manage.py ${service} migrate --noinput\n`, { mode: 0o755 });
-    }
-    const supervisord = startGuarded({ name: `supervisord ${id}`, command: python, args: ["-m", "supervisor.supervisord", "-c", conf] });
-    for (let i = 0; i < 100 && !fs.existsSync(path.join(dir, "supervisor.sock")); i++) await delay(100);
-    hosts.set(id, { id, release, role, dir, port, supervisord, stopped: false });
-  }
 
   // The instances' "boot": every running instance from a fixture AMI gets a host; terminated ones stop.
   async function watchOnce(): Promise<void> {
@@ -199,7 +154,8 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
       const state = i.State?.Name;
       if (!host && state === "running" && amiRelease.has(i.ImageId ?? "")) {
         const { release, role } = amiRelease.get(i.ImageId!)!;
-        await boot(id, release, role);
+        const hostMarkers = [...markers].filter((m) => m.startsWith(`${release}/`)).map((m) => m.split("/")[1]!);
+        hosts.set(id, await bootHost({ root, id, release, role, python, db, markers: hostMarkers }));
       } else if (host && !host.stopped && (state === "terminated" || state === "shutting-down" || state === "stopped")) {
         await stopHost(host);
       }
@@ -212,40 +168,6 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
     }
   };
 
-  // Loopback "network": /i/<id>/… reaches that instance's lms port.
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse, port: number, pathname: string) => {
-    const up = http.request({ host: "127.0.0.1", port, method: req.method, path: pathname, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on("error", (err) => res.writeHead(502).end(`bed: instance unreachable: ${err.message}`));
-    req.pipe(up);
-  };
-  const listen = async (handler: http.RequestListener) => {
-    const server = http.createServer(handler);
-    servers.push(server);
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    return (server.address() as AddressInfo).port;
-  };
-  const netPort = await listen((req, res) => {
-    const m = /^\/i\/(i-[0-9a-f]+)(\/.*)?$/.exec(req.url ?? "");
-    const host = m ? hosts.get(m[1]!) : undefined;
-    if (!host || host.stopped || host.role !== "web") return void res.writeHead(504).end("bed: no such instance answers");
-    forward(req, res, host.port, m![2] ?? "/");
-  });
-  let turn = 0;
-  const lbPort = await listen(async (req, res) => {
-    try {
-      const out = await elb.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [LB_NAME] }));
-      const registered = (out.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId!);
-      const live = registered.map((id) => hosts.get(id)).filter((h): h is OpenEdxHost => !!h && !h.stopped && h.role === "web");
-      if (live.length === 0) return void res.writeHead(503).end("bed load balancer: no registered instance");
-      forward(req, res, live[turn++ % live.length]!.port, req.url ?? "/");
-    } catch (err) {
-      res.writeHead(503).end(`bed load balancer: ${(err as Error).message}`);
-    }
-  });
-
   try {
     const amis = {} as OpenEdxFixture["amis"];
     for (const release of RELEASES) {
@@ -257,32 +179,38 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
       }
     }
     const subnet = (await ec2.send(new DescribeSubnetsCommand({}))).Subnets![0]!;
-    const sg = await ec2.send(new CreateSecurityGroupCommand({ GroupName: "edxapp", Description: "Open edX app servers", VpcId: subnet.VpcId }));
+    const sg = await ec2.send(new CreateSecurityGroupCommand({ GroupName: `edx-${ENVIRONMENT}`, Description: "Open edX app servers", VpcId: subnet.VpcId }));
+    // The instance profile the Salt era gave edxapp (orchestrate.edx: edx-instance-role). The repo
+    // has no IAM client (nothing else needs one): one query-protocol call, straight to moto.
+    const iam = await fetch(bed.moto.url, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0" },
+      body: "Action=CreateInstanceProfile&Version=2010-05-08&InstanceProfileName=edx-instance-role",
+    });
+    if (!iam.ok) throw new Error(`moto IAM CreateInstanceProfile: ${iam.status} ${await iam.text()}`);
+    const profileArn = /<Arn>([^<]+)<\/Arn>/.exec(await iam.text())?.[1] ?? "";
     const release = options.release ?? "redwood.3";
     const launch = async (role: "web" | "worker", count: number, type: "t3.large" | "t3.medium") => {
-      if (count === 0) return [];
-      const out = await ec2.send(
-        new RunInstancesCommand({
-          ImageId: amis[release][role],
-          InstanceType: type,
-          MinCount: count,
-          MaxCount: count,
-          SubnetId: subnet.SubnetId,
-          SecurityGroupIds: [sg.GroupId!],
-          TagSpecifications: [
-            {
-              ResourceType: "instance",
-              Tags: [
-                { Key: "Name", Value: `${FLEET}-${release}-${role}` },
-                { Key: "openedx:fleet", Value: FLEET },
-                { Key: "openedx:release", Value: release },
-                { Key: "openedx:role", Value: role },
-              ],
-            },
-          ],
-        }),
-      );
-      return out.Instances!.map((i) => i.InstanceId!);
+      const ids: string[] = [];
+      // One call per instance: each has its own Salt-era name (…-<n>-v<N>).
+      for (let n = 0; n < count; n++) {
+        const out = await ec2.send(
+          new RunInstancesCommand({
+            ImageId: amis[release][role],
+            InstanceType: type,
+            MinCount: 1,
+            MaxCount: 1,
+            SubnetId: subnet.SubnetId,
+            SecurityGroupIds: [sg.GroupId!],
+            IamInstanceProfile: { Arn: profileArn },
+            UserData: Buffer.from("#cloud-config\nsalt_minion:\n  conf:\n    master: salt.mitx.example.edu\n").toString("base64"),
+            BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { VolumeSize: 25, VolumeType: "gp3", Encrypted: true, DeleteOnTermination: true } }],
+            TagSpecifications: [{ ResourceType: "instance", Tags: saltTags(release, role, n) }],
+          }),
+        );
+        ids.push(out.Instances![0]!.InstanceId!);
+      }
+      return ids;
     };
     const blue = { web: await launch("web", options.web ?? 2, "t3.large"), worker: await launch("worker", options.worker ?? 1, "t3.medium") };
     watcher = watch();
@@ -300,16 +228,26 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
     const first = hosts.get(blue.web[0]!)!;
     for (const service of ["lms", "cms"]) execFileSync(path.join(first.dir, "bin", `edxapp-migrate-${service}`), { stdio: ["ignore", "ignore", "pipe"] });
 
-    const lb = await elb.send(
-      new CreateLoadBalancerCommand({
-        LoadBalancerName: LB_NAME,
-        Listeners: [{ Protocol: "HTTP", LoadBalancerPort: 80, InstanceProtocol: "HTTP", InstancePort: 8000 }],
-        Subnets: [subnet.SubnetId!],
-        SecurityGroups: [sg.GroupId!],
-      }),
-    );
-    await elb.send(new ModifyLoadBalancerAttributesCommand({ LoadBalancerName: LB_NAME, LoadBalancerAttributes: { ConnectionDraining: { Enabled: true, Timeout: 1 } } }));
-    await elb.send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: LB_NAME, Instances: blue.web.map((InstanceId) => ({ InstanceId })) }));
+    const lbDnsNames = {} as Record<SiteName, string>;
+    for (const [site, { lb, service }] of Object.entries(SITES) as Array<[SiteName, (typeof SITES)[SiteName]]>) {
+      const created = await elb.send(
+        new CreateLoadBalancerCommand({
+          LoadBalancerName: lb,
+          Listeners: [{ Protocol: "HTTP", LoadBalancerPort: 80, InstanceProtocol: "HTTP", InstancePort: service === "lms" ? 8000 : 8010 }],
+          Subnets: [subnet.SubnetId!],
+          SecurityGroups: [sg.GroupId!],
+        }),
+      );
+      lbDnsNames[site] = created.DNSName!;
+      // Salt's ELBs checked HTTPS:443/heartbeat; the bed's hosts serve HTTP on their own ports.
+      await elb.send(new ConfigureHealthCheckCommand({ LoadBalancerName: lb, HealthCheck: { Target: `HTTP:${service === "lms" ? 8000 : 8010}/heartbeat`, Interval: 30, Timeout: 5, HealthyThreshold: 3, UnhealthyThreshold: 2 } }));
+      await elb.send(new ModifyLoadBalancerAttributesCommand({ LoadBalancerName: lb, LoadBalancerAttributes: { ConnectionDraining: { Enabled: true, Timeout: 1 } } }));
+      if (site === "studio") {
+        await elb.send(new CreateLBCookieStickinessPolicyCommand({ LoadBalancerName: lb, PolicyName: "studio-sticky", CookieExpirationPeriod: 3600 }));
+        await elb.send(new SetLoadBalancerPoliciesOfListenerCommand({ LoadBalancerName: lb, LoadBalancerPort: 80, PolicyNames: ["studio-sticky"] }));
+      }
+      await elb.send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: lb, Instances: blue.web.map((InstanceId) => ({ InstanceId })) }));
+    }
 
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const dist = await cloudFront.send(
@@ -329,12 +267,12 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
     await route53.send(
       new ChangeResourceRecordSetsCommand({
         HostedZoneId: hostedZoneId,
-        ChangeBatch: { Changes: RECORDS.map((name) => ({ Action: "UPSERT", ResourceRecordSet: { Name: `${name}.`, Type: "CNAME", TTL: 1, ResourceRecords: [{ Value: lb.DNSName! }] } })) },
+        ChangeBatch: { Changes: (Object.keys(SITES) as SiteName[]).map((site) => ({ Action: "UPSERT", ResourceRecordSet: { Name: `${SITES[site].record}.`, Type: "CNAME", TTL: 1, ResourceRecords: [{ Value: lbDnsNames[site] }] } })) },
       }),
     );
-    const lbUrl = `http://127.0.0.1:${lbPort}`;
-    const privateKey = fs.readFileSync(sshd.privateKeyPath, "utf8");
-    void privateKey;
+    const lbUrls = Object.fromEntries((Object.keys(SITES) as SiteName[]).map((site) => [site, plane.urls[SITES[site].lb]!])) as Record<SiteName, string>;
+    const hostBin = `${root}/hosts/{instanceId}/bin`;
+    const saltSelector = (role: "web" | "worker", ids?: string[]) => ({ ...(ids ? { ids } : {}), tags: { environment: ENVIRONMENT, purpose: PURPOSE, role: SALT_ROLE[role] } });
 
     return {
       db,
@@ -343,38 +281,67 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
       hostedZoneId,
       distributionId: dist.Distribution!.Id!,
       distributionDomain: dist.Distribution!.DomainName!,
-      lbDnsName: lb.DNSName!,
-      lbUrl,
+      lbDnsNames,
+      lbUrls,
       hosts,
       systemConfig(o) {
+        const site = (name: SiteName, title: string, text?: string) => ({
+          name,
+          loadBalancer: { type: "classic", name: SITES[name].lb },
+          records: [SITES[name].record],
+          verify: { baseUrl: lbUrls[name], checks: [{ url: "/heartbeat", json: { "sql.status": true } }, { url: "/", text: text ?? title }] },
+        });
         return {
           kind: "openedx",
           release: o.release,
           phase: o.phase,
           fleet: FLEET,
           amis: o.amis ?? amis[o.release as Release] ?? amis["sumac.3"],
-          blue: { release, ...(o.blue ?? blue) },
-          loadBalancer: { type: "classic", name: LB_NAME },
-          dns: { hostedZoneId, records: RECORDS },
+          blue: { release: o.blueRelease ?? release, web: saltSelector("web", o.blueIds?.web), worker: saltSelector("worker", o.blueIds?.worker) },
+          launchTags: { edx_codename: "{name}", "release-version": "{number}" },
+          sites: [site("lms", "MITx residential", o.verifyText ?? `release ${o.release}`), site("studio", "MITx Studio")],
+          dns: { hostedZoneId },
           maintenance: { distributionId: dist.Distribution!.Id!, bucket: BUCKET, windowStart: "2026-12-19T13:00:00Z", windowMinutes: 90, contact: "residential-support@mitx.example.edu" },
           ssh: { host: sshd.host, port: sshd.port, user: sshd.user, knownHostsPath: sshd.knownHostsPath, privateKeyConfig: o.keyConfig },
-          commands: { supervisorctl: `${root}/hosts/{instanceId}/bin/supervisorctl`, migrate: `${root}/hosts/{instanceId}/bin/edxapp-migrate-{service}` },
-          instanceUrl: `http://127.0.0.1:${netPort}/i/{instanceId}`,
-          verify: { baseUrl: lbUrl, checks: [{ path: "/heartbeat", status: 200, text: o.verifyText ?? o.release }, { path: "/", status: 200, text: "MITx residential" }] },
-          timing: { pollSeconds: 0.2, bootSeconds: 30, healthySeconds: o.healthySeconds ?? 20, dnsSyncSeconds: 20, maxWaitSeconds: 5, commandSeconds: 120 },
+          // The supervisor layout's commands, at the fixture hosts' bin/ instead of /edx/bin.
+          host: {
+            layout: "supervisor",
+            commands: {
+              status: `${hostBin}/supervisorctl status`,
+              stop: `${hostBin}/supervisorctl stop all`,
+              start: `${hostBin}/supervisorctl start all`,
+              migrate: `${hostBin}/edxapp-migrate-{service}`,
+              manage: `${hostBin}/manage {service} {args}`,
+            },
+            deadlines: { status: 30, stop: 60, start: 60, migrate: 120, releaseStep: 120 },
+          },
+          heartbeats: {
+            lms: { url: `${plane.networkUrl}/i/{instanceId}/lms/heartbeat` },
+            cms: { url: `${plane.networkUrl}/i/{instanceId}/cms/heartbeat` },
+            workers: { url: `${plane.networkUrl}/i/{instanceId}/lms/heartbeat?extended` },
+          },
+          timing: { pollSeconds: 0.2, bootSeconds: 30, healthySeconds: o.healthySeconds ?? 20, dnsSyncSeconds: 20, maxWaitSeconds: 5 },
         };
       },
       async records() {
         const out = await route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: hostedZoneId }));
         return Object.fromEntries(RECORDS.map((name) => [name, out.ResourceRecordSets?.find((s) => s.Name === `${name}.` && s.Type === "CNAME")?.ResourceRecords?.[0]?.Value?.replace(/\.$/, "")]));
       },
-      async registered() {
-        const out = await elb.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [LB_NAME] }));
-        return (out.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId!);
+      async registered(site) {
+        const out = await elb.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [SITES[site].lb] }));
+        return (out.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId!).sort();
+      },
+      async listenerPolicies(site) {
+        const out = await elb.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [SITES[site].lb] }));
+        return (out.LoadBalancerDescriptions?.[0]?.ListenerDescriptions ?? []).flatMap((l) => l.PolicyNames ?? []);
       },
       async instanceStates(ids) {
         const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
         return Object.fromEntries((out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => [i.InstanceId!, i.State!.Name!]));
+      },
+      async instanceTags(id) {
+        const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+        return Object.fromEntries((out.Reservations?.[0]?.Instances?.[0]?.Tags ?? []).map((t) => [t.Key!, t.Value!]));
       },
       migrations: () => db.query("SELECT CONCAT(app, '.', name) FROM django_migrations ORDER BY app, name;").split("\n").filter(Boolean),
       async maintenancePage() {
@@ -385,14 +352,16 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
           return undefined;
         }
       },
-      throughLb: (pathname) =>
+      throughLb: (pathname, site = "lms") =>
         new Promise((resolve, reject) => {
-          http.get(`${lbUrl}${pathname}`, (res) => {
+          http.get(`${lbUrls[site]}${pathname}`, (res) => {
             let body = "";
             res.on("data", (c) => (body += c));
             res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
           }).on("error", reject);
         }),
+      outOfService: () => plane.outOfService(),
+      setOutOfServicePolls: (n) => plane.setOutOfServicePolls(n),
       waitBooted,
       mark(release, marker, on) {
         if (on) markers.add(`${release}/${marker}`);
@@ -404,28 +373,11 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
         }
       },
       async launchForeign() {
-        const out = await ec2.send(
-          new RunInstancesCommand({
-            ImageId: amis[release].web,
-            InstanceType: "t3.large",
-            MinCount: 1,
-            MaxCount: 1,
-            SubnetId: subnet.SubnetId,
-            TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "openedx:fleet", Value: "mitx-online" }, { Key: "openedx:role", Value: "web" }] }],
-          }),
-        );
+        const tags = saltTags(release, "web", 0).map((t) => (t.Key === "environment" ? { ...t, Value: "mitx-online-production" } : t.Key === "Name" ? { ...t, Value: "edx-mitx-online-production-0-v3" } : t));
+        const out = await ec2.send(new RunInstancesCommand({ ImageId: amis[release].web, InstanceType: "t3.large", MinCount: 1, MaxCount: 1, SubnetId: subnet.SubnetId, TagSpecifications: [{ ResourceType: "instance", Tags: tags }] }));
         return out.Instances![0]!.InstanceId!;
       },
-      supervisorStatus(id) {
-        const host = hosts.get(id)!;
-        let out: string;
-        try {
-          out = execFileSync(path.join(host.dir, "bin", "supervisorctl"), ["status"], { encoding: "utf8" });
-        } catch (err) {
-          out = String((err as { stdout?: string }).stdout ?? "");
-        }
-        return Object.fromEntries(out.split("\n").filter(Boolean).map((l) => l.trim().split(/\s+/).slice(0, 2) as [string, string]));
-      },
+      supervisorStatus: (id) => supervisorStatus(hosts.get(id)!),
       stop,
     };
   } catch (err) {

@@ -7,19 +7,23 @@ import { createProgress } from "../../lib/progress";
 import { runSteps, type Step } from "../../lib/steps";
 import { formatDuration } from "../../lib/wait";
 import type { Cloud } from "./cloud";
-import { fleetContext, liveSteps, prepareSteps, rollBack, ROLLBACK_STEPS, whereDnsPoints, type FleetContext } from "./cutover";
+import { fleetContext, rollBack, whereDnsPoints, type FleetContext } from "./context";
+import { liveSteps, prepareSteps, ROLLBACK_STEPS } from "./cutover";
 import { Hosts } from "./hosts";
-import { parseFleetSettings, type FleetSettings } from "./settings";
+import { parseFleetSettings, type FleetSettings, type Role } from "./settings";
 
 /**
  * The OpenEdxFleet provider's work (resource.ts holds only the thin serialized provider).
  * State (outputs): `release` and `phase` as last completed, `liveRelease` (what serves),
- * the blue and green ids, a fingerprint of the settings. No SSH key.
+ * blue as the operator's selectors found it (`blueFleet`, by role; `blueIds`), the green ids, a
+ * fingerprint of the settings. No SSH key. A live run after `prepared` of the same release uses
+ * the recorded blue, so what the selectors match later (green carries blue's tags) changes nothing.
  */
 export interface FleetOutputs {
   release: string;
   phase: "prepared" | "live";
   liveRelease: string;
+  blueFleet: Record<Role, string[]>;
   blueIds: string[];
   greenIds: string[];
   fingerprint: string;
@@ -76,20 +80,28 @@ async function converge(id: string, settings: FleetSettings, olds: Partial<Fleet
   const aws = createAwsClients(awsSettingsFromEnv());
   const cloud: Cloud = { aws, settings, info, pollMs: settings.timing.pollSeconds * 1000 };
   const hosts = new Hosts(settings);
-  const outputs = (phase: "prepared" | "live", liveRelease: string, ctx?: FleetContext): FleetOutputs => ({
-    release: settings.release,
-    phase,
-    liveRelease,
-    blueIds: [...settings.blue.web, ...settings.blue.worker],
-    greenIds: ctx ? [...ctx.green.web, ...ctx.green.worker].map((i) => i.id) : [],
-    fingerprint: fingerprintOf(settings),
-  });
+  const recorded = olds?.phase === "prepared" && olds.release === settings.release && olds.blueFleet?.web?.length ? olds.blueFleet : undefined;
+  let blue: Record<Role, string[]> = recorded ?? { web: [], worker: [] };
+  const outputs = (phase: "prepared" | "live", liveRelease: string, ctx?: FleetContext): FleetOutputs => {
+    if (ctx) blue = { web: ctx.blue.web.map((i) => i.id), worker: ctx.blue.worker.map((i) => i.id) };
+    return {
+      release: settings.release,
+      phase,
+      liveRelease,
+      blueFleet: blue,
+      blueIds: [...blue.web, ...blue.worker],
+      greenIds: ctx ? [...ctx.green.web, ...ctx.green.worker].map((i) => i.id) : [],
+      fingerprint: fingerprintOf(settings),
+    };
+  };
   try {
     const adopting = settings.phase === "live" && settings.release === settings.blue.release;
     if (adopting) {
       const ctx = await fleetContext(settings, cloud, hosts, info, warn, "live");
-      await info(`adopted: blue ${outputs("live", settings.release).blueIds.join(", ")} serves ${settings.release} behind ${ctx.loadBalancerDns}`);
-      return outputs("live", settings.release);
+      const sites = ctx.sites.map(({ site, dns }) => `${site.name} behind ${dns}`).join(", ");
+      const out = outputs("live", settings.release, ctx);
+      await info(`adopted: blue ${out.blueIds.join(", ")} serves ${settings.release} (${sites})`);
+      return { ...out, greenIds: [] };
     }
     const liveBefore = olds?.liveRelease ?? settings.blue.release;
     if (settings.phase === "prepared") {
@@ -98,8 +110,11 @@ async function converge(id: string, settings: FleetSettings, olds: Partial<Fleet
       return outputs("prepared", liveBefore, ctx);
     }
     // live
-    if (olds?.liveRelease === settings.release && olds.phase === "live") return outputs("live", settings.release);
-    const ctx = await fleetContext(settings, cloud, hosts, info, warn, "live");
+    if (olds?.liveRelease === settings.release && olds.phase === "live") {
+      blue = olds.blueFleet ?? blue;
+      return { ...outputs("live", settings.release), greenIds: olds.greenIds ?? [] };
+    }
+    const ctx = await fleetContext(settings, cloud, hosts, info, warn, "live", recorded);
     if (ctx.green.web.length < ctx.blue.web.length || ctx.green.worker.length < ctx.blue.worker.length) {
       throw refused(
         `cut over to ${settings.release}`,

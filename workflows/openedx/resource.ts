@@ -8,22 +8,29 @@ import { providerLoadedFrom, type SshArgs } from "../../lib/dynamicProvider";
  * (DNS to the maintenance page, stop blue, migrate, switch the load balancer, verify, DNS back,
  * terminate blue by id), rolling back to blue when a step fails while blue exists.
  */
+type Selector = string[] | { ids?: string[]; names?: string[]; tags?: Record<string, string | string[]> };
+type LoadBalancer = { type: "classic"; name: string } | { type: "alb"; targetGroupArns: string[]; port?: number };
+type Probe = { url: string; host?: string; status?: number; text?: string; json?: Record<string, string | number | boolean | null> };
+
+/** The settings (workflows/openedx/settings.ts documents each key). */
 export interface OpenEdxFleetArgs {
   release: pulumi.Input<string>;
   phase: pulumi.Input<"prepared" | "live">;
   fleet: pulumi.Input<string>;
   amis: pulumi.Input<{ web: string; worker: string }>;
-  blue: pulumi.Input<{ release: string; web: string[]; worker?: string[] }>;
-  green?: pulumi.Input<{ web: string[]; worker?: string[] }>;
-  loadBalancer: pulumi.Input<{ type: "classic"; name: string } | { type: "alb"; targetGroupArns: string[]; port?: number }>;
-  dns: pulumi.Input<{ hostedZoneId: string; records: string[] }>;
+  /** The serving fleet by the operator's own selectors (ids, Name tags, tags). */
+  blue: pulumi.Input<{ release: string; web: Selector; worker?: Selector }>;
+  green?: pulumi.Input<{ web: Selector; worker?: Selector }>;
+  launchTags?: pulumi.Input<Record<string, string>>;
+  /** lms, studio, …: each its own load balancer, records and verification checks. */
+  sites: pulumi.Input<Array<{ name: string; loadBalancer: LoadBalancer; records: string[]; verify?: { baseUrl?: string; checks: Probe[] } }>>;
+  dns: pulumi.Input<{ hostedZoneId: string }>;
   maintenance: pulumi.Input<{ distributionId: string; bucket: string; key?: string; windowStart: string; windowMinutes: number; contact: string }>;
   /** `host` defaults to each instance's private IP. */
   ssh: pulumi.Input<Omit<SshArgs, "host"> & { host?: pulumi.Input<string> }>;
-  commands?: pulumi.Input<{ supervisorctl: string; migrate: string }>;
-  instanceUrl?: pulumi.Input<string>;
-  heartbeatPath?: pulumi.Input<string>;
-  verify: pulumi.Input<{ baseUrl: string; checks: Array<{ path: string; status?: number; text?: string; host?: string }> }>;
+  host?: pulumi.Input<{ layout?: "supervisor" | "compose"; composeFile?: string; commands?: Partial<Record<"status" | "stop" | "start" | "migrate" | "manage", string>>; deadlines?: Partial<Record<"status" | "stop" | "start" | "migrate" | "releaseStep", number>> }>;
+  heartbeats?: pulumi.Input<{ lms: Probe; cms: Probe | false; workers: Probe | false }>;
+  releaseSteps?: pulumi.Input<Record<string, Array<{ id: string; service?: "lms" | "cms"; args?: string; command?: string }>>>;
   timing?: pulumi.Input<Record<string, number>>;
 }
 
@@ -40,6 +47,6 @@ export class OpenEdxFleet extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: OpenEdxFleetArgs, opts?: pulumi.CustomResourceOptions) {
     const ssh = pulumi.output(args.ssh).apply((s) => ({ ...s, privateKey: pulumi.secret(s.privateKey) }));
-    super(provider, name, { ...args, ssh, liveRelease: undefined, blueIds: undefined, greenIds: undefined, fingerprint: undefined }, opts, "openedx", "OpenEdxFleet");
+    super(provider, name, { ...args, ssh, liveRelease: undefined, blueFleet: undefined, blueIds: undefined, greenIds: undefined, fingerprint: undefined }, opts, "openedx", "OpenEdxFleet");
   }
 }
