@@ -3,7 +3,7 @@ import { UpgradeError } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
 import { runSteps } from "../../lib/steps";
 import { partialFailure, providerMessage } from "../../lib/dynamicProvider";
-import { shippedCatalog } from "./catalog";
+import { loadCatalog } from "./catalog";
 import { hopDone, hopSteps, isMajor, preflight, type ClusterContext, type Hop } from "./hops";
 import { createProgress } from "../../lib/progress";
 import { connectHost, installedVersion, type Host } from "./remote";
@@ -26,7 +26,8 @@ export interface ClusterOutputs {
   fingerprint: string;
 }
 
-const catalogOf = (settings: Pick<ClusterSettings, "catalog">): Catalog => settings.catalog ?? shippedCatalog();
+const catalogOf = (settings: Pick<ClusterSettings, "catalog" | "packageIndex">, warn: (m: string) => Promise<void>): Promise<Catalog> =>
+  loadCatalog(settings.catalog, settings.packageIndex, warn);
 
 /** What the engine passes: the settings plus our computed `plannedPath` (and the engine's own keys). */
 type Inputs = Record<string, unknown> & { version?: string; plannedPath?: string[] };
@@ -43,7 +44,7 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
     return { inputs: { ...news, plannedPath: [] } };
   }
   if (from === target) return { inputs: { ...news, plannedPath: olds.plannedPath ?? [] } };
-  const plan = planPath(catalogOf(parsed.settings), from, target);
+  const plan = planPath(await catalogOf(parsed.settings, createProgress(`backend.ai ${target}`).warn), from, target);
   if (!plan.allowed) return { inputs: news, failures: [{ property: "version", reason: refusal(plan) }] };
   return { inputs: { ...news, plannedPath: plan.path } };
 }
@@ -129,7 +130,7 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
         permanent: true,
       });
     }
-    const plan = planPath(catalogOf(settings), start, settings.version);
+    const plan = planPath(await catalogOf(settings, warn), start, settings.version);
     if (!plan.allowed) throw new UpgradeError({ what: "plan the upgrade", why: refusal(plan), exitCode: 3, permanent: true });
     for (const note of plan.notes) await info(note);
     const hops: Hop[] = plan.path.map((to, i) => ({ from: i === 0 ? plan.from : plan.path[i - 1]!, to }));
