@@ -47,3 +47,28 @@ export function pythonSatisfies(spec: string | undefined, version: string): bool
 export function matchingPython(spec: string | undefined, versions: string[]): string | undefined {
   return [...versions].sort((a, b) => compare(nums(a), nums(b))).find((v) => pythonSatisfies(spec, v));
 }
+
+const CANDIDATES = Array.from({ length: 20 }, (_, i) => `3.${i + 6}`);
+
+/**
+ * The hops of a plan whose release no Python of the release before can run (their Requires-Python
+ * admit no common 3.x), with each host that names no matching interpreter in `pythons`: what the
+ * preview refuses, before anything stops. Pure: the environment's own Python is not known here,
+ * only that it runs the release before.
+ */
+export function missingInterpreters(
+  plan: { from: string; path: string[]; requiresPython: Record<string, string> },
+  hosts: Array<{ component: string; pythons?: Record<string, string> }>,
+): Array<{ hop: { from: string; to: string }; needs: string; component: string }> {
+  const gaps: Array<{ hop: { from: string; to: string }; needs: string; component: string }> = [];
+  let prev = plan.from;
+  for (const to of plan.path) {
+    const [before, after] = [plan.requiresPython[prev], plan.requiresPython[to]];
+    const shared = CANDIDATES.some((v) => pythonSatisfies(before, v) && pythonSatisfies(after, v));
+    if (!shared && after) {
+      for (const host of hosts) if (!matchingPython(after, Object.keys(host.pythons ?? {}))) gaps.push({ hop: { from: prev, to }, needs: after, component: host.component });
+    }
+    prev = to;
+  }
+  return gaps;
+}
