@@ -65,7 +65,7 @@ export function filesFromHtml(text: string): IndexFile[] {
  * releases it skips with why (yanked). `knownDates` dates releases when the files carry no upload
  * time (HTML pages).
  */
-export function catalogFromFiles(files: IndexFile[], source: string, knownDates: Map<string, string> = new Map()): Catalog {
+export function catalogFromFiles(files: IndexFile[], source: string, knownDates: Map<string, string> = new Map(), listed: string[] = []): Catalog {
   const byVersion = new Map<string, IndexFile[]>();
   for (const file of files) {
     const raw = versionOfFile(file.filename);
@@ -93,6 +93,12 @@ export function catalogFromFiles(files: IndexFile[], source: string, knownDates:
     const requiresPython = live.find((f) => f.requiresPython)?.requiresPython;
     releases.push({ version, date, ...(requiresPython ? { requiresPython } : {}) });
   }
+  // PEP 700's `versions` may name a version with no file at all (tagged, never uploaded).
+  for (const raw of listed) {
+    const parsed = parseVersion(raw);
+    if ("error" in parsed || byVersion.has(spellVersion(parsed))) continue;
+    skipped.push({ version: spellVersion(parsed), why: "listed on the index without any distribution file" });
+  }
   const order = (a: { version: string }, b: { version: string }) => sortKey(a.version) - sortKey(b.version);
   return { source, releases: releases.sort(order), skipped: skipped.sort(order) };
 }
@@ -105,5 +111,7 @@ function sortKey(version: string): number {
 /** Parses a project page by its Content-Type (JSON for PEP 691, HTML otherwise). */
 export function catalogFromPage(text: string, contentType: string, source: string, knownDates?: Map<string, string>): Catalog {
   const json = /application\/vnd\.pypi\.simple\.v1\+json|application\/json/.test(contentType);
-  return catalogFromFiles(json ? filesFromJson(text) : filesFromHtml(text), source, knownDates);
+  if (!json) return catalogFromFiles(filesFromHtml(text), source, knownDates);
+  const versions = (JSON.parse(text) as { versions?: unknown }).versions;
+  return catalogFromFiles(filesFromJson(text), source, knownDates, Array.isArray(versions) ? versions.map(String) : []);
 }
