@@ -155,7 +155,7 @@ test("`up` performs every hop with real pip, Alembic and PostgreSQL; the databas
   expect(cluster.revision()).toEqual([cluster.heads["24.03.2"]]);
   expect(cluster.columns("endpoints")).toEqual(["id", "name", "retries", "session_id"]);
   expect(cluster.columns("agents")).toContain("auto_terminate");
-});
+}, 600_000); // three hops on three hosts, one of them making a new Python environment on each
 
 test("a second `up` changes nothing", async () => {
   const { result } = await run(own);

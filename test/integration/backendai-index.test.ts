@@ -108,4 +108,4 @@ test("the hop across the interpreter change upgrades for real; the old environme
     expect(cluster.environment(c)).toMatch(/venv-py3\.12$/);
   }
   expect(cluster.revision()).toEqual([cluster.heads["24.03.0"]]);
-});
+}, 480_000);

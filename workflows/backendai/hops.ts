@@ -165,10 +165,13 @@ export function hopSteps(hop: Hop): Array<Step<ClusterContext>> {
       title: `New Python environments for ${to}`,
       when: (ctx) => (ctx.environments.get(to)?.length ?? 0) > 0,
       async run(ctx) {
-        for (const change of ctx.environments.get(to)!) {
-          await prepareEnvironment(change, to, ctx.packageIndex);
-          await ctx.info(`${change.host.name}: ${change.next} (Python ${change.python}) has ${to}; the service still runs ${change.previous}`);
-        }
+        // One host's environment does not wait for another's (each has its own connection).
+        await Promise.all(
+          ctx.environments.get(to)!.map(async (change) => {
+            await prepareEnvironment(change, to, ctx.packageIndex);
+            await ctx.info(`${change.host.name}: ${change.next} (Python ${change.python}) has ${to}; the service still runs ${change.previous}`);
+          }),
+        );
         return ctx.environments.get(to)!.map((c) => c.next).join(", ");
       },
     },

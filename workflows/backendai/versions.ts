@@ -142,13 +142,14 @@ export function planPath(catalog: Catalog, fromText: string, toText: string): Pl
   if ("error" in tp) return refuse(`target version: ${tp.error}`);
   const { releases, from, note: startNote } = planningIndex(catalog, fp);
   if (!from) return refuse(`current version: ${unknown(catalog, releases, fromText, fp)}`);
+  // A downgrade is refused whatever the catalog holds (the database schema only moves forward).
+  if (key(tp) < key(fp)) return refuse(`${toText} is older than ${from.version}: downgrades are not supported (the database schema only moves forward)`);
   const to = key(tp) === key(fp) ? from : find(index(catalog), tp);
   if (!to) {
     const next = releases.find((r) => key(r.parsed) > key(tp) && r !== from);
     const nearest = next ? planPath(catalog, from.version, next.version) : undefined;
     return refuse(`target version: ${unknown(catalog, releases, toText, tp)}`, nearest?.allowed ? { to: next!.version, path: nearest.path } : undefined);
   }
-  if (key(tp) < key(fp)) return refuse(`${to.version} is older than ${from.version}: downgrades are not supported (the database schema only moves forward)`);
   if (key(tp) === key(fp)) return { allowed: true, from: from.version, to: to.version, path: [], notes: [`already at ${to.version}`], requiresPython: {} };
 
   const notes: string[] = startNote ? [startNote] : [];
