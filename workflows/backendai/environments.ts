@@ -23,6 +23,8 @@ export interface EnvironmentChange {
   next: string;
 }
 
+const minorOf = (version: string) => version.split(".").slice(0, 2).join(".");
+
 /** `/opt/bai/manager/venv/bin/python` → `/opt/bai/manager/venv`. */
 export const envOf = (python: string) => python.replace(/\/bin\/python[0-9.]*$/, "");
 
@@ -56,7 +58,20 @@ export async function environmentFor(host: Host, hop: { from: string; to: string
       permanent: true,
     });
   }
-  return { host, python, interpreter: pythons[python]!, link, previous, next: `${link}-py${python}` };
+  const interpreter = pythons[python]!;
+  const actual = await host
+    .run(`run ${interpreter}`, `${shq(interpreter)} -c 'import platform, venv; print(platform.python_version())'`)
+    .then((out) => out.trim(), (err: unknown) => (err instanceof UpgradeError ? err.why : String(err)));
+  if (!/^\d+\.\d+/.test(actual) || minorOf(actual) !== python) {
+    throw new UpgradeError({
+      what,
+      why: `hosts[].pythons names ${interpreter} for Python ${python}, but it ${/^\d+\.\d+/.test(actual) ? `is Python ${actual}` : `does not run (${actual})`}`,
+      hint: `point pythons["${python}"] at a Python ${python} interpreter with the venv module`,
+      exitCode: 3,
+      permanent: true,
+    });
+  }
+  return { host, python, interpreter, link, previous, next: `${link}-py${python}` };
 }
 
 export function noInterpreter(host: { name: string }, hop: { from: string; to: string }, spec: string, running?: string): UpgradeError {
