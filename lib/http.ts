@@ -10,11 +10,13 @@ export interface Probe {
   url: string;
   status?: number;
   body: string;
+  contentType?: string;
   error?: string;
 }
 
-export function probeHttp(url: string, options: { timeoutMs?: number; hostHeader?: string } = {}): Promise<Probe> {
+export function probeHttp(url: string, options: { timeoutMs?: number; hostHeader?: string; headers?: Record<string, string>; maxBodyBytes?: number } = {}): Promise<Probe> {
   const timeoutMs = options.timeoutMs ?? 5000;
+  const maxBody = options.maxBodyBytes ?? 64_000;
   return new Promise((resolve) => {
     let target: URL;
     try {
@@ -24,13 +26,13 @@ export function probeHttp(url: string, options: { timeoutMs?: number; hostHeader
       return;
     }
     const get = target.protocol === "https:" ? https.get : http.get;
-    const req = get(target, { headers: options.hostHeader ? { host: options.hostHeader } : {}, timeout: timeoutMs }, (res) => {
+    const req = get(target, { headers: { ...options.headers, ...(options.hostHeader ? { host: options.hostHeader } : {}) }, timeout: timeoutMs }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => {
-        if (body.length < 64_000) body += chunk;
+        if (body.length < maxBody) body += chunk;
       });
-      res.on("end", () => resolve({ url, status: res.statusCode, body }));
+      res.on("end", () => resolve({ url, status: res.statusCode, body, contentType: res.headers["content-type"] }));
       res.on("error", (err) => resolve({ url, status: res.statusCode, body, error: err.message }));
     });
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));

@@ -423,12 +423,12 @@ export function buildProgram(): Command {
     .requiredOption("--from <version>", "the version running now, e.g. 23.09.8")
     .requiredOption("--to <version>", "the version wanted, e.g. 24.03.2")
     .option("--direct", "check one direct hop instead of planning a path")
-    .option("--catalog <file>", "a release catalog JSON ({releases:[{version,date}]}) instead of the shipped one")
+    .option("--catalog <file|url|bundled>", "where the releases come from: a package index URL (default: PIP_INDEX_URL, else https://pypi.org/simple), \"bundled\" (the catalog shipped with the package), or a JSON file {releases:[{version,date}]}")
     .option("--json", "print one JSON object")
     .addHelpText("after", "\nExit codes: 0 allowed, 2 malformed input, 3 refused by the upgrade rules (the reason is printed).")
     .action(async (flags: { from: string; to: string; direct?: boolean; catalog?: string; json?: boolean }) => {
       const { checkHop, parseVersion, planPath } = await import("../workflows/backendai/versions");
-      const { shippedCatalog } = await import("../workflows/backendai/catalog");
+      const { catalogForCli } = await import("../workflows/backendai/catalog");
       for (const [flag, value] of [["--from", flags.from], ["--to", flags.to]] as const) {
         const parsed = parseVersion(value);
         if ("error" in parsed && !/pre-release/.test(parsed.error)) {
@@ -441,9 +441,9 @@ export function buildProgram(): Command {
       }
       let catalog;
       try {
-        catalog = flags.catalog ? JSON.parse((await import("node:fs")).readFileSync(flags.catalog, "utf8")) : shippedCatalog();
+        catalog = await catalogForCli(flags.catalog, (warning) => process.stderr.write(`warning: ${warning}\n`));
       } catch (err) {
-        throw badInput("read --catalog", (err as Error).message, "pass a JSON file {\"releases\": [{\"version\": \"24.03.2\", \"date\": \"2024-04-17\"}]}");
+        throw badInput("read --catalog", (err as Error).message, "pass a package index URL, \"bundled\", or a JSON file {\"releases\": [{\"version\": \"24.03.2\", \"date\": \"2024-04-17\"}]}");
       }
       if (flags.direct) {
         const hop = checkHop(catalog, flags.from, flags.to);

@@ -83,7 +83,8 @@ test("preview of 23.09.8 → 24.03.2 shows the planned hops, as an update (never
 });
 
 test.each([
-  ["24.03.1", /24\.03\.1 was never released.*nearest allowed change is to 24\.03\.2: 23\.09\.8 → 23\.09\.10 → 24\.03\.0 → 24\.03\.2/s],
+  // yanked on the bed's index (PEP 592): never planned, and the refusal names the index it read
+  ["24.03.1", /24\.03\.1 cannot be installed: yanked on the index \(broken version\) \(catalog: the package index http:\/\/127\.0\.0\.1:\d+\/simple\/backend-ai-manager\/ \(PEP 691 JSON.*nearest allowed change is to 24\.03\.2: 23\.09\.8 → 23\.09\.10 → 24\.03\.0 → 24\.03\.2/s],
   ["24.03.0rc1", /24\.03\.0rc1 is a pre-release/],
   ["23.09.6", /downgrades are not supported/],
   ["24.3", /not a Backend\.AI version/],
@@ -129,6 +130,21 @@ test("`up` performs every hop with real pip, Alembic and PostgreSQL; the databas
   expect(result.outputs?.versions).toEqual({ bai: "24.03.2" });
   const log = diagnostics.join("\n");
   expect(log).toMatch(/plan: 23\.09\.8 → 23\.09\.10 → 24\.03\.0 → 24\.03\.2/);
+  expect(log).toMatch(/skipped 24\.03\.1: yanked on the index \(broken version\)/);
+  expect(log).toMatch(/skipped 23\.09\.11: listed on the index without any distribution file/);
+  // the interpreter follows the release: 24.03 needs 3.12, so each host got a new environment in
+  // hop 23.09.10 → 24.03.0, its service restarted in it, the old one kept until verified, then removed
+  expect(log).toMatch(/hop 23\.09\.10 → 24\.03\.0: prepare-environments done/);
+  expect(log).toMatch(/hop 23\.09\.10 → 24\.03\.0: install-manager done \(switched .*venv to .*venv-py3\.12 \(Python 3\.12\); .*venv-py3\.11 kept until the hop is verified\)/);
+  expect(log.indexOf("24.03.0: verify-versions done")).toBeLessThan(log.indexOf("24.03.0: remove-old-environments done"));
+  expect(log).not.toMatch(/hop 24\.03\.0 → 24\.03\.2: prepare-environments/);
+  for (const c of ["manager", "agent", "storage-proxy"]) {
+    expect([c, cluster.pythonOf(c)]).toEqual([c, expect.stringMatching(/^3\.12\./)]);
+    expect(cluster.environment(c)).toMatch(/venv-py3\.12$/);
+    expect(fs.existsSync(cluster.environment(c).replace(/venv-py3\.12$/, "venv-py3.11"))).toBe(false);
+  }
+  // the catalog was read from the bed's index, as pip reads it
+  expect(cluster.index.requests).toContainEqual({ path: "/simple/backend-ai-manager/", accept: expect.stringMatching(/^application\/vnd\.pypi\.simple\.v1\+json/) });
   // the pair-specific step of 23.09 → 24.03, with the old package, then the new one
   expect(log).toMatch(/hop 23\.09\.10 → 24\.03\.0: pair-schema-step done \(alembic downgrade 85615e005fa3/);
   expect(log).toMatch(/hop 23\.09\.10 → 24\.03\.0: apply-missing-revisions done/);
@@ -139,7 +155,7 @@ test("`up` performs every hop with real pip, Alembic and PostgreSQL; the databas
   expect(cluster.revision()).toEqual([cluster.heads["24.03.2"]]);
   expect(cluster.columns("endpoints")).toEqual(["id", "name", "retries", "session_id"]);
   expect(cluster.columns("agents")).toContain("auto_terminate");
-});
+}, 600_000); // three hops on three hosts, one of them making a new Python environment on each
 
 test("a second `up` changes nothing", async () => {
   const { result } = await run(own);

@@ -79,7 +79,7 @@ test("kill -9 of the whole run in the middle of a hop, then the same command: co
   expect(await s.deployedVersion()).toBe("24.03.2");
   for (const c of ["manager", "agent"]) expect([c, s.cluster.installedVersion(c), s.cluster.running(c)]).toEqual([c, "24.03.2", true]);
   expect(s.cluster.revision()).toEqual([s.cluster.heads["24.03.2"]]);
-});
+}, 480_000); // the first hop makes a new Python 3.12 environment on each host
 
 test("24.03.11 → 24.09.0 on PostgreSQL 15: refused before anything is touched (24.09 needs 16)", async () => {
   const s = await scenario("pg15", "24.03.11");
@@ -92,13 +92,13 @@ test("24.03.11 → 24.09.0 on PostgreSQL 15: refused before anything is touched 
   expect(summary.error).toMatch(/pg_dump, then restore into 16/);
   expect([s.cluster.installedVersion("manager"), s.cluster.running("manager"), s.cluster.revision()]).toEqual(["24.03.11", true, ["3596bc12ec09"]]);
   expect(await s.deployedVersion()).toBe("24.03.11");
-});
+}, 300_000);
 
 describe("a cluster at 24.03.0", () => {
   let s: Scenario;
   beforeAll(async () => {
     s = await scenario("faulty", "24.03.0");
-  });
+  }, 300_000); // hosts at 24.03 run Python 3.12 environments, installed from the wheels
 
   test("a host that cannot be reached: a clear error from up, nothing changed", async () => {
     const closed = await freePort();
@@ -136,5 +136,5 @@ describe("a cluster at 24.03.0", () => {
     expect(s.cluster.revision()).toEqual(["b5c6d7e80302"]);
     for (const c of ["manager", "agent"]) expect([c, s.cluster.installedVersion(c), s.cluster.running(c)]).toEqual([c, "24.03.2", true]);
     expect(fs.existsSync(s.own.workDir)).toBe(true);
-  });
+  }, 480_000); // two runs of the hop on hosts in Python 3.12 environments
 });

@@ -1,7 +1,49 @@
+import * as fs from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import * as nodePath from "node:path";
 import { runCli } from "../sandbox/cli";
 
 // The built CLI answers the RUNBOOKS.md examples with the documented JSON and exit codes.
-const path = (...args: string[]) => runCli(["backendai", "path", ...args, "--json"], {});
+const path = (...args: string[]) => runCli(["backendai", "path", ...args, "--json", "--catalog", "bundled"], {});
+
+// A loopback index serving PyPI's real page of backend.ai-manager (saved as served) as PyPI does:
+// PEP 691 JSON at /simple/backend-ai-manager/, for the catalog read at run time.
+const PAGE = fs.readFileSync(nodePath.join(__dirname, "..", "fixtures", "backendai", "pypi-simple-backend-ai-manager.json"));
+let index: http.Server;
+let indexUrl: string;
+const requests: Array<{ url?: string; accept?: string }> = [];
+beforeAll(async () => {
+  index = http.createServer((req, res) => {
+    requests.push({ url: req.url, accept: req.headers.accept });
+    if (req.url !== "/simple/backend-ai-manager/") return void res.writeHead(404).end("not found");
+    res.writeHead(200, { "content-type": "application/vnd.pypi.simple.v1+json" }).end(PAGE);
+  });
+  await new Promise<void>((resolve) => index.listen(0, "127.0.0.1", resolve));
+  indexUrl = `http://127.0.0.1:${(index.address() as AddressInfo).port}/simple`;
+});
+afterAll(() => new Promise<void>((resolve) => index.close(() => resolve())));
+
+test("the catalog is read from the index pip uses (PIP_INDEX_URL), with pip's Accept header", async () => {
+  const run = await runCli(["backendai", "path", "--from", "24.09.3", "--to", "25.5.2"], { PIP_INDEX_URL: indexUrl });
+  expect([run.code, run.stderr]).toEqual([0, ""]);
+  expect(run.stdout.split("\n")[0]).toBe("24.09.3 → 24.09.4 → 24.09.5 → 25.1.1 → 25.2.0 → 25.3.0 → 25.3.1 → 25.3.2 → 25.3.3 → 25.4.0 → 25.5.0 → 25.5.1 → 25.5.2");
+  expect(run.stdout).toMatch(/note: skipped 24\.12\.1: yanked on the index \(broken version\)/);
+  expect(requests.at(-1)).toEqual({ url: "/simple/backend-ai-manager/", accept: expect.stringMatching(/^application\/vnd\.pypi\.simple\.v1\+json/) });
+  const refused = await runCli(["backendai", "path", "--from", "24.09.3", "--to", "24.12.1", "--catalog", indexUrl, "--json"], {});
+  expect(refused.code).toBe(3);
+  expect(JSON.parse(refused.stdout).reason).toContain(`catalog: the package index ${indexUrl}/backend-ai-manager/ (PEP 691 JSON`);
+});
+
+test("a live read that fails falls back to the bundled catalog, with a warning", async () => {
+  const run = await runCli(["backendai", "path", "--from", "23.09.8", "--to", "24.03.2", "--catalog", `${indexUrl}/nowhere`, "--json"], {});
+  expect(run.code).toBe(0);
+  expect(JSON.parse(run.stdout)).toMatchObject({ allowed: true, path: ["23.09.10", "24.03.0", "24.03.2"] });
+  expect(run.stderr).toMatch(/^warning: could not read the release catalog from http:\/\/127\.0\.0\.1:\d+\/simple\/nowhere\/backend-ai-manager\/ \(HTTP 404\); planning over the bundled catalog of \d{4}-\d{2}-\d{2}/);
+  const unknown = await runCli(["backendai", "path", "--from", "18.09.1", "--to", "24.03.2", "--catalog", "http://127.0.0.1:9/simple", "--json"], {});
+  expect(unknown.code).toBe(3);
+  expect(JSON.parse(unknown.stdout).reason).toMatch(/not in the release catalog .*catalog: the bundled catalog .*because reading http:\/\/127\.0\.0\.1:9\/simple\/backend-ai-manager\/ failed.*--catalog/);
+});
 
 test("allowed paths print the hops, exit 0", async () => {
   const run = await path("--from", "23.09.8", "--to", "24.03.2");

@@ -34,7 +34,7 @@ test.each([
   [["upgrade", "--help"]],
   [["--help"]],
   [["status", "--stack", "prod", "--cwd", "/nowhere", "--json"]],
-  [["backendai", "path", "--from", "23.09.8", "--to", "24.03.2"]],
+  [["backendai", "path", "--from", "23.09.8", "--to", "24.03.2", "--catalog", "bundled"]],
 ])("%j loads neither the Pulumi SDK nor the AWS SDK (nor node-ssh, zod)", (args) => {
   const run = loaded(args);
   expect(run.code).toBe(0);

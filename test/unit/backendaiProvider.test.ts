@@ -9,8 +9,8 @@ const settings = (version: string, edit: (s: ClusterSettings) => void = () => {}
   const s: ClusterSettings = {
     version,
     hosts: [
-      { component: "manager", ssh: { host: "10.0.0.5", user: "bai", privateKey: "KEY" }, python: "/opt/bai/manager/bin/python", alembicIni: "/opt/bai/manager/alembic.ini" },
-      { component: "agent", ssh: { host: "10.0.0.6", port: 2222, user: "bai", privateKey: "KEY" }, python: "/opt/bai/agent/bin/python" },
+      { component: "manager", ssh: { host: "10.0.0.5", user: "bai", privateKey: "KEY" }, python: "/opt/bai/manager/bin/python", pythons: { "3.12": "/usr/bin/python3.12" }, alembicIni: "/opt/bai/manager/alembic.ini" },
+      { component: "agent", ssh: { host: "10.0.0.6", port: 2222, user: "bai", privateKey: "KEY" }, python: "/opt/bai/agent/bin/python", pythons: { "3.12": "/usr/bin/python3.12" } },
     ],
     packageIndex: { noIndex: true, findLinks: ["/srv/wheels"] },
   };
@@ -56,10 +56,26 @@ describe("check", () => {
     }
   });
 
+  test("a hop whose release needs another Python fails the preview when a host names no matching interpreter", async () => {
+    const result = await check({ version: "23.09.8" }, inputs(settings("24.03.2", (s) => delete s.hosts[1]!.pythons)));
+    expect(result.failures).toEqual([
+      {
+        property: "hosts",
+        reason: expect.stringMatching(/^Backend\.AI 23\.09\.8 → 24\.03\.2: hop 23\.09\.10 → 24\.03\.0 needs Python <3\.13,>=3\.12 \(Requires-Python of the release\), and no interpreter in `pythons` matches on agent; name one per host, e\.g\. pythons: \{ "3\.12": "\/usr\/bin\/python3\.12" \}/),
+      },
+    ]);
+    // a 3.13 interpreter does not do for 24.03 either
+    const wrong = await check({ version: "23.09.8" }, inputs(settings("24.03.2", (s) => (s.hosts[0]!.pythons = { "3.13": "/usr/bin/python3.13" }))));
+    expect(wrong.failures?.[0]?.reason).toMatch(/no interpreter in `pythons` matches on manager/);
+    // within a line, no interpreter change, none needed
+    expect((await check({ version: "24.03.0" }, inputs(settings("24.03.2", (s) => s.hosts.forEach((h) => delete h.pythons))))).failures ?? []).toEqual([]);
+  });
+
   test("a catalog in the settings replaces the shipped one", async () => {
     const catalog = { releases: [{ version: "30.01.0", date: "2030-01-10" }, { version: "30.01.1", date: "2030-02-10" }, { version: "30.01.2", date: "2030-03-10" }] };
     const result = await check({ version: "30.01.0" }, inputs(settings("30.01.2", (s) => (s.catalog = catalog))));
-    expect(result.inputs?.plannedPath).toEqual(["30.01.1", "30.01.2"]);
+    // from 25.1 the project spells lines without a leading zero (30.1.1), as PyPI does
+    expect(result.inputs?.plannedPath).toEqual(["30.1.1", "30.1.2"]);
   });
 
   test("invalid settings fail naming the key", async () => {

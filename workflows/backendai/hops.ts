@@ -16,15 +16,19 @@ import {
   stopComponent,
   type Host,
 } from "./remote";
+import { environmentFor, prepareEnvironment, removeEnvironment, resolvesFor, switchEnvironment, type EnvironmentChange } from "./environments";
+import { pythonSatisfies } from "./python";
 import type { PackageIndex } from "./settings";
-import { compareReleases, lineOf } from "./versions";
+import { compareReleases, isNewNumbering, lineOf, parseVersion, type Parsed } from "./versions";
 
 /**
  * Runbook 3 of RUNBOOKS.md, one hop at a time (from → to, both releases, planned by versions.ts):
  *
- *   stop the manager → pair-specific schema step (old package) → pip install the manager →
- *   alembic upgrade head → (major) backend.ai mgr schema apply-missing-revisions <from> →
- *   start the manager → each other component: stop, pip install, start → verify every host.
+ *   (new Python) prepare the new environments → stop the manager → pair-specific schema step
+ *   (old package) → pip install the manager (or switch it to its new environment) → alembic
+ *   upgrade head → (major, up to 24.12) backend.ai mgr schema apply-missing-revisions <from> →
+ *   start the manager → each other component: stop, pip install (or switch), start → verify
+ *   every host → (new Python) remove the old environments.
  *
  * Each step checks the host before it acts, so a hop interrupted anywhere is completed by running
  * it again, and a finished hop is recognised and skipped as a whole (hopDone).
@@ -33,6 +37,10 @@ export interface ClusterContext {
   manager: Host;
   others: Host[];
   packageIndex?: PackageIndex;
+  /** Requires-Python of each planned release (from the catalog). */
+  requiresPython: Record<string, string>;
+  /** The environment changes of each hop (by its target), decided by preflight. */
+  environments: Map<string, EnvironmentChange[]>;
   info: Progress;
   warn: Progress;
 }
@@ -58,7 +66,6 @@ export const PAIR_RULES: Record<string, PairRule> = {
   "23.09->24.03": {
     revision: "85615e005fa3",
     why: "24.03's migration tree branches from 23.09's at 85615e005fa3; later 23.09 revisions are re-applied by apply-missing-revisions",
-    manual: "24.03 expects Python 3.12 (23.09 ran on 3.11)",
   },
   "24.03->24.09": {
     revision: "3596bc12ec09",
@@ -102,7 +109,35 @@ export async function hopDone(ctx: ClusterContext, hop: Hop): Promise<boolean> {
 export async function preflight(ctx: ClusterContext, hops: Hop[]): Promise<void> {
   await refuseRunningSessions(ctx, hops);
   for (const hop of hops) await pairRule(hop)?.precondition?.(ctx, hop);
+  await planEnvironments(ctx, hops);
 }
+
+/**
+ * For every host and hop: the Python the release needs (a new environment where the current one's
+ * is excluded; refused when the host has no matching interpreter) and that the release resolves
+ * from the index for it, so a path that cannot be installed is refused before any downtime.
+ */
+async function planEnvironments(ctx: ClusterContext, hops: Hop[]): Promise<void> {
+  ctx.environments.clear();
+  for (const host of [ctx.manager, ...ctx.others]) {
+    let running = minor(await pythonVersion(host));
+    for (const hop of hops) {
+      const spec = ctx.requiresPython[hop.to];
+      if (!pythonSatisfies(spec, running)) {
+        const change = (await environmentFor(host, hop, spec, running))!;
+        ctx.environments.set(hop.to, [...(ctx.environments.get(hop.to) ?? []), change]);
+        await ctx.info(`${host.name}: ${hop.from} → ${hop.to} needs Python ${spec}; a new environment ${change.next} with ${change.interpreter} (Python ${change.python}) replaces ${change.previous} in that hop`);
+        running = change.python;
+      }
+      await resolvesFor(host, hop.to, running, ctx.packageIndex);
+    }
+  }
+}
+
+const minor = (version: string) => version.split(".").slice(0, 2).join(".");
+const changeOf = (ctx: ClusterContext, hop: Hop, host: Host) => ctx.environments.get(hop.to)?.find((c) => c.host === host);
+/** apply-missing-revisions: upstream bundles revision histories for the old lines only (none since 24.12, #5030). */
+const needsMissingRevisions = (hop: Hop) => isMajor(hop) && !isNewNumbering(parseVersion(hop.to) as Parsed);
 
 /** Refuses while compute sessions run: a major upgrade is never rolling (RUNBOOKS.md). */
 async function refuseRunningSessions(ctx: ClusterContext, hops: Hop[]): Promise<void> {
@@ -126,6 +161,21 @@ export function hopSteps(hop: Hop): Array<Step<ClusterContext>> {
   const rule = pairRule(hop);
   const steps: Array<Step<ClusterContext>> = [
     {
+      id: "prepare-environments",
+      title: `New Python environments for ${to}`,
+      when: (ctx) => (ctx.environments.get(to)?.length ?? 0) > 0,
+      async run(ctx) {
+        // One host's environment does not wait for another's (each has its own connection).
+        await Promise.all(
+          ctx.environments.get(to)!.map(async (change) => {
+            await prepareEnvironment(change, to, ctx.packageIndex);
+            await ctx.info(`${change.host.name}: ${change.next} (Python ${change.python}) has ${to}; the service still runs ${change.previous}`);
+          }),
+        );
+        return ctx.environments.get(to)!.map((c) => c.next).join(", ");
+      },
+    },
+    {
       id: "stop-manager",
       title: `Stop the manager (${hop.from} → ${to})`,
       async check(ctx) {
@@ -141,7 +191,7 @@ export function hopSteps(hop: Hop): Array<Step<ClusterContext>> {
       id: "pair-schema-step",
       title: `Bring the schema to ${rule.revision} with the ${hop.from} package`,
       async check(ctx) {
-        if (rule.manual) await ctx.warn(`${hop.from} → ${to}: ${rule.manual}; the ${ctx.manager.name} environment runs Python ${await pythonVersion(ctx.manager)}`);
+        if (rule.manual) await ctx.warn(`${hop.from} → ${to}: ${rule.manual}`);
         const installed = await installedVersion(ctx.manager);
         if (installed !== hop.from) return `the manager package is already ${installed}`;
         const schema = await schemaState(ctx.manager, rule.revision);
@@ -160,7 +210,12 @@ export function hopSteps(hop: Hop): Array<Step<ClusterContext>> {
       id: "install-manager",
       title: `pip install -U backend.ai-manager==${to}`,
       check: async (ctx) => ((await installedVersion(ctx.manager)) === to ? `already ${to}` : undefined),
-      run: async (ctx) => pipInstall(ctx.manager, to, ctx.packageIndex),
+      async run(ctx) {
+        const change = changeOf(ctx, hop, ctx.manager);
+        if (!change) return pipInstall(ctx.manager, to, ctx.packageIndex);
+        await switchEnvironment(ctx.manager, change.link, change.next);
+        return `switched ${change.link} to ${change.next} (Python ${change.python}); ${change.previous} kept until the hop is verified`;
+      },
       verify: async (ctx) => expectInstalled(ctx.manager, to),
     },
     {
@@ -173,7 +228,7 @@ export function hopSteps(hop: Hop): Array<Step<ClusterContext>> {
       run: async (ctx) => migration(ctx, hop, "upgrade", "head"),
     },
   );
-  if (isMajor(hop)) {
+  if (needsMissingRevisions(hop)) {
     steps.push({
       id: "apply-missing-revisions",
       title: `backend.ai mgr schema apply-missing-revisions ${hop.from}`,
@@ -198,8 +253,10 @@ export function hopSteps(hop: Hop): Array<Step<ClusterContext>> {
       for (const host of ctx.others) {
         const installed = await installedVersion(host);
         if (installed === to && (await isRunning(host))) continue;
+        const change = changeOf(ctx, hop, host);
         await stopComponent(host);
-        if (installed !== to) await pipInstall(host, to, ctx.packageIndex);
+        if (change) await switchEnvironment(host, change.link, change.next);
+        else if (installed !== to) await pipInstall(host, to, ctx.packageIndex);
         await expectInstalled(host, to);
         await startComponent(host);
         await ctx.info(`${host.name}: ${to}, running`);
@@ -216,6 +273,15 @@ export function hopSteps(hop: Hop): Array<Step<ClusterContext>> {
       }
       const schema = await schemaState(ctx.manager);
       if (!atHead(schema)) throw new UpgradeError({ what: "verify the schema", why: `at ${schema.current.join(", ") || "no revision"}, head is ${schema.heads.join(", ")}` });
+    },
+  });
+  steps.push({
+    id: "remove-old-environments",
+    title: `Remove the environments ${to} no longer runs in`,
+    when: (ctx) => (ctx.environments.get(to)?.length ?? 0) > 0,
+    async run(ctx) {
+      for (const change of ctx.environments.get(to)!) await removeEnvironment(change.host, change.previous);
+      return `removed ${ctx.environments.get(to)!.map((c) => c.previous).join(", ")}`;
     },
   });
   return steps;

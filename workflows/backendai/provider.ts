@@ -3,12 +3,13 @@ import { UpgradeError } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
 import { runSteps } from "../../lib/steps";
 import { partialFailure, providerMessage } from "../../lib/dynamicProvider";
-import { shippedCatalog } from "./catalog";
+import { loadCatalog } from "./catalog";
 import { hopDone, hopSteps, isMajor, preflight, type ClusterContext, type Hop } from "./hops";
 import { createProgress } from "../../lib/progress";
 import { connectHost, installedVersion, type Host } from "./remote";
 import { fingerprintOf, parseClusterSettings, type ClusterSettings } from "./settings";
 import { planPath, type Catalog } from "./versions";
+import { missingInterpreters } from "./python";
 
 /**
  * The BackendAiCluster provider's work (resource.ts holds only a thin provider that loads this
@@ -26,7 +27,8 @@ export interface ClusterOutputs {
   fingerprint: string;
 }
 
-const catalogOf = (settings: Pick<ClusterSettings, "catalog">): Catalog => settings.catalog ?? shippedCatalog();
+const catalogOf = (settings: Pick<ClusterSettings, "catalog" | "packageIndex">, warn: (m: string) => Promise<void>): Promise<Catalog> =>
+  loadCatalog(settings.catalog, settings.packageIndex, warn);
 
 /** What the engine passes: the settings plus our computed `plannedPath` (and the engine's own keys). */
 type Inputs = Record<string, unknown> & { version?: string; plannedPath?: string[] };
@@ -43,8 +45,16 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
     return { inputs: { ...news, plannedPath: [] } };
   }
   if (from === target) return { inputs: { ...news, plannedPath: olds.plannedPath ?? [] } };
-  const plan = planPath(catalogOf(parsed.settings), from, target);
+  const plan = planPath(await catalogOf(parsed.settings, createProgress(`backend.ai ${target}`).warn), from, target);
   if (!plan.allowed) return { inputs: news, failures: [{ property: "version", reason: refusal(plan) }] };
+  const gaps = missingInterpreters(plan, parsed.settings.hosts);
+  if (gaps.length > 0) {
+    const byHop = new Map<string, string[]>();
+    for (const g of gaps) byHop.set(`${g.hop.from} → ${g.hop.to} needs Python ${g.needs}`, [...(byHop.get(`${g.hop.from} → ${g.hop.to} needs Python ${g.needs}`) ?? []), g.component]);
+    const what = [...byHop].map(([hop, components]) => `${hop} (Requires-Python of the release), and no interpreter in \`pythons\` matches on ${components.join(", ")}`).join("; ");
+    const example = gaps[0]!.needs.match(/>=\s*(3\.\d+)/)?.[1] ?? "3.12";
+    return { inputs: news, failures: [{ property: "hosts", reason: `Backend.AI ${plan.from} → ${plan.to}: hop ${what}; name one per host, e.g. pythons: { "${example}": "/usr/bin/python${example}" } (nothing was stopped)` }] };
+  }
   return { inputs: { ...news, plannedPath: plan.path } };
 }
 
@@ -119,7 +129,7 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
   async function upgradeCluster(): Promise<ClusterOutputs> {
     for (const host of settings.hosts) hosts.push(await connectHost(host, timeoutMs));
     const manager = hosts.find((h) => h.settings.component === "manager")!;
-    const ctx: ClusterContext = { manager, others: hosts.filter((h) => h !== manager), packageIndex: settings.packageIndex, info, warn };
+    const ctx: ClusterContext = { manager, others: hosts.filter((h) => h !== manager), packageIndex: settings.packageIndex, requiresPython: {}, environments: new Map(), info, warn };
     const start = from ?? (await installedVersion(manager));
     if (!start) {
       throw new UpgradeError({
@@ -129,9 +139,10 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
         permanent: true,
       });
     }
-    const plan = planPath(catalogOf(settings), start, settings.version);
+    const plan = planPath(await catalogOf(settings, warn), start, settings.version);
     if (!plan.allowed) throw new UpgradeError({ what: "plan the upgrade", why: refusal(plan), exitCode: 3, permanent: true });
     for (const note of plan.notes) await info(note);
+    ctx.requiresPython = plan.requiresPython;
     const hops: Hop[] = plan.path.map((to, i) => ({ from: i === 0 ? plan.from : plan.path[i - 1]!, to }));
     if (hops.length === 0) {
       await info(`already at ${plan.to}`);

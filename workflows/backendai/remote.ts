@@ -58,12 +58,18 @@ export async function startComponent(host: Host): Promise<void> {
   }
 }
 
-export async function pipInstall(host: Host, version: string, index: PackageIndex | undefined): Promise<void> {
-  const args = ["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--upgrade"];
+/** pip's options for the settings' package index. */
+export function indexArgs(index: PackageIndex | undefined): string[] {
+  const args: string[] = [];
   if (index?.noIndex) args.push("--no-index");
   if (index?.indexUrl) args.push("--index-url", index.indexUrl);
   if (index?.trustedHost) args.push("--trusted-host", index.trustedHost);
   for (const link of index?.findLinks ?? []) args.push("--find-links", link);
+  return args;
+}
+
+export async function pipInstall(host: Host, version: string, index: PackageIndex | undefined): Promise<void> {
+  const args = ["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--upgrade", ...indexArgs(index)];
   const spec = `${packageOf(host.settings.component)}==${version}`;
   await host.run(`pip install ${spec}`, [host.settings.python, ...args, spec].map(shq).join(" "));
 }

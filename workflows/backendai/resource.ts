@@ -14,6 +14,8 @@ export interface BackendAiHostArgs {
   ssh: pulumi.Input<SshArgs>;
   /** The Python interpreter of the component's virtualenv. */
   python: pulumi.Input<string>;
+  /** The interpreters the host has by version, e.g. { "3.12": "/usr/bin/python3.12" }: used when a release needs another Python. */
+  pythons?: pulumi.Input<Record<string, string>>;
   /** The manager's alembic.ini. */
   alembicIni?: pulumi.Input<string>;
   /** Default: `sudo systemctl start|stop` and `systemctl is-active --quiet backendai-<component>`. */
@@ -26,8 +28,15 @@ export interface BackendAiClusterArgs {
   hosts: pulumi.Input<Array<pulumi.Input<BackendAiHostArgs>>>;
   /** For air-gapped hosts: a local index or wheel directories. */
   packageIndex?: pulumi.Input<{ indexUrl?: string; findLinks?: string[]; noIndex?: boolean; trustedHost?: string }>;
-  /** Replaces the shipped release catalog (releases with dates). */
-  catalog?: pulumi.Input<{ releases: Array<{ version: string; date: string }>; source?: string }>;
+  /**
+   * Where the release catalog comes from: a package index URL, "bundled" (releases.json), or the
+   * releases themselves. Default: the index pip uses (packageIndex.indexUrl, else PyPI); with
+   * packageIndex.noIndex, the bundled catalog. A failed index read falls back to the bundled one.
+   */
+  catalog?: pulumi.Input<
+    | string
+    | { releases: Array<{ version: string; date: string; requiresPython?: string }>; skipped?: Array<{ version: string; why: string; date?: string }>; source?: string }
+  >;
   /** Deadline of each remote command in seconds (default 300). */
   commandTimeoutSeconds?: pulumi.Input<number>;
 }

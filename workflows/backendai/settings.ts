@@ -30,11 +30,20 @@ const packageIndexSchema = z.strictObject({
   trustedHost: z.string().min(1).optional(),
 });
 
-const catalogSchema = z.strictObject({
-  releases: z.array(z.strictObject({ version: z.string(), date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "YYYY-MM-DD") })).min(1),
+const catalogObjectSchema = z.strictObject({
+  releases: z
+    .array(z.strictObject({ version: z.string(), date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "YYYY-MM-DD"), requiresPython: z.string().min(1).optional() }))
+    .min(1),
+  skipped: z.array(z.strictObject({ version: z.string(), why: z.string(), date: z.string().optional() })).optional(),
   source: z.string().optional(),
   readOn: z.string().optional(),
 });
+/** The releases themselves, a package index URL to read them from, or "bundled" (the shipped releases.json). */
+const catalogSchema = z.union([
+  catalogObjectSchema,
+  z.literal("bundled"),
+  z.string().regex(/^https?:\/\/\S+$/, 'a package index URL (e.g. https://pypi.org/simple), "bundled", or {releases: [...]}'),
+]);
 
 const hostSchemaWith = <S extends z.ZodType>(ssh: S) =>
   z.strictObject({
@@ -42,6 +51,11 @@ const hostSchemaWith = <S extends z.ZodType>(ssh: S) =>
     ssh,
     /** The Python interpreter of the component's environment (its virtualenv). */
     python: z.string().min(1),
+    /**
+     * The interpreters the host has, by version ({"3.12": "/usr/bin/python3.12"}): a hop whose
+     * release needs another Python than the environment's makes a new environment with one of them.
+     */
+    pythons: z.record(z.string().regex(/^3\.\d+$/, "a Python version such as 3.12"), z.string().min(1)).optional(),
     /** The manager's alembic.ini (which holds the database URL). */
     alembicIni: z.string().min(1).optional(),
     /** Default: systemctl start|stop|is-active backendai-<component>. */
@@ -55,7 +69,7 @@ const clusterSchemaWith = <H extends z.ZodType<{ component: string; alembicIni?:
       version: z.string().min(1),
       hosts: z.array(host).min(1),
       packageIndex: packageIndexSchema.optional(),
-      /** Overrides the shipped release catalog (e.g. a newer list). */
+      /** Where the release catalog comes from (default: the index in packageIndex, else pip's default; "bundled" with noIndex). */
       catalog: catalogSchema.optional(),
       /** Deadline of each remote command, default 300 s (pip and migrations can be slow). */
       commandTimeoutSeconds: z.number().int().min(1).max(7200).optional(),
