@@ -127,22 +127,22 @@ export function freePort(): Promise<number> {
 }
 
 /** Waits until something accepts TCP connections on 127.0.0.1:port, or the process dies, or the deadline passes. */
-export async function waitForPort(proc: ManagedProcess, port: number, timeoutMs = 30_000): Promise<void> {
+export async function waitForPort(proc: ManagedProcess, port: number, timeoutMs = 30_000, host = "127.0.0.1"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.exited()) {
-      throw new Error(`${proc.name} exited before listening on 127.0.0.1:${port}:\n${proc.output()}`);
+      throw new Error(`${proc.name} exited before listening on ${host}:${port}:\n${proc.output()}`);
     }
-    if (await canConnect(port)) return;
+    if (await canConnect(port, host)) return;
     await delay(100);
   }
   await proc.stop();
-  throw new Error(`${proc.name} did not listen on 127.0.0.1:${port} within ${timeoutMs / 1000}s:\n${proc.output()}`);
+  throw new Error(`${proc.name} did not listen on ${host}:${port} within ${timeoutMs / 1000}s:\n${proc.output()}`);
 }
 
-function canConnect(port: number): Promise<boolean> {
+function canConnect(port: number, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: "127.0.0.1", port });
+    const socket = net.connect({ host, port });
     socket.once("connect", () => {
       socket.destroy();
       resolve(true);
