@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { UpgradeError } from "./errors";
 import type { SshTarget } from "./ssh";
@@ -33,6 +34,8 @@ export interface AuthPlan {
   methods: AuthMethod[];
   /** What is offered, for the message when the server accepts none of it. */
   offered: string[];
+  /** The keys in the order offered, as OpenSSH prints them (SHA256:…); a file whose public key is not known without its passphrase: its path. */
+  fingerprints: string[];
   skipped: string[];
 }
 
@@ -67,7 +70,7 @@ export async function planAuth(target: SshTarget, what: string): Promise<AuthPla
     }
     const failed = open(name, data);
     if (failed) throw keyError(name, failed.message);
-    return { methods: [{ type: "publickey", username, key: data, passphrase: target.passphrase }], offered: [name], skipped: [] };
+    return { methods: [{ type: "publickey", username, key: data, passphrase: target.passphrase }], offered: [name], fingerprints: [fingerprintOf(publicBlob(name, data)) ?? name], skipped: [] };
   }
 
   const files: { path: string; data: Buffer; blob?: string }[] = [];
@@ -99,6 +102,7 @@ export async function planAuth(target: SshTarget, what: string): Promise<AuthPla
   }
   if (others.length) offered.push(`${others.length} other key(s) of ssh-agent`);
   const methods: AuthMethod[] = [];
+  const fingerprints = [...preferred, ...others].map((k) => fingerprintOf(k.getPublicSSH().toString("base64"))!);
   if (preferred.length + others.length > 0) methods.push({ type: "agent", username, agent: orderedAgent(socket!, [...preferred, ...others]) });
   const skipped: string[] = [];
   for (const f of files) {
@@ -109,6 +113,7 @@ export async function planAuth(target: SshTarget, what: string): Promise<AuthPla
       continue;
     }
     offered.push(f.path);
+    fingerprints.push(fingerprintOf(f.blob) ?? f.path);
     methods.push({ type: "publickey", username, key: f.data, passphrase: target.passphrase });
   }
   if (methods.length === 0) {
@@ -123,8 +128,11 @@ export async function planAuth(target: SshTarget, what: string): Promise<AuthPla
       permanent: true,
     });
   }
-  return { methods, offered, skipped };
+  return { methods, offered, fingerprints, skipped };
 }
+
+const fingerprintOf = (blob: string | undefined) =>
+  blob === undefined ? undefined : `SHA256:${createHash("sha256").update(Buffer.from(blob, "base64")).digest("base64").replace(/=+$/, "")}`;
 
 /** The public key of an identity file: its .pub, the key itself, or the clear header of an encrypted OpenSSH key. */
 function publicBlob(file: string, data: Buffer): string | undefined {

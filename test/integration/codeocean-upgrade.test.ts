@@ -81,7 +81,7 @@ test.each(["file", "s3"] as const)("a pipeline run (--yes --json) on the %s back
   // the services API got exactly one cancel request, over SSH to the instance id through the config's ProxyCommand
   expect(scenario.services.requests()).toEqual([{ method: "POST", path: "/cancel_computations", status: 200 }]);
   const cancelEnd = ends.find((e) => e.step === "cancel-computations")!;
-  expect(cancelEnd.note).toMatch(new RegExp(`^HTTP 200 via ${servicesId} \\(the instance id, routed by .*/config\\): .*@${servicesId}:22 through the ProxyCommand \`.*ssm-start-session ${servicesId} 22\``));
+  expect(cancelEnd.note).toMatch(new RegExp(`^HTTP 200 via ${servicesId} \\(the instance id, routed by .*/config\\): .*@${servicesId}:22 through the ProxyCommand \`.*ssm-start-session --target ${servicesId} --document-name AWS-StartSSHSession --parameters '\\{"portNumber":\\["22"\\]\\}'\``));
   // the dedicated worker is reported, not waited for
   const waitEnd = ends.find((e) => e.step === "wait-idle-workers")!;
   expect(waitEnd.note).toMatch(/1 dedicated worker running \(users: alice@example\.com\) — not waited for/);

@@ -1,10 +1,11 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { UpgradeError } from "../../lib/errors";
 import { DescribeImagesCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { connectSsh } from "../../lib/ssh";
+import { planAuth } from "../../lib/sshAuth";
 import { sshTargetFromConfig } from "../../lib/sshConfig";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { runCli } from "../sandbox/cli";
@@ -254,6 +255,56 @@ test("a wrong key passphrase through the ProxyCommand: fails at once, no retry, 
     }
   } finally {
     ctx.close();
+  }
+});
+
+test("keys in OpenSSH's order (ssh -v's \"Will attempt key\" list): the agent's IdentityFiles, its other keys, the other IdentityFiles; each key once", async () => {
+  const sshd = bed.sshd!;
+  const sub = path.join(dir, "agent");
+  fs.mkdirSync(sub, { recursive: true });
+  const keygen = (name: string) => {
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path.join(sub, name)]);
+    return path.join(sub, name);
+  };
+  const fileOnly = keygen("file-only");
+  const agentOnly = keygen("agent-only");
+  // the bed's authorized key, as an IdentityFile the agent also holds, and a second copy of it
+  const both = path.join(sub, "both");
+  const copy = path.join(sub, "both-copy");
+  for (const f of [both, copy]) {
+    fs.copyFileSync(sshd.privateKeyPath, f);
+    fs.copyFileSync(`${sshd.privateKeyPath}.pub`, `${f}.pub`);
+    fs.chmodSync(f, 0o600);
+  }
+  const socket = path.join(sub, "agent.sock");
+  const agent = spawn("ssh-agent", ["-D", "-a", socket], { stdio: "ignore" });
+  try {
+    for (let i = 0; i < 50 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+    const agentEnv = { ...process.env, SSH_AUTH_SOCK: socket };
+    execFileSync("ssh-add", [agentOnly, both], { env: agentEnv, stdio: "ignore" });
+    const config = path.join(sub, "config");
+    fs.writeFileSync(config, ["Host agent-test", `  HostName ${sshd.host}`, `  Port ${sshd.port}`, `  User ${sshd.user}`, `  IdentityFile ${fileOnly}`, `  IdentityFile ${both}`, `  IdentityFile ${copy}`, `  IdentityAgent ${socket}`, `  UserKnownHostsFile ${sshd.knownHostsPath}`, ""].join("\n"));
+    // OpenSSH's list, with a key listed twice (the copy) kept once
+    const v = spawnSync("ssh", ["-v", "-F", config, "-o", "BatchMode=yes", "agent-test", "true"], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "ignore", "pipe"] });
+    const attempts = v.stderr.split(/\r?\n/).map((l) => /Will attempt key: .* (SHA256:\S+)/.exec(l)?.[1]).filter((f): f is string => f !== undefined);
+    expect(attempts.length).toBe(4);
+    const target = sshTargetFromConfig(config, "agent-test", {}, defaults);
+    const plan = await planAuth(target, "connect");
+    expect(plan.fingerprints).toEqual([...new Set(attempts)]);
+    expect(plan.offered).toEqual([`${both} (from ssh-agent)`, "1 other key(s) of ssh-agent", fileOnly]);
+    const session = await connectSsh(target);
+    try {
+      expect((await session.run("echo agent-ok")).stdout).toBe("agent-ok");
+    } finally {
+      session.close();
+    }
+    // IdentitiesOnly: the agent's other key is not offered (OpenSSH's list shrinks the same way)
+    fs.appendFileSync(config, "  IdentitiesOnly yes\n");
+    const only = spawnSync("ssh", ["-v", "-F", config, "-o", "BatchMode=yes", "agent-test", "true"], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "ignore", "pipe"] });
+    const onlyAttempts = only.stderr.split(/\r?\n/).map((l) => /Will attempt key: .* (SHA256:\S+)/.exec(l)?.[1]).filter((f): f is string => f !== undefined);
+    expect((await planAuth(sshTargetFromConfig(config, "agent-test", {}, defaults), "connect")).fingerprints).toEqual([...new Set(onlyAttempts)]);
+  } finally {
+    agent.kill();
   }
 });
 
