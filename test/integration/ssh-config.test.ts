@@ -228,7 +228,7 @@ test("ProxyJump user@bastion:2222: a second sshd as jump host, its key checked u
   }
 });
 
-test("a wrong key passphrase through the ProxyCommand: fails at once, no retry, naming the key and UPGRADE_SSH_KEY_PASSPHRASE; nothing spawned", async () => {
+test("a wrong key passphrase through the ProxyCommand: fails at once, no retry, naming the key and UPGRADE_SSH_KEY_PASSPHRASE, nothing spawned; a key the host refuses: one attempt, named as authentication", async () => {
   const sub = path.join(dir, "passphrase");
   fs.mkdirSync(sub, { recursive: true });
   const key = path.join(sub, "id_encrypted");
@@ -253,6 +253,17 @@ test("a wrong key passphrase through the ProxyCommand: fails at once, no retry, 
       expect(events.filter((m) => /retrying/.test(m))).toEqual([]);
       expect(fs.existsSync(ssm.callsPath)).toBe(false);
     }
+    // a key the host does not accept, through the same ProxyCommand: one attempt, named as authentication
+    const stranger = path.join(sub, "id_stranger");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
+    fs.writeFileSync(ssm.configPath, fs.readFileSync(ssm.configPath, "utf8").replace(`IdentityFile ${key}`, `IdentityFile ${stranger}`));
+    ctx.options = { servicesPort: 8300, servicesTimeoutMs: 5000, ssh: { configPath: ssm.configPath } } as typeof ctx.options;
+    const error = await cancelComputations(ctx).catch((e) => e);
+    expect(error).toMatchObject({ permanent: true });
+    expect(error.message).toMatch(new RegExp(`${bed.sshd!.user} was not let in \\(All configured authentication methods failed\\); offered: ${stranger}`));
+    expect(error.message).not.toMatch(/no SSH handshake|still running/);
+    expect(fs.readFileSync(ssm.callsPath, "utf8").trim().split("\n")).toHaveLength(1);
+    expect(events.filter((m) => /retrying/.test(m))).toEqual([]);
   } finally {
     ctx.close();
   }
