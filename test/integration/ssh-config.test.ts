@@ -323,7 +323,8 @@ test("--help says which SSH config applies and that flags win", async () => {
   const help = await runCli(["upgrade", "--help"], bed.env);
   expect(help.code).toBe(0);
   const text = help.stdout.replace(/\s+/g, " ");
-  expect(text).toMatch(/--ssh-config <file> OpenSSH client config for the services machine .* default ~\/\.ssh\/config when it exists, `none` for no config\. The --ssh-\* and --known-hosts flags win over it/);
+  expect(text).toMatch(/--ssh-config <file> OpenSSH client config for the services machine, resolved by OpenSSH itself \(`ssh -G`.* default ~\/\.ssh\/config when it exists, `none` for no config\. The --ssh-\* and --known-hosts flags win over it/);
+  expect(text).toMatch(/--ssh-key <file> SSH private key file, the only key offered \(default: as OpenSSH offers them, ssh-agent's keys, then the config's IdentityFile or ~\/\.ssh\/id_\*\)/);
   expect(text).toMatch(/--ssh-host <host> SSH host \(default: the services instance id when the SSH config has a Host\/Match for it with HostName, ProxyCommand or ProxyJump/);
 });
 
