@@ -2,7 +2,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { badInput, ExitCode, UpgradeError } from "../lib/errors";
 import type { ErrorEvent } from "../lib/events";
-import type { SandboxExtra } from "../test/sandbox/daemon";
 import { parseDuration } from "../lib/wait";
 import { hasGlob } from "./stackPatterns";
 import { createRenderer } from "./output";
@@ -104,30 +103,32 @@ function webhookUrls(urls: string[]): string[] {
   return urls;
 }
 
-/** The `upgrade` flags every stack of a fleet gets, as the CLI takes them. */
-function perStackArgs(flags: UpgradeFlags): string[] {
+/**
+ * `upgrade` flags that belong to the fleet as a whole, or that the fleet sets for each stack itself
+ * (its cwd, release and report, --json). Every other flag the operator gave goes to each stack's run.
+ */
+export const FLEET_LEVEL_FLAGS: ReadonlySet<string> = new Set([
+  "--stack", "--stacks-file", "--concurrency", "--keep-going", "--max-failures", "--on-locked",
+  "--notify", "--notify-timeout", "--notify-backoff", "--cwd", "--release", "--json", "--report",
+]);
+
+/**
+ * The `upgrade` flags every stack of a fleet gets: each one the operator gave on the command line
+ * (commander records where a value came from), as given, less the fleet-level ones. Defaults are
+ * not passed: each stack's run has the same.
+ */
+export function perStackArgs(cmd: Command): string[] {
   const args: string[] = [];
-  const pass = (flag: string, value: string | boolean | undefined) => {
-    if (value === undefined || value === false) return;
-    if (value === true) args.push(flag);
-    else args.push(flag, value);
-  };
-  pass("--yes", flags.yes);
-  pass("--dry-run", flags.dryRun);
-  if (flags.runbook !== "auto") pass("--runbook", flags.runbook);
-  pass("--message", flags.message);
-  pass("--drain-timeout", flags.drainTimeout);
-  pass("--poll-interval", flags.pollInterval);
-  pass("--metric-period", flags.metricPeriod);
-  pass("--ssh-user", flags.sshUser);
-  pass("--ssh-key", flags.sshKey);
-  pass("--ssh-port", flags.sshPort);
-  pass("--ssh-host", flags.sshHost);
-  pass("--known-hosts", flags.knownHosts);
-  pass("--services-port", flags.servicesPort);
-  pass("--services-timeout", flags.servicesTimeout);
-  pass("--force-unlock", flags.forceUnlock);
-  pass("--repair", flags.repair);
+  for (const option of cmd.options) {
+    const flag = option.long;
+    if (!flag || FLEET_LEVEL_FLAGS.has(flag)) continue;
+    const key = option.attributeName();
+    if (cmd.getOptionValueSource(key) !== "cli") continue;
+    const value: unknown = cmd.getOptionValue(key);
+    if (typeof value === "boolean") args.push(flag);
+    else if (Array.isArray(value)) for (const v of value) args.push(flag, String(v));
+    else if (value !== undefined) args.push(flag, String(value));
+  }
   return args;
 }
 
@@ -145,7 +146,7 @@ async function fleetPlanFromFlags(flags: { stack: string[]; stacksFile?: string;
   return { waves: [{ name: "stacks", canary: false, stacks }], notify: flags.notify };
 }
 
-async function runFleetFromFlags(flags: UpgradeFlags): Promise<void> {
+async function runFleetFromFlags(flags: UpgradeFlags, cmd: Command): Promise<void> {
   const { createFleetRenderer, runFleet } = await heavy(() => import("./fleet"));
   const plan = await fleetPlanFromFlags(flags);
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
@@ -169,7 +170,7 @@ async function runFleetFromFlags(flags: UpgradeFlags): Promise<void> {
       concurrency,
       maxFailures,
       onLocked: flags.onLocked,
-      upgradeArgs: perStackArgs(flags),
+      upgradeArgs: perStackArgs(cmd),
       env: process.env,
       onEvent: renderer.sink,
       reportPath: flags.report,
@@ -335,12 +336,16 @@ export function buildProgram(): Command {
     .option("--repair", "clear what an interrupted `pulumi up` left (its lock, pending operations) when the driver cannot be sure it is gone")
     .option("--verbose", "engine events and stack traces")
     .addHelpText("after", EXAMPLES)
-    .action(async (flags: UpgradeFlags) => {
-      if (flags.knownHosts?.startsWith("~/")) flags.knownHosts = `${process.env.HOME}/${flags.knownHosts.slice(2)}`;
-      if (flags.sshConfig?.startsWith("~/")) flags.sshConfig = `${process.env.HOME}/${flags.sshConfig.slice(2)}`;
+    .action(async (flags: UpgradeFlags, cmd: Command) => {
+      for (const key of ["knownHosts", "sshConfig"] as const) {
+        const given = flags[key];
+        if (!given?.startsWith("~/")) continue;
+        flags[key] = `${process.env.HOME}/${given.slice(2)}`;
+        cmd.setOptionValueWithSource(key, flags[key], "cli"); // what a fleet passes on to its stacks
+      }
       // zod and the fleet code load only for a fleet
       if (flags.stack.length === 1 && !hasGlob(flags.stack) && !flags.stacksFile) await runUpgrade(flags);
-      else await runFleetFromFlags(flags);
+      else await runFleetFromFlags(flags, cmd);
     });
 
   program
@@ -457,57 +462,7 @@ export function buildProgram(): Command {
       if (!result.allowed) process.exitCode = ExitCode.Refused;
     });
 
-  const sandbox = program
-    .command("sandbox")
-    .description("the local test bed: moto (AWS), a fault-injecting proxy, sshd and a Pulumi file backend");
-  sandbox
-    .command("up")
-    .description("start the bed in the background and write an env file to `source`")
-    .option("--dir <dir>", "state dir (env file, status, log)", ".sandbox")
-    .option("--with <what>", `also stand up: ${SANDBOX_WITH.map(([kind, what]) => `${kind} (${what})`).join(", ")}`)
-    .action(async (opts: { dir: string; with?: string }) => {
-      if (opts.with !== undefined && !SANDBOX_WITH.some(([kind]) => kind === opts.with)) {
-        throw badInput("read --with", `unknown ${JSON.stringify(opts.with)}`, `use --with ${SANDBOX_WITH.map(([kind]) => kind).join(", --with ")}`);
-      }
-      const { sandboxUp } = await sandboxControl();
-      await sandboxUp({ dir: opts.dir, with: opts.with as SandboxExtra | undefined });
-    });
-  sandbox
-    .command("status")
-    .description("show whether the bed runs, and its processes")
-    .option("--dir <dir>", "state dir", ".sandbox")
-    .action(async (opts: { dir: string }) => {
-      const { sandboxStatus } = await sandboxControl();
-      if (!sandboxStatus({ dir: opts.dir })) process.exitCode = 1;
-    });
-  sandbox
-    .command("down")
-    .description("stop everything `sandbox up` started, and nothing else")
-    .option("--dir <dir>", "state dir", ".sandbox")
-    .action(async (opts: { dir: string }) => {
-      const { sandboxDown } = await sandboxControl();
-      await sandboxDown({ dir: opts.dir });
-    });
   return program;
-}
-
-/** What `sandbox up --with` can stand up (test/sandbox/daemon.ts). */
-const SANDBOX_WITH: Array<[string, string]> = [
-  ["codeocean", "the fixture deployment at 1.0.0 with computations running"],
-  ["backendai", "a cluster at 23.09.8 adopted by an own stack"],
-  ["codeocean-vpc", "CloudFormation stacks at 3.7.0 adopted by an own stack"],
-  ["openedx", "a fleet at redwood.3 adopted by an own stack, sumac.3 AMIs registered"],
-  ["utilitarian", "Docker Compose at 1.0.0 with messages flowing, adopted by an own stack"],
-];
-
-/** The test bed lives in the repository, not in the installed package. */
-async function sandboxControl(): Promise<typeof import("../test/sandbox/control")> {
-  try {
-    return await heavy(() => import("../test/sandbox/control"));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") throw err;
-    throw badInput("start the sandbox", "the test bed is part of the upgrade-orchestrator repository, not of the installed package", "clone the repository and run `npm ci && npm run sandbox -- up` there");
-  }
 }
 
 /** Set from argv before the program is built: --json asks for JSON on stdout, errors included. */
@@ -515,7 +470,14 @@ let jsonRequested = false;
 
 export async function main(argv: string[]): Promise<number> {
   jsonRequested = argv.includes("--json");
-  const program = buildProgram();
+  return runProgram(buildProgram(), argv);
+}
+
+/**
+ * Runs a command line of `program` as the CLI does: errors printed for people (what, why, hint;
+ * the stack trace with --verbose), or as one JSON error event with --json; resolves with the exit code.
+ */
+export async function runProgram(program: Command, argv: string[]): Promise<number> {
   const verbose = argv.includes("--verbose");
   const jsonError = (exitCode: number, error: string, hint?: string) => {
     const event: ErrorEvent = { type: "error", exitCode, error, ...(hint ? { hint } : {}) };

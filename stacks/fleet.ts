@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { lineSplitter } from "../lib/lines";
 import { GLOB, hasGlob } from "./stackPatterns";
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
@@ -281,27 +282,28 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       const child = spawn(process.execPath, [cliPath(), ...args], { env: { ...process.env, ...env, GITHUB_STEP_SUMMARY: "" }, stdio: ["ignore", "pipe", "pipe"] });
       running.set(r, child);
       const t0 = Date.now();
-      let partial = "";
       let stderr = "";
       let summary: Record<string, unknown> | undefined;
-      child.stdout!.on("data", (d: Buffer) => {
-        const lines = (partial + d.toString()).split("\n");
-        partial = lines.pop() ?? "";
-        for (const line of lines) {
-          if (!line.trim()) continue;
-          let event: Record<string, unknown> & { type: string };
-          try {
-            event = JSON.parse(line);
-          } catch {
-            continue;
-          }
-          if (event.type === "run-start") r.runId = event.runId as string;
-          if (event.type === "summary") summary = event;
-          emit({ ...event, stack: r.stack });
+      // The child speaks JSON lines; anything else on its stdout is shown, not dropped.
+      const stdout = lineSplitter((line) => {
+        if (!line.trim()) return;
+        let event: Record<string, unknown> & { type: string };
+        try {
+          event = JSON.parse(line);
+        } catch {
+          emit({ type: "note", stack: r.stack, message: `${r.stack}: its run printed a line that is not a JSON event: ${line.slice(0, 300)}` });
+          return;
         }
+        if (event.type === "run-start") r.runId = event.runId as string;
+        if (event.type === "summary") summary = event;
+        emit({ ...event, stack: r.stack });
       });
-      child.stderr!.on("data", (d: Buffer) => (stderr += d));
-      child.on("exit", (code, signal) => {
+      child.stdout!.on("data", (d: Buffer) => stdout.push(d));
+      child.stdout!.on("end", () => stdout.end());
+      child.stderr!.setEncoding("utf8"); // decodes across chunk boundaries
+      child.stderr!.on("data", (d: string) => (stderr += d));
+      // "close", not "exit": the child's last lines (its summary) are read by then
+      child.on("close", (code, signal) => {
         running.delete(r);
         r.exitCode = code ?? (signal === "SIGKILL" ? 137 : 128);
         r.durationMs = Date.now() - t0;
@@ -413,6 +415,7 @@ export function createFleetRenderer(mode: "json" | "tty" | "plain", out: NodeJS.
       } else if (e.stack && rows.has(e.stack)) {
         const row = rows.get(e.stack)!;
         if (e.type === "step-start") row.state = `▶ ${e.step as string}`;
+        else if (e.type === "note") plain(`note: ${e.message as string}`);
         else if (e.type === "step-end" && e.status === "failed") plain(`${e.stack}: ${e.step as string} failed: ${e.error as string}`);
         else if (e.type === "fleet-stack-end") {
           row.state = `${ICON[e.status as StackStatus]} ${e.status as string}${e.durationMs !== undefined ? ` (${formatDuration(e.durationMs as number)})` : ""}${e.error ? `: ${String(e.error).split("\n")[0]}` : ""}`;

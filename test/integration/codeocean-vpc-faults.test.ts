@@ -50,7 +50,7 @@ test("a failed update rolled back: the error names AnalyticsDBInstance and RDS's
   expect(summary.error).toMatch(/the update failed and was rolled back \(UPDATE_ROLLBACK_COMPLETE\); first failure: AnalyticsDBInstance UPDATE_FAILED: Resource handler returned message: "Invalid storage size for engine name postgres/);
   expect(summary.error).toMatch(/maintenance mode is left on: turn it off in the admin panel/);
   const primary = await vpc.status(s.d.primary);
-  expect(primary.template).toMatch(/Version: 3\.7\.0/);
+  expect(primary.template).toMatch(/Version: v3\.7\.0/);
   expect(diagnostics(run.stdout).join("\n")).toMatch(/rb-vpc: AnalyticsDBInstance UPDATE_FAILED/);
   expect(vpc.hook.requests.filter((r) => r.path.endsWith("/disable"))).toHaveLength(0);
 });
@@ -92,7 +92,7 @@ test("kill -9 while following the stack's events, then the same command: follows
     });
     expect(await first.exited).toBe(137);
     expect(vpc.compensation.executions(s.d.primary)).toBe(1);
-    expect((await vpc.status(s.d.primary)).template).toMatch(/Version: 3\.8\.2/); // moto has recorded it; the bed only delays it
+    expect((await vpc.status(s.d.primary)).template).toMatch(/Version: v3\.8\.2/); // moto has recorded it; the bed only delays it
     let following = false;
     const second = startCli(s.args, bed.env, (e) => {
       if (!following && /kill-vpc: an update is already running \(UPDATE_IN_PROGRESS\); following it instead of starting another/.test(messageOf(e))) {
@@ -105,14 +105,14 @@ test("kill -9 while following the stack's events, then the same command: follows
     expect(summaryOf(stdout).error).toBeUndefined();
     const log = diagnostics(stdout).join("\n");
     expect(following).toBe(true);
-    expect(log).toMatch(/update-primary-stack done \(UPDATE_COMPLETE at 3\.8\.2\)/);
-    expect(log).not.toMatch(/the stack is at 3\.8\.2/);
+    expect(log).toMatch(/update-primary-stack done \(UPDATE_COMPLETE at v3\.8\.2\)/);
+    expect(log).not.toMatch(/the stack is at v3\.8\.2/);
     // one ExecuteChangeSet per stack over both runs: role and backup in the first, the primary once
     expect(bed.aws!.calls().filter((c) => c.action === "ExecuteChangeSet").map((c) => c.params.StackName)).toEqual([s.d.role, s.d.backup, s.d.primary]);
     expect([s.d.role, s.d.backup, s.d.primary].map((n) => vpc.compensation.executions(n))).toEqual([1, 1, 1]);
     const primary = await vpc.status(s.d.primary);
     expect(primary.status).toBe("UPDATE_COMPLETE");
-    expect(primary.template).toMatch(/Version: 3\.8\.2/);
+    expect(primary.template).toMatch(/Version: v3\.8\.2/);
   } finally {
     vpc.compensation.releaseUpdate(s.d.primary);
   }
@@ -151,7 +151,7 @@ test("kill -9 after the role and backup updates, maintenance mode off since: the
     const message = messageOf(e);
     if (/maintenance: ACTION NEEDED/.test(message)) vpc.compensation.switchMaintenanceOn();
     // hold the primary's step at its first AWS call, so the kill lands before its change set is executed
-    if (/update-role-stack done/.test(message)) bed.aws!.inject({ action: "DescribeStackResource", kind: "delay", delayMs: 5000 });
+    if (/update-role-stack done/.test(message)) bed.aws!.inject({ action: "DescribeDBInstances", kind: "delay", delayMs: 5000 });
     if (!killed && /update-backup-stack done/.test(message)) {
       killed = true;
       first.signal("SIGKILL", true);
@@ -160,14 +160,14 @@ test("kill -9 after the role and backup updates, maintenance mode off since: the
   expect(await first.exited).toBe(137);
   expect([s.d.role, s.d.backup, s.d.primary].map((n) => vpc.compensation.executions(n))).toEqual([1, 1, 0]);
   const primaryBefore = JSON.stringify(await vpc.status(s.d.primary));
-  expect(primaryBefore).toMatch(/Version: 3\.7\.0/);
+  expect(primaryBefore).toMatch(/Version: v3\.7\.0/);
 
   // The admin turned maintenance mode off meanwhile (jobs run again), and nobody enables it this time.
   vpc.compensation.playMaintenance({ jobs: { [s.d.queue]: 2 }, workerGroups: [s.d.workerGroup], pollsToIdle: "never" });
   const second = await runCli(s.args, bed.env);
   const log = diagnostics(second.stdout).join("\n");
   expect(second.code).toBe(3);
-  expect(log).toMatch(/review-role-stack done \(half-role: already at 3\.8\.2\)/);
+  expect(log).toMatch(/review-role-stack done \(half-role: already at v3\.8\.2\)/);
   expect(log).toMatch(/maintenance: ACTION NEEDED/);
   expect(summaryOf(second.stdout).error).toMatch(
     /its effects are not visible: 2 Batch job\(s\) active in 1 queue\(s\), 0 worker instance\(s\) in 1 group\(s\); no stack was updated by this run \(already at their target template before this run: role half-role, backup half-backup\)/,

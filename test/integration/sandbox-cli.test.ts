@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { runCli } from "../sandbox/cli";
+import { runCli, SANDBOX_CLI } from "../sandbox/cli";
 
 // `npm run sandbox -- up`, `source` the env file, `npm run sandbox -- down`: nothing it started survives.
 const alive = (pid: number) => {
@@ -17,7 +17,7 @@ const alive = (pid: number) => {
 test("sandbox up writes a sourceable env file; down stops every process it started", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uo-sandbox-cli-"));
   try {
-    const up = await runCli(["sandbox", "up", "--dir", dir], {});
+    const up = await runCli(["up", "--dir", dir], {}, { script: SANDBOX_CLI });
     expect(up.stderr).toBe("");
     expect(up.code).toBe(0);
     expect(up.stdout).toContain(`source ${path.join(dir, "env")}`);
@@ -36,17 +36,17 @@ test("sandbox up writes a sourceable env file; down stops every process it start
     expect(probe.slice(0, 3)).toEqual(["200", "ssh-ok", expect.stringMatching(/^v3\./)]);
     expect(probe[3]).toMatch(/^file:\/\//);
 
-    const st = await runCli(["sandbox", "status", "--dir", dir], {});
+    const st = await runCli(["status", "--dir", dir], {}, { script: SANDBOX_CLI });
     expect([st.code, st.stdout]).toEqual([0, expect.stringMatching(/sshd: pid \d+ running/)]);
 
-    const down = await runCli(["sandbox", "down", "--dir", dir], {});
+    const down = await runCli(["down", "--dir", dir], {}, { script: SANDBOX_CLI });
     expect(down.code).toBe(0);
     expect(pids.filter(alive)).toEqual([]);
     const leftovers = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").filter((l) => l.includes(dir));
     expect(leftovers).toEqual([]);
-    expect((await runCli(["sandbox", "status", "--dir", dir], {})).code).toBe(1);
+    expect((await runCli(["status", "--dir", dir], {}, { script: SANDBOX_CLI })).code).toBe(1);
   } finally {
-    await runCli(["sandbox", "down", "--dir", dir], {});
+    await runCli(["down", "--dir", dir], {}, { script: SANDBOX_CLI });
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -54,7 +54,7 @@ test("sandbox up writes a sourceable env file; down stops every process it start
 test("sandbox up --with backendai: an adopted cluster to upgrade by hand, by editing the stack's config file", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uo-sandbox-cli-"));
   try {
-    const up = await runCli(["sandbox", "up", "--dir", dir, "--with", "backendai"], {});
+    const up = await runCli(["up", "--dir", dir, "--with", "backendai"], {}, { script: SANDBOX_CLI });
     expect([up.code, up.stderr]).toEqual([0, ""]);
     const configFile = /set its version in (\S+)/.exec(up.stdout)?.[1];
     const command = /^\s*(npm run upgrade -- --stack backendai --cwd \S+)$/m.exec(up.stdout)?.[1];
@@ -70,13 +70,13 @@ test("sandbox up --with backendai: an adopted cluster to upgrade by hand, by edi
     const dry = execFileSync("bash", ["-c", `source ${path.join(dir, "env")} && node ${path.join(__dirname, "..", "..", "dist", "stacks", "cli.js")} upgrade --stack backendai --cwd ${cwd} --dry-run`], { encoding: "utf8" });
     expect(dry).toMatch(/\[preview\] ~ \S+BackendAiCluster cluster \(.*plannedPath: \(none\) → 23\.09\.10, 24\.03\.0, 24\.03\.2/);
 
-    const down = await runCli(["sandbox", "down", "--dir", dir], {});
+    const down = await runCli(["down", "--dir", dir], {}, { script: SANDBOX_CLI });
     expect(down.code).toBe(0);
     expect(pids.filter(alive)).toEqual([]);
     const leftovers = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").filter((l) => l.includes(dir));
     expect(leftovers).toEqual([]);
   } finally {
-    await runCli(["sandbox", "down", "--dir", dir], {});
+    await runCli(["down", "--dir", dir], {}, { script: SANDBOX_CLI });
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

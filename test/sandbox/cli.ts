@@ -13,11 +13,14 @@ export interface CliRun {
 }
 
 export const CLI = path.join(REPO_ROOT, "dist", "stacks", "cli.js");
+/** `npm run sandbox`: a repository script, outside the package. */
+export const SANDBOX_CLI = path.join(REPO_ROOT, "dist", "scripts", "sandbox.js");
 
-export function runCli(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number; onStdout?: (chunk: string) => void } = {}): Promise<CliRun> {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does)`);
+export function runCli(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number; onStdout?: (chunk: string) => void; script?: string } = {}): Promise<CliRun> {
+  const script = options.script ?? CLI;
+  if (!fs.existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` (npm test does)`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {

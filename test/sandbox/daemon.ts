@@ -94,7 +94,7 @@ async function main(dir: string, extra: SandboxExtra | undefined): Promise<void>
         `A Code Ocean VPC deployment (CloudFormation in moto) is at 3.7.0: stacks co-role, co-backup and co-vpc, its database`,
         `auto-scaled to 64 GiB above pRdsAllocatedStorage=20, Batch jobs running and 2 worker instances; adopted by the stack`,
         `"codeocean-vpc" of the orchestrator's own project in ${codeoceanVpc.own.workDir}. Upgrade it to 3.8.2 by hand:`,
-        `set version: 3.8.2 in ${codeoceanVpc.own.configFile} (systems.vpc; the role and backup stacks follow it), then`,
+        `set version: 3.8.2 in ${codeoceanVpc.own.configFile} (systems.vpc; the role stack follows it, the backup stack keeps its own version line, v1.2.x), then`,
         `  source ${envFile}`,
         `  npm run upgrade -- --stack codeocean-vpc --cwd ${codeoceanVpc.own.workDir}`,
         `The maintenance hook is the bed's loopback server; maintenance mode's effects show a few polls after it is called.`,

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { freePort, startGuarded, waitForPort, type ManagedProcess } from "./processes";
+import { commandProbe, freePort, startGuarded, waitUntilReady, type ManagedProcess } from "./processes";
 
 /**
  * Debian's MariaDB (Open edX runs MySQL) as a bed-local server: its own data directory
@@ -67,7 +67,7 @@ export async function startMariaDb(options: { database?: string; user?: string }
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitForPort(proc, port);
+    await waitUntilReady(proc, commandProbe("mariadb", ["--no-defaults", `--socket=${socket}`, "-u", "root", "--batch", "-e", "SELECT 1"]));
     const query = (sql: string) =>
       execFileSync("mariadb", ["--no-defaults", `--socket=${socket}`, "-u", "root", "--batch", "--skip-column-names", "-e", sql], { encoding: "utf8" }).trim();
     query(

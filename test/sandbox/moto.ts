@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { pythonVenv } from "../../lib/toolchain";
-import { freePort, startGuarded, waitForPort, type ManagedProcess } from "./processes";
+import { freePort, httpProbe, startGuarded, waitUntilReady, type ManagedProcess } from "./processes";
 
 /** moto in server mode: one port for every AWS service, state in memory. */
 export interface Moto {
@@ -22,8 +22,9 @@ export async function startMoto(env: Record<string, string> = {}): Promise<Moto>
     args: ["-H", "127.0.0.1", "-p", String(port)],
     env: { ...process.env, ...env, PYTHONUNBUFFERED: "1" },
   });
-  await waitForPort(proc, port);
   const url = `http://127.0.0.1:${port}`;
+  // moto's own API answers once its WSGI app serves requests.
+  await waitUntilReady(proc, httpProbe(`${url}/moto-api/data.json`));
   return {
     url,
     port,

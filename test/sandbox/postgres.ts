@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { freePort, startGuarded, waitForPort, type ManagedProcess } from "./processes";
+import { commandProbe, freePort, startGuarded, waitUntilReady, type ManagedProcess } from "./processes";
 
 /**
  * Debian's PostgreSQL on a loopback port with a cluster of its own (initdb into a temp dir), a
@@ -67,7 +67,8 @@ export async function startPostgres(options: { database?: string; user?: string;
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitForPort(proc, port);
+    // Listening is not accepting: until recovery ends, connections get "the database system is starting up".
+    await waitUntilReady(proc, commandProbe(path.join(bin, "pg_isready"), ["-q", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres"]));
     const psql = (sql: string, db = "postgres", role = "postgres") =>
       runAs(path.join(bin, "psql"), ["-h", dir, "-p", String(port), "-U", role, "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-F", "\t"], sql);
     // The password goes in on stdin, never on a command line.

@@ -1,5 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import * as http from "node:http";
 import * as net from "node:net";
+import { pollUntil } from "../../lib/wait";
 
 /**
  * Every server of the test bed runs under a small bash guard in its own process group. The guard
@@ -126,27 +128,89 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Waits until something accepts TCP connections on 127.0.0.1:port, or the process dies, or the deadline passes. */
-export async function waitForPort(proc: ManagedProcess, port: number, timeoutMs = 30_000, host = "127.0.0.1"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (proc.exited()) {
-      throw new Error(`${proc.name} exited before listening on ${host}:${port}:\n${proc.output()}`);
-    }
-    if (await canConnect(port, host)) return;
-    await delay(100);
+/**
+ * Waits until the server is ready by its own test (`probe`: a query it answers, a banner it sends),
+ * never by an open port alone: PostgreSQL, for one, listens before it accepts connections. The
+ * probe answers `true` when ready, else what it saw (for the error). Fails when the process dies
+ * or the deadline passes; a start that takes long says so on stderr every 10 s.
+ */
+export async function waitUntilReady(
+  proc: ManagedProcess,
+  probe: () => Promise<true | string>,
+  { timeoutMs = 60_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<void> {
+  let lastReport = 0;
+  try {
+    await pollUntil<string>({
+      intervalMs,
+      timeoutMs,
+      poll: async () => {
+        if (proc.exited()) throw new Error(`${proc.name} exited while starting:\n${proc.output()}`);
+        const seen = await probe().catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
+        return seen === true ? { done: true, seen: "ready" } : { done: false, seen };
+      },
+      onProgress: ({ seen, elapsedMs }) => {
+        if (seen === "ready" || elapsedMs - lastReport < 10_000) return;
+        lastReport = elapsedMs;
+        process.stderr.write(`[bed] still waiting for ${proc.name} after ${Math.round(elapsedMs / 1000)}s: ${seen}\n`);
+      },
+      onTimeout: (seen) => new Error(`${proc.name} was not ready within ${timeoutMs / 1000}s (last seen: ${seen ?? "nothing"}):\n${proc.output()}`),
+    });
+  } catch (err) {
+    await proc.stop();
+    throw err;
   }
-  await proc.stop();
-  throw new Error(`${proc.name} did not listen on ${host}:${port} within ${timeoutMs / 1000}s:\n${proc.output()}`);
 }
 
-function canConnect(port: number, host = "127.0.0.1"): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
+/** Readiness by HTTP: `url` answers with a status `ok` accepts (default 2xx). */
+export function httpProbe(url: string, ok: (status: number) => boolean = (s) => s >= 200 && s < 300): () => Promise<true | string> {
+  return async () => {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    await res.arrayBuffer();
+    return ok(res.status) || `${url} answered ${res.status}`;
+  };
+}
+
+/** Readiness of a command: exit 0 is ready; otherwise its output says why not. */
+export function commandProbe(command: string, args: string[], env?: NodeJS.ProcessEnv): () => Promise<true | string> {
+  return () =>
+    new Promise((resolve) => {
+      execFile(command, args, { env: env ?? process.env, timeout: 10_000, encoding: "utf8" }, (err, stdout, stderr) =>
+        resolve(err ? `${command}: ${(stderr || stdout || err.message).trim().split("\n").at(-1)}` : true),
+      );
     });
-    socket.once("error", () => resolve(false));
-  });
+}
+
+/** Readiness of an SSH server: it sends its identification string (RFC 4253 4.2) on a new connection. */
+export function sshBannerProbe(port: number, host = "127.0.0.1"): () => Promise<true | string> {
+  return () =>
+    new Promise((resolve) => {
+      const socket = net.connect({ host, port });
+      let text = "";
+      const done = (answer: true | string) => {
+        socket.destroy();
+        resolve(answer);
+      };
+      socket.setTimeout(5000, () => done(`no SSH banner on ${host}:${port} within 5s`));
+      socket.on("data", (chunk) => {
+        text += chunk.toString("latin1");
+        if (text.includes("\n")) done(text.startsWith("SSH-2.0-") || `${host}:${port} sent ${JSON.stringify(text.slice(0, 40))}`);
+      });
+      socket.once("error", (err) => done(err.message));
+      socket.once("end", () => done(`${host}:${port} closed the connection before its banner`));
+    });
+}
+
+/** Readiness of a Docker-API engine on a unix socket (podman system service): `GET /_ping` answers OK. */
+export function dockerPingProbe(socketPath: string): () => Promise<true | string> {
+  return () =>
+    new Promise((resolve) => {
+      const req = http.get({ socketPath, path: "/_ping", timeout: 5000 }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve((res.statusCode === 200 && body.trim() === "OK") || `${socketPath} /_ping answered ${res.statusCode} ${body.slice(0, 80)}`));
+      });
+      req.once("timeout", () => req.destroy(new Error(`${socketPath} /_ping did not answer within 5s`)));
+      req.once("error", (err) => resolve(err.message));
+    });
 }

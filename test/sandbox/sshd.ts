@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { freePort, startGuarded, waitForPort, type ManagedProcess } from "./processes";
+import { freePort, sshBannerProbe, startGuarded, waitUntilReady, type ManagedProcess } from "./processes";
 
 /** Debian's OpenSSH server on a loopback port, running as the current user, keys generated per bed. */
 export interface Sshd {
@@ -73,7 +73,7 @@ export async function startSshd(dir: string, listen: { host?: string; port?: num
   if (process.getuid?.() === 0) fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
 
   const proc = startGuarded({ name: "sshd", command: SSHD, args: ["-D", "-e", "-f", config] });
-  await waitForPort(proc, port, 30_000, host);
+  await waitUntilReady(proc, sshBannerProbe(port, host));
   return {
     host,
     port,

@@ -5,7 +5,7 @@ import { toolchainCache } from "../../lib/toolchain";
 import { REPO_ROOT } from "./fixtures";
 import type { Sandbox } from "./index";
 import { startPostgres, type Postgres } from "./postgres";
-import { delay, freePort, startGuarded, waitForPort, type ManagedProcess } from "./processes";
+import { delay, dockerPingProbe, freePort, httpProbe, startGuarded, waitUntilReady, type ManagedProcess } from "./processes";
 import { startRabbitMq, type RabbitMq } from "./rabbitmq";
 
 /**
@@ -133,7 +133,8 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
     const registry = `127.0.0.1:${registryPort}`;
     const registryProc = startGuarded({ name: "docker-registry", command: "bash", args: [path.join(FIXTURES, "registry.sh"), registryStorage, String(registryPort)] });
     stops.push(() => registryProc.stop());
-    await waitForPort(registryProc, registryPort);
+    // The distribution API's base endpoint answers 200 once the registry serves.
+    await waitUntilReady(registryProc, httpProbe(`http://${registry}/v2/`));
 
     const podmanDir = path.join(root, "podman");
     const confEnv = Object.fromEntries(
@@ -150,7 +151,7 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
       spawnSync("podman", ["rm", "--all", "--force", "--time", "2"], { env: podmanEnv, stdio: "ignore", timeout: 60_000 });
       spawnSync("podman", ["system", "reset", "--force"], { env: podmanEnv, stdio: "ignore", timeout: 60_000 });
     });
-    await waitForSocket(service, socket);
+    await waitUntilReady(service, dockerPingProbe(socket));
 
     const rabbitmq = await startRabbitMq(path.join(root, "rabbitmq"));
     stops.push(() => rabbitmq.stop());
@@ -326,14 +327,5 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
   } catch (err) {
     await stop();
     throw err;
-  }
-}
-
-async function waitForSocket(proc: ManagedProcess, socket: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fs.existsSync(socket)) {
-    if (proc.exited()) throw new Error(`podman system service exited:\n${proc.output()}`);
-    if (Date.now() > deadline) throw new Error(`podman system service made no socket ${socket} within ${timeoutMs / 1000}s:\n${proc.output()}`);
-    await delay(100);
   }
 }

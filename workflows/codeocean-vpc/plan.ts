@@ -3,20 +3,48 @@
  * parameters of the update, and whether a change set may run. No I/O: unit-tested.
  */
 
-/** The public bucket Code Ocean publishes its templates in. */
-export const TEMPLATE_URL_PATTERN = "https://codeocean-vpc.s3.amazonaws.com/templates/<version>/codeocean.template.yaml";
+/**
+ * Where Code Ocean publishes its templates (docs.codeocean.com, admin guide): the primary and the
+ * least-privileged deployment role side by side in a folder named after the release with its `v`
+ * (".../templates/v2.21.5/codeocean-least-privileged-role.template.yaml", "Least privileged
+ * deployment IAM role"; codeocean/co-support builds ".../templates/<version>/codeocean.template.yaml"
+ * from a version written "v3.4.1"); the backup destination stack in a line of its own with its own
+ * versions (".../templates/codeocean-backup/v1.2.1/codeocean-backup.template.yaml", "Backup and
+ * restore").
+ */
+export const TEMPLATE_BUCKET_URL = "https://codeocean-vpc.s3.amazonaws.com/templates";
+export const PRIMARY_TEMPLATE = "codeocean.template.yaml";
+export const ROLE_TEMPLATE = "codeocean-least-privileged-role.template.yaml";
+export const BACKUP_TEMPLATE = "codeocean-backup.template.yaml";
+export const TEMPLATE_URL_PATTERN = `${TEMPLATE_BUCKET_URL}/v<version>/${PRIMARY_TEMPLATE}`;
 /** Maintenance mode, the runbook's way to stop activity, exists from this version on. */
 export const MAINTENANCE_SINCE = "3.1.0";
 /** The parameter the runbook warns about: RDS storage may have auto-scaled above it. */
 export const STORAGE_PARAMETER = "pRdsAllocatedStorage";
+/** The storage auto-scaling ceiling (the template's MinValue is 100). */
+export const MAX_STORAGE_PARAMETER = "pRdsMaxAllocatedStorage";
 export const DATABASE_RESOURCE = "AnalyticsDBInstance";
 
-export function templateUrlFor(version: string, pattern = TEMPLATE_URL_PATTERN): string {
-  return pattern.replace("<version>", version);
+/** A version as Code Ocean writes it in its Metadata and bucket folders: `v3.8.2`. */
+export function withV(version: string): string {
+  return version.trim().replace(/^v?/i, "v");
+}
+
+export function templateUrlFor(version: string, file = PRIMARY_TEMPLATE): string {
+  return `${TEMPLATE_BUCKET_URL}/${withV(version)}/${file}`;
+}
+
+export function roleTemplateUrlFor(version: string): string {
+  return templateUrlFor(version, ROLE_TEMPLATE);
+}
+
+/** The backup stack's template: its own version line (v1.2.x), not the primary's. */
+export function backupTemplateUrlFor(backupVersion: string): string {
+  return `${TEMPLATE_BUCKET_URL}/codeocean-backup/${withV(backupVersion)}/${BACKUP_TEMPLATE}`;
 }
 
 export function parseVersion(text: string): [number, number, number] | undefined {
-  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?$/.exec(text.trim());
+  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?$/i.exec(text.trim());
   return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
 }
 
@@ -26,6 +54,13 @@ export function compareVersions(a: string, b: string): number {
   if (!x || !y) throw new Error(`not a version: ${!x ? a : b}`);
   for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
   return 0;
+}
+
+/** The same release however written (`3.8.2`, `v3.8.2`); false for anything that is not a version. */
+export function sameVersion(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  if (!parseVersion(a) || !parseVersion(b)) return a === b;
+  return compareVersions(a, b) === 0;
 }
 
 /** The version in a template's Metadata → CodeOcean::VersionInfo → Version (GetTemplateSummary's Metadata is JSON text). */
@@ -81,16 +116,33 @@ export interface ParameterPlan {
   notes: string[];
 }
 
+/** What RDS reports of the database now. */
+export interface LiveDatabase {
+  /** AllocatedStorage, GiB. */
+  allocated: number;
+  /** MaxAllocatedStorage, GiB: the auto-scaling ceiling as set live (the console), absent when auto-scaling is off. */
+  maxAllocated?: number;
+}
+
+/**
+ * RDS refuses a storage auto-scaling ceiling that is not at least 10 % above the allocated storage
+ * (RDS User Guide, "Managing capacity automatically with Amazon RDS storage autoscaling").
+ */
+export function minimumCeiling(allocated: number): number {
+  return Math.ceil(allocated * 1.1);
+}
+
 /**
  * Parameters of the update: every parameter the new template shares with the stack keeps its
- * previous value, new ones take their defaults (not passed), overrides win; the allocated storage
- * is never set below the database's live value.
+ * previous value, new ones take their defaults (not passed), overrides win. The allocated storage
+ * is never set below the database's live value; the auto-scaling ceiling is never below what the
+ * operator set live and always valid for the storage passed.
  */
 export function planParameters(input: {
   templateParameters: string[];
   stackParameters: Record<string, string>;
   overrides?: Record<string, string>;
-  liveAllocatedStorage?: number;
+  live?: LiveDatabase;
 }): ParameterPlan {
   const notes: string[] = [];
   const values: Record<string, string | undefined> = {};
@@ -98,15 +150,35 @@ export function planParameters(input: {
     if (input.overrides?.[key] !== undefined) values[key] = input.overrides[key];
     else if (key in input.stackParameters) values[key] = undefined; // previous value
   }
-  const live = input.liveAllocatedStorage;
+  const given = (key: string) => input.overrides?.[key] ?? input.stackParameters[key];
+  const live = input.live;
+  let storage: number | undefined;
   if (live !== undefined && input.templateParameters.includes(STORAGE_PARAMETER)) {
-    const given = input.overrides?.[STORAGE_PARAMETER] ?? input.stackParameters[STORAGE_PARAMETER];
-    const asNumber = given === undefined ? undefined : Number(given);
-    if (asNumber === undefined || !Number.isFinite(asNumber) || asNumber < live) {
-      values[STORAGE_PARAMETER] = String(live);
-      notes.push(`${STORAGE_PARAMETER}: the database has auto-scaled to ${live} GiB, above the stack's ${given ?? "(unset)"}; passing ${live} (a lower value fails the update)`);
+    const stated = given(STORAGE_PARAMETER);
+    const asNumber = stated === undefined ? undefined : Number(stated);
+    if (asNumber === undefined || !Number.isFinite(asNumber) || asNumber < live.allocated) {
+      values[STORAGE_PARAMETER] = String(live.allocated);
+      storage = live.allocated;
+      notes.push(`${STORAGE_PARAMETER}: the database has auto-scaled to ${live.allocated} GiB, above the stack's ${stated ?? "(unset)"}; passing ${live.allocated} (a lower value fails the update)`);
     } else {
-      notes.push(`${STORAGE_PARAMETER}: ${asNumber} GiB covers the database's live ${live} GiB`);
+      storage = asNumber;
+      notes.push(`${STORAGE_PARAMETER}: ${asNumber} GiB covers the database's live ${live.allocated} GiB`);
+    }
+  }
+  if (live !== undefined && storage !== undefined && input.templateParameters.includes(MAX_STORAGE_PARAMETER)) {
+    const stated = given(MAX_STORAGE_PARAMETER);
+    const asNumber = stated === undefined ? Number.NaN : Number(stated);
+    const floor = minimumCeiling(storage);
+    const ceiling = Math.max(Number.isFinite(asNumber) ? asNumber : 0, live.maxAllocated ?? 0, floor);
+    if (ceiling !== asNumber) {
+      values[MAX_STORAGE_PARAMETER] = String(ceiling);
+      const why =
+        live.maxAllocated !== undefined && ceiling === live.maxAllocated
+          ? `the database's live ceiling is ${live.maxAllocated} GiB (set outside the stack)`
+          : `RDS needs a ceiling at least 10 % above the ${storage} GiB passed (${floor})`;
+      notes.push(`${MAX_STORAGE_PARAMETER}: ${why}, the stack's is ${stated ?? "(unset)"}; passing ${ceiling} (never lower than the live ceiling)`);
+    } else {
+      notes.push(`${MAX_STORAGE_PARAMETER}: ${asNumber} GiB is valid for ${storage} GiB${live.maxAllocated !== undefined ? ` and not below the live ceiling ${live.maxAllocated} GiB` : ""}`);
     }
   }
   const parameters = Object.entries(values).map(([ParameterKey, ParameterValue]) =>
@@ -115,36 +187,4 @@ export function planParameters(input: {
   const fresh = input.templateParameters.filter((k) => !(k in input.stackParameters) && input.overrides?.[k] === undefined);
   if (fresh.length > 0) notes.push(`new parameters take their defaults: ${fresh.join(", ")}`);
   return { parameters, notes };
-}
-
-/** Resource types that hold data: replacing or removing one loses it. */
-export const DATA_BEARING_TYPES = new Set([
-  "AWS::RDS::DBInstance",
-  "AWS::RDS::DBCluster",
-  "AWS::S3::Bucket",
-  "AWS::EFS::FileSystem",
-  "AWS::FSx::FileSystem",
-  "AWS::EC2::Volume",
-  "AWS::KMS::Key",
-  "AWS::Backup::BackupVault",
-  "AWS::DynamoDB::Table",
-]);
-
-export interface ResourceChange {
-  action: string;
-  logicalId: string;
-  type: string;
-  replacement?: string;
-}
-
-/** The changes of a change set that would destroy data: a data-bearing resource replaced (True or Conditional) or removed. */
-export function destructiveChanges(changes: ResourceChange[]): ResourceChange[] {
-  return changes.filter(
-    (c) => DATA_BEARING_TYPES.has(c.type) && (c.action === "Remove" || (c.action === "Modify" && (c.replacement === "True" || c.replacement === "Conditional"))),
-  );
-}
-
-export function describeChange(c: ResourceChange): string {
-  const replace = c.action === "Modify" && c.replacement && c.replacement !== "False" ? ` (replacement: ${c.replacement})` : "";
-  return `${c.action} ${c.logicalId} ${c.type}${replace}`;
 }

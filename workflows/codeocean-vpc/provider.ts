@@ -5,8 +5,8 @@ import { describe, ExitCode, UpgradeError } from "../../lib/errors";
 import { providerMessage } from "../../lib/dynamicProvider";
 import { createProgress } from "../../lib/progress";
 import { runSteps } from "../../lib/steps";
-import { judgeVersions, statusHint, templateUrlFor, updatableStatus, updateRunning } from "./plan";
-import { BACKUP_TEMPLATE, companionTemplateUrl, discardUnexecuted, ROLE_TEMPLATE, vpcRunbook, type VpcContext } from "./runbook";
+import { BACKUP_TEMPLATE, judgeVersions, ROLE_TEMPLATE, sameVersion, statusHint, templateUrlFor, updatableStatus, updateRunning, withV } from "./plan";
+import { companionTemplateUrl, discardUnexecuted, vpcRunbook, type VpcContext } from "./runbook";
 import { parseVpcSettings, type VpcSettings } from "./settings";
 import { readStack, readTemplate } from "./stacks";
 
@@ -35,11 +35,13 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
     return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
   }
   const settings = parsed.settings;
-  // The stacks `up` will touch, shown by the preview when the version changes.
-  const plannedStacks = olds.version !== undefined && olds.version !== settings.version ? stacksInOrder(settings) : [];
-  // Nothing asked to change: no reason to read AWS at every preview.
-  if (olds.version === settings.version && JSON.stringify(strip(olds)) === JSON.stringify(strip(news))) return { inputs: { ...news, plannedStacks } };
+  // The stacks `up` will touch, shown by the preview when the version changes (`3.8.2` and `v3.8.2` are one version).
+  const plannedStacks = olds.version !== undefined && !sameVersion(olds.version, settings.version) ? stacksInOrder(settings) : [];
+  // Nothing asked to change: no reason to read AWS at every preview. The version stays as the template writes it.
+  const unversioned = (i: Inputs) => JSON.stringify(strip({ ...i, version: undefined }));
+  if (olds.version !== undefined && sameVersion(olds.version, settings.version) && unversioned(olds) === unversioned(news)) return { inputs: { ...news, version: olds.version, plannedStacks } };
   const failures: pulumi.dynamic.CheckFailure[] = [];
+  let written = settings.version;
   const aws = await clientsFor(settings);
   try {
     const stack = await readStack(aws.cloudFormation, settings.stackName);
@@ -48,13 +50,16 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
     }
     const templateUrl = settings.templateUrl ?? templateUrlFor(settings.version);
     const template = await readTemplate(aws.cloudFormation, templateUrl);
-    if (template.version !== undefined && template.version !== settings.version) {
+    if (template.version !== undefined && !sameVersion(template.version, settings.version)) {
       failures.push({ property: "templateUrl", reason: `the template ${templateUrl} is version ${template.version}, not ${settings.version}` });
+    } else if (template.version !== undefined) {
+      // Shown and kept as the template writes it (its Metadata: `v3.8.2`), whichever way the setting does.
+      written = template.version;
     }
     if (!stack.version) {
       failures.push({ property: "stackName", reason: `the stack ${stack.name} has no CodeOcean::VersionInfo metadata: is it a Code Ocean VPC stack?` });
     } else {
-      const verdict = judgeVersions(stack.version, settings.version);
+      const verdict = judgeVersions(stack.version, written);
       if (!verdict.ok) failures.push({ property: "version", reason: `refused: ${verdict.why}; what to do: ${verdict.hint}` });
     }
     for (const [which, companion, file] of [["roleStack", settings.roleStack, ROLE_TEMPLATE], ["backupStack", settings.backupStack, BACKUP_TEMPLATE]] as const) {
@@ -75,14 +80,14 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
   } finally {
     aws.destroy();
   }
-  return failures.length > 0 ? { inputs: news, failures } : { inputs: { ...news, plannedStacks } };
+  return failures.length > 0 ? { inputs: news, failures } : { inputs: { ...news, version: written, plannedStacks } };
 }
 
 /** `olds` are the outputs in the state: the version reached and the fingerprint of the settings. */
 export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
   const parsed = parseVpcSettings(strip(news));
   const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
-  const changed = olds.version !== news.version || olds.fingerprint !== fingerprint;
+  const changed = !sameVersion(olds.version as string | undefined, news.version) || olds.fingerprint !== fingerprint;
   // A version change is the runbook, an in-place update; never a replacement.
   return { changes: changed, replaces: [], deleteBeforeReplace: false };
 }
@@ -127,7 +132,8 @@ async function clientsFor(settings: VpcSettings, other?: { region?: string; prof
  * an update; the maintenance hooks (which may hold tokens) are left out, so a rotated token is not.
  */
 export function fingerprintOf(settings: VpcSettings): string {
-  const { maintenance: _m, ...rest } = settings;
+  const { maintenance: _m, version, ...others } = settings;
+  const rest = { ...others, version: withV(version) };
   const sorted = (v: unknown): unknown =>
     Array.isArray(v) ? v.map(sorted) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)])) : v;
   return createHash("sha256").update(JSON.stringify(sorted(rest))).digest("hex").slice(0, 16);
@@ -145,7 +151,7 @@ async function converge(settings: VpcSettings): Promise<VpcOutputs> {
     }
     const template = await readTemplate(aws.cloudFormation, templateUrl);
     if (stack.version && !updateRunning(stack.status)) {
-      const verdict = judgeVersions(stack.version, settings.version);
+      const verdict = judgeVersions(stack.version, template.version ?? settings.version);
       if (!verdict.ok) throw new UpgradeError({ what: `upgrade ${stack.name}`, why: verdict.why, hint: verdict.hint, exitCode: ExitCode.Refused, permanent: true });
     }
     await info(`plan: review ${stacksInOrder(settings).join(", ")}; then maintenance mode; then update ${stacksInOrder(settings).join(" → ")}; ${stack.name} at ${stack.version ?? "?"} (${stack.status}), target ${settings.version} (${templateUrl})`);
@@ -159,7 +165,7 @@ async function converge(settings: VpcSettings): Promise<VpcOutputs> {
       unexecuted: [],
       maintenanceAsked: false,
       maintenanceOn: false,
-      startedAtTarget: !updateRunning(stack.status) && stack.version !== undefined && stack.version === settings.version,
+      startedAtTarget: !updateRunning(stack.status) && sameVersion(stack.version, settings.version),
       pollMs: (settings.deadlines?.pollSeconds ?? 15) * 1000,
       updateTimeoutMs: (settings.deadlines?.stackUpdateSeconds ?? 7200) * 1000,
       say: info,

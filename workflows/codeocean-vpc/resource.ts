@@ -28,9 +28,9 @@ export type MaintenanceHookArgs =
 export interface CodeOceanVpcArgs {
   stackName: pulumi.Input<string>;
   region?: pulumi.Input<string>;
-  /** The target version, e.g. "3.8.2". */
+  /** The target version, "v3.8.2" or "3.8.2" (shown as the template writes it). */
   version: pulumi.Input<string>;
-  /** Default https://codeocean-vpc.s3.amazonaws.com/templates/<version>/codeocean.template.yaml */
+  /** Default https://codeocean-vpc.s3.amazonaws.com/templates/v<version>/codeocean.template.yaml */
   templateUrl?: pulumi.Input<string>;
   roleStack?: pulumi.Input<CodeOceanCompanionStackArgs>;
   backupStack?: pulumi.Input<CodeOceanCompanionStackArgs>;

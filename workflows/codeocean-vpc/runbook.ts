@@ -2,22 +2,10 @@ import { DeleteChangeSetCommand } from "@aws-sdk/client-cloudformation";
 import { awsSettingsFor, awsSettingsFromEnv, createAwsClients, type AwsClients } from "../../lib/aws";
 import type { Step } from "../../lib/steps";
 import { ADMIN_PANEL_STEP, describeActivity, idle, readActivity, runHook, waitForMaintenance } from "./maintenance";
-import { compareVersions, templateUrlFor, updateRunning } from "./plan";
+import { executeChangeSet, liveVolumeSizes, prepareChangeSet, updateNames, type ChangeSetPlan } from "./changeSet";
+import { BACKUP_TEMPLATE, backupTemplateUrlFor, compareVersions, ROLE_TEMPLATE, roleTemplateUrlFor, sameVersion, updateRunning, type LiveDatabase } from "./plan";
 import type { CompanionStack, VpcSettings } from "./settings";
-import {
-  executeChangeSet,
-  followUpdate,
-  liveAllocatedStorage,
-  prepareChangeSet,
-  readStack,
-  readTemplate,
-  requireUpdatable,
-  updateNames,
-  type ChangeSetPlan,
-  type LiveStack,
-  type Say,
-  type TemplateSummary,
-} from "./stacks";
+import { followUpdate, liveDatabase, readStack, readTemplate, requireUpdatable, type LiveStack, type Say, type TemplateSummary } from "./stacks";
 
 /**
  * Runbook 2 of RUNBOOKS.md, the Code Ocean VPC upgrade, as steps. Everything that only reads or
@@ -36,7 +24,8 @@ export interface VpcContext {
   template: TemplateSummary;
   /** The primary stack as last read. */
   stack: LiveStack;
-  liveStorage?: number;
+  /** The database's storage and auto-scaling ceiling as read live. */
+  live?: LiveDatabase;
   changeSet?: ChangeSetPlan;
   /** What the review found for the role and backup stacks. */
   companions: Partial<Record<CompanionKind, CompanionReview>>;
@@ -73,9 +62,6 @@ export interface PendingChangeSet {
   companion?: CompanionStack;
 }
 
-export const ROLE_TEMPLATE = "codeocean-role.template.yaml";
-export const BACKUP_TEMPLATE = "codeocean-backup.template.yaml";
-
 interface Companion {
   kind: CompanionKind;
   label: string;
@@ -89,14 +75,14 @@ export const vpcRunbook: Array<Step<VpcContext>> = [
   // 1. Reading and reviewing only: a bad stack or template fails before maintenance mode is asked for.
   {
     id: "check-rds-storage",
-    title: "Compare the database's live allocated storage with pRdsAllocatedStorage",
+    title: "Compare the database's live storage and its ceiling with pRdsAllocatedStorage and pRdsMaxAllocatedStorage",
     readOnly: true,
     check: async (ctx) => primaryDoneOrRunning(ctx),
     async run(ctx) {
-      const { id, storage } = await liveAllocatedStorage(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
-      ctx.liveStorage = storage;
-      const given = ctx.settings.parameters?.pRdsAllocatedStorage ?? ctx.stack.parameters.pRdsAllocatedStorage;
-      return `${id}: live ${storage} GiB, stack parameter ${given ?? "(unset)"} GiB${given !== undefined && Number(given) < storage ? `: the update passes ${storage}` : ""}`;
+      const { id, ...live } = await liveDatabase(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
+      ctx.live = live;
+      const param = (key: string) => ctx.settings.parameters?.[key] ?? ctx.stack.parameters[key] ?? "(unset)";
+      return `${id}: live ${live.allocated} GiB (parameter ${param("pRdsAllocatedStorage")}), ceiling ${live.maxAllocated ?? "(auto-scaling off)"} GiB (parameter ${param("pRdsMaxAllocatedStorage")})`;
     },
   },
   {
@@ -155,11 +141,12 @@ export const vpcRunbook: Array<Step<VpcContext>> = [
       if (updateRunning(ctx.stack.status)) {
         await ctx.say(`${ctx.stack.name}: an update is already running (${ctx.stack.status}); following it instead of starting another`);
       } else {
-        // The storage may have auto-scaled again while maintenance mode was awaited.
-        const { storage } = await liveAllocatedStorage(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
-        if (ctx.changeSet === undefined || (ctx.liveStorage !== undefined && storage > ctx.liveStorage)) {
-          if (ctx.changeSet) await ctx.say(`${ctx.stack.name}: the database grew to ${storage} GiB since the change set was made; making it again`);
-          ctx.liveStorage = storage;
+        // The storage may have auto-scaled again (or its ceiling been raised) while maintenance mode was awaited.
+        const { id: _id, ...live } = await liveDatabase(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
+        const moved = ctx.live !== undefined && (live.allocated > ctx.live.allocated || (live.maxAllocated ?? 0) > (ctx.live.maxAllocated ?? 0));
+        if (ctx.changeSet === undefined || moved) {
+          if (ctx.changeSet) await ctx.say(`${ctx.stack.name}: the database is now ${live.allocated} GiB (ceiling ${live.maxAllocated ?? "off"}) since the change set was made; making it again`);
+          ctx.live = live;
           ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, changeSetSettings(ctx));
           remember(ctx, ctx.stack.name, ctx.changeSet);
           if (ctx.changeSet.empty) return "no changes";
@@ -190,7 +177,8 @@ function changeSetSettings(ctx: VpcContext) {
     template: ctx.template,
     stack: ctx.stack,
     overrides: ctx.settings.parameters,
-    liveAllocatedStorage: ctx.liveStorage,
+    live: ctx.live,
+    liveSizes: liveVolumeSizes(ctx.aws.cloudFormation, ctx.aws.ec2, ctx.stack.name),
     roleArn: ctx.settings.roleArn,
     pollMs: ctx.pollMs,
     timeoutMs: ctx.updateTimeoutMs,
@@ -220,8 +208,14 @@ export function untouchedNote(ctx: Pick<VpcContext, "companions">): string | und
   return already.length > 0 ? `already at their target template before this run: ${already.join(", ")}` : undefined;
 }
 
+/**
+ * A role/backup stack's template: its templateUrl, else Code Ocean's published URL: the role beside
+ * the primary's release (its own version or the primary's), the backup stack in its own line (its
+ * version is required by the settings).
+ */
 export function companionTemplateUrl(companion: CompanionStack, file: string, primaryVersion: string): string {
-  return companion.templateUrl ?? templateUrlFor(companion.version ?? primaryVersion).replace(/codeocean\.template\.yaml$/, file);
+  if (companion.templateUrl) return companion.templateUrl;
+  return file === BACKUP_TEMPLATE ? backupTemplateUrlFor(companion.version!) : roleTemplateUrlFor(companion.version ?? primaryVersion);
 }
 
 /** Reads a role/backup stack and its template and makes its change set (refused when destructive); executes nothing. */
@@ -232,7 +226,7 @@ async function reviewCompanion(ctx: VpcContext, aws: AwsClients, companion: Comp
   const review: CompanionReview = { stackName: stack.name, templateUrl };
   if (updateRunning(stack.status)) return { ...review, running: `${stack.name}: an update is running (${stack.status}); followed once maintenance mode is verified` };
   const template = await readTemplate(aws.cloudFormation, templateUrl);
-  if (template.version && stack.version === template.version) return { ...review, atTarget: `${stack.name}: already at ${template.version}` };
+  if (template.version && sameVersion(stack.version, template.version)) return { ...review, atTarget: `${stack.name}: already at ${template.version}` };
   const plan = await prepareChangeSet(aws.cloudFormation, { stackName: stack.name, templateUrl, template, stack, pollMs: ctx.pollMs, timeoutMs: ctx.updateTimeoutMs, say: ctx.say });
   if (plan.empty) return { ...review, atTarget: `${stack.name}: already at its target template (no changes)` };
   remember(ctx, stack.name, plan, companion);

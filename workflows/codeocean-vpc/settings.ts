@@ -7,7 +7,8 @@ export type { SettingsIssue } from "../../lib/settings";
  * and as an own stack declares them under `upgrade-orchestrator:systems.<name>` (kind
  * "codeocean-vpc"). Pure: validation only; every problem names its key.
  */
-const version = z.string().regex(/^\d+\.\d+\.\d+$/, "a Code Ocean version such as 3.8.2");
+/** As Code Ocean writes it (`v3.8.2`, its Metadata and bucket folders) or without the `v`. */
+const version = z.string().regex(/^v?\d+\.\d+\.\d+$/, "a Code Ocean version such as v3.8.2 (or 3.8.2)");
 const stackName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "a CloudFormation stack name (letters, digits, hyphens; starts with a letter)");
 const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "an AWS region such as us-east-1");
 const url = z.string().regex(/^https?:\/\/\S+$/, "an http(s) URL");
@@ -18,20 +19,28 @@ const access = {
   assumeRoleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/\S+$/, "an IAM role ARN").optional(),
 };
 
-/** The least-privilege role stack or the backup stack: each has its own template. */
-const companionStackSchema = z
-  .strictObject({
-    stackName,
-    region: region.optional(),
-    /** Its template; else `version` (default: the primary's target version) in the public bucket's layout. */
-    templateUrl: url.optional(),
-    version: version.optional(),
-    ...access,
-  })
-  .refine((s) => !(s.templateUrl !== undefined && s.version !== undefined), {
-    message: "give templateUrl or version, not both",
-  })
-  .refine((s) => !(s.profile && s.assumeRoleArn), { message: "give a profile or a role to assume, not both" });
+/**
+ * The least-privilege role stack or the backup stack: each has its own template. The role's is
+ * published beside each release (`version` defaults to the primary's target); the backup stack's
+ * has versions of its own (v1.2.x), named in the release notes, so it needs `version` or `templateUrl`.
+ */
+const companionFields = z.strictObject({
+  stackName,
+  region: region.optional(),
+  /** Its template; else `version` in the public bucket's layout. */
+  templateUrl: url.optional(),
+  version: version.optional(),
+  ...access,
+});
+const notBoth = [(s: z.infer<typeof companionFields>) => !(s.templateUrl !== undefined && s.version !== undefined), { message: "give templateUrl or version, not both" }] as const;
+const oneAccess = [(s: z.infer<typeof companionFields>) => !(s.profile && s.assumeRoleArn), { message: "give a profile or a role to assume, not both" }] as const;
+const companionStackSchema = companionFields.refine(...notBoth).refine(...oneAccess);
+const backupStackSchema = companionFields
+  .refine(...notBoth)
+  .refine(...oneAccess)
+  .refine((s) => s.templateUrl !== undefined || s.version !== undefined, {
+    message: "give the backup stack's own template version (e.g. v1.2.1, the minimum the release notes name) or its templateUrl: its versions are not the primary's",
+  });
 
 /** An operator's own way to switch maintenance mode: an HTTP request or a command. */
 const hookSchema = z.union([
@@ -69,12 +78,12 @@ const deadlinesSchema = z.strictObject({
 export const vpcSchema = z.strictObject({
   stackName,
   region: region.optional(),
-  /** The target Code Ocean version, e.g. "3.8.2". */
+  /** The target Code Ocean version, "v3.8.2" or "3.8.2". */
   version,
-  /** Default: https://codeocean-vpc.s3.amazonaws.com/templates/<version>/codeocean.template.yaml */
+  /** Default: https://codeocean-vpc.s3.amazonaws.com/templates/v<version>/codeocean.template.yaml */
   templateUrl: url.optional(),
   roleStack: companionStackSchema.optional(),
-  backupStack: companionStackSchema.optional(),
+  backupStack: backupStackSchema.optional(),
   maintenance: maintenanceSchema.optional(),
   /** Parameter values to set; every other parameter keeps its previous value (new ones: defaults). */
   parameters: z.record(z.string().regex(/^[A-Za-z0-9]+$/, "a template parameter name"), z.string()).optional(),

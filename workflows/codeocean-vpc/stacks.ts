@@ -1,15 +1,8 @@
-import { createHash } from "node:crypto";
 import {
-  CreateChangeSetCommand,
-  DeleteChangeSetCommand,
-  DescribeChangeSetCommand,
   DescribeStackEventsCommand,
-  DescribeStackResourceCommand,
   DescribeStacksCommand,
-  ExecuteChangeSetCommand,
   GetTemplateSummaryCommand,
   paginateListStackResources,
-  waitUntilChangeSetCreateComplete,
   type CloudFormationClient,
   type StackEvent,
 } from "@aws-sdk/client-cloudformation";
@@ -17,19 +10,9 @@ import { DescribeDBInstancesCommand, type RDSClient } from "@aws-sdk/client-rds"
 import { awsCall, isTransientAwsError } from "../../lib/aws";
 import { refused, UpgradeError } from "../../lib/errors";
 import { pollUntil } from "../../lib/wait";
-import {
-  DATABASE_RESOURCE,
-  describeChange,
-  destructiveChanges,
-  planParameters,
-  statusHint,
-  updatableStatus,
-  updateRunning,
-  versionOfMetadata,
-  type ResourceChange,
-} from "./plan";
+import { DATABASE_RESOURCE, statusHint, TEMPLATE_URL_PATTERN, updatableStatus, updateRunning, versionOfMetadata, type LiveDatabase } from "./plan";
 
-/** The CloudFormation and RDS work of runbook 2: read stacks and templates, change sets, following an update. */
+/** The CloudFormation and RDS work of runbook 2: read stacks, templates and the database, follow an update (change sets: changeSet.ts). */
 export interface LiveStack {
   name: string;
   stackId: string;
@@ -88,7 +71,7 @@ export async function readTemplate(cf: CloudFormationClient, url: string): Promi
     throw new UpgradeError({
       what: `read the template ${url}`,
       why: `${e.name}: ${e.message}`,
-      hint: "check that the template URL exists (is the version published? for a version, the URL pattern is https://codeocean-vpc.s3.amazonaws.com/templates/<version>/codeocean.template.yaml)",
+      hint: `check that the template URL exists (is the version published? for a version, the URL pattern is ${TEMPLATE_URL_PATTERN})`,
       exitCode: 2,
       permanent: !isTransientAwsError(err),
       cause: err,
@@ -102,17 +85,15 @@ export function requireUpdatable(stack: LiveStack): void {
   throw refused(`update the CloudFormation stack ${stack.name}`, `the stack is in ${stack.status}`, statusHint(stack.status, stack.name));
 }
 
-/** The live AllocatedStorage (GiB) of the stack's AnalyticsDBInstance. */
-export async function liveAllocatedStorage(cf: CloudFormationClient, rds: RDSClient, stackName: string): Promise<{ id: string; storage: number }> {
-  const resource = await awsCall(`find ${DATABASE_RESOURCE} in stack ${stackName}`, () =>
-    cf.send(new DescribeStackResourceCommand({ StackName: stackName, LogicalResourceId: DATABASE_RESOURCE })),
-  );
-  const id = resource.StackResourceDetail?.PhysicalResourceId;
+/** The live AllocatedStorage and MaxAllocatedStorage (GiB) of the stack's AnalyticsDBInstance. */
+export async function liveDatabase(cf: CloudFormationClient, rds: RDSClient, stackName: string): Promise<LiveDatabase & { id: string }> {
+  // Listed, not DescribeStackResource: one call either way, and moto 5.2's DescribeStackResource fails on stacks holding types its CloudFormation does not create.
+  const id = (await stackResourcesOfType(cf, stackName, ["AWS::RDS::DBInstance"])).find((r) => r.logicalId === DATABASE_RESOURCE)?.physicalId;
   if (!id) throw new UpgradeError({ what: `find ${DATABASE_RESOURCE} in stack ${stackName}`, why: "the stack reports no physical id for it", permanent: true });
   const db = await awsCall(`read the RDS instance ${id}`, () => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id })));
-  const storage = db.DBInstances?.[0]?.AllocatedStorage;
-  if (storage === undefined) throw new UpgradeError({ what: `read the RDS instance ${id}`, why: "RDS reports no AllocatedStorage", permanent: true });
-  return { id, storage };
+  const found = db.DBInstances?.[0];
+  if (found?.AllocatedStorage === undefined) throw new UpgradeError({ what: `read the RDS instance ${id}`, why: "RDS reports no AllocatedStorage", permanent: true });
+  return { id, allocated: found.AllocatedStorage, maxAllocated: found.MaxAllocatedStorage ?? undefined };
 }
 
 export async function stackResourcesOfType(cf: CloudFormationClient, stackName: string, types: string[]): Promise<Array<{ logicalId: string; physicalId: string; type: string }>> {
@@ -125,100 +106,6 @@ export async function stackResourcesOfType(cf: CloudFormationClient, stackName: 
     }
   });
   return found;
-}
-
-/** Names derived from the target, so a re-run after a crash finds the same change set and token. */
-export function updateNames(stackName: string, templateUrl: string): { changeSet: string; token: string } {
-  const digest = createHash("sha256").update(`${stackName}\n${templateUrl}`).digest("hex").slice(0, 12);
-  return { changeSet: `upgrade-orchestrator-${digest}`, token: `upgrade-orchestrator-${digest}` };
-}
-
-export interface ChangeSetPlan {
-  changeSet: string;
-  token: string;
-  changes: ResourceChange[];
-  /** "no changes": nothing to execute (the change set was deleted). */
-  empty: boolean;
-}
-
-export interface UpdateSettings {
-  stackName: string;
-  templateUrl: string;
-  template: TemplateSummary;
-  stack: LiveStack;
-  overrides?: Record<string, string>;
-  liveAllocatedStorage?: number;
-  roleArn?: string;
-  pollMs: number;
-  timeoutMs: number;
-  say: Say;
-}
-
-/**
- * Creates the change set of the update (new TemplateURL, previous values), shows it as the plan,
- * and refuses (deleting it) one that replaces or removes a data-bearing resource.
- */
-export async function prepareChangeSet(cf: CloudFormationClient, s: UpdateSettings): Promise<ChangeSetPlan> {
-  const { changeSet, token } = updateNames(s.stackName, s.templateUrl);
-  const params = planParameters({
-    templateParameters: s.template.parameters,
-    stackParameters: s.stack.parameters,
-    overrides: s.overrides,
-    liveAllocatedStorage: s.liveAllocatedStorage,
-  });
-  for (const note of params.notes) await s.say(`${s.stackName}: ${note}`);
-  // A change set left by a crashed run is replaced: its inputs may be stale.
-  await cf.send(new DeleteChangeSetCommand({ StackName: s.stackName, ChangeSetName: changeSet })).catch(() => undefined);
-  await awsCall(`create a change set for ${s.stackName}`, () =>
-    cf.send(
-      new CreateChangeSetCommand({
-        StackName: s.stackName,
-        ChangeSetName: changeSet,
-        ChangeSetType: "UPDATE",
-        TemplateURL: s.templateUrl,
-        Parameters: params.parameters,
-        Capabilities: ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-        RoleARN: s.roleArn,
-        Description: `upgrade-orchestrator: ${s.templateUrl}`,
-      }),
-    ),
-  );
-  try {
-    await waitUntilChangeSetCreateComplete(
-      { client: cf, maxWaitTime: Math.max(1, Math.ceil(s.timeoutMs / 1000)), minDelay: Math.max(1, Math.floor(s.pollMs / 1000)), maxDelay: Math.max(2, Math.ceil(s.pollMs / 1000)) },
-      { StackName: s.stackName, ChangeSetName: changeSet },
-    );
-  } catch {
-    // FAILED ("no changes") ends the waiter as a failure; the description below says which.
-  }
-  const described = await awsCall(`read the change set ${changeSet}`, () => cf.send(new DescribeChangeSetCommand({ StackName: s.stackName, ChangeSetName: changeSet })));
-  if (described.Status === "FAILED") {
-    await cf.send(new DeleteChangeSetCommand({ StackName: s.stackName, ChangeSetName: changeSet })).catch(() => undefined);
-    if (/didn't contain changes|No updates are to be performed/i.test(described.StatusReason ?? "")) return { changeSet, token, changes: [], empty: true };
-    throw new UpgradeError({ what: `create a change set for ${s.stackName}`, why: described.StatusReason ?? "the change set failed", hint: "see the reason above; the stack was not changed", permanent: true });
-  }
-  const changes: ResourceChange[] = (described.Changes ?? []).flatMap((c) =>
-    c.ResourceChange
-      ? [{ action: c.ResourceChange.Action ?? "?", logicalId: c.ResourceChange.LogicalResourceId ?? "?", type: c.ResourceChange.ResourceType ?? "?", replacement: c.ResourceChange.Replacement }]
-      : [],
-  );
-  await s.say(`${s.stackName}: change set ${changeSet}: ${changes.length === 0 ? "no resource changes" : changes.map(describeChange).join("; ")}`);
-  const destructive = destructiveChanges(changes);
-  if (destructive.length > 0) {
-    await cf.send(new DeleteChangeSetCommand({ StackName: s.stackName, ChangeSetName: changeSet })).catch(() => undefined);
-    throw refused(
-      `update the CloudFormation stack ${s.stackName}`,
-      `the change set would destroy data: ${destructive.map(describeChange).join("; ")}; the change set was deleted and the stack is untouched`,
-      "check the template and parameters (a changed DB identifier, engine or a renamed resource replaces it); back up and migrate the data by hand before such an update",
-    );
-  }
-  return { changeSet, token, changes, empty: false };
-}
-
-export async function executeChangeSet(cf: CloudFormationClient, stackName: string, plan: ChangeSetPlan): Promise<void> {
-  await awsCall(`execute the change set ${plan.changeSet} on ${stackName}`, () =>
-    cf.send(new ExecuteChangeSetCommand({ StackName: stackName, ChangeSetName: plan.changeSet, ClientRequestToken: plan.token })),
-  );
 }
 
 interface FollowSeen {
