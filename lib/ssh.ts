@@ -5,32 +5,41 @@ import * as path from "node:path";
 import { Duplex } from "node:stream";
 import { NodeSSH } from "node-ssh";
 import { UpgradeError } from "./errors";
-import { lookupHostKeys, verifyHostKey } from "./knownHosts";
+import { hostKeyAlgorithms, knownHostsLookupName, lookupHostKeys, verifyHostKey, type HostKeyRefusal } from "./knownHosts";
+import { planAuth } from "./sshAuth";
 import { withRetry } from "./retry";
 
-/** How to reach a host over SSH. Host keys are always checked against `knownHostsPath`. */
+/** How to reach a host over SSH. Host keys are always checked strictly against known_hosts. */
 export interface SshTarget {
   host: string;
   port?: number;
   username: string;
-  /** Path to the private key; its content never leaves this process. */
+  /** Path to the private key; its content never leaves this process. The only key offered. */
   privateKeyPath?: string;
   /** Or the key itself (e.g. from a Pulumi secret). */
   privateKey?: string;
   passphrase?: string;
-  /** Keys tried in turn (an SSH config's IdentityFile lines); missing files are skipped. */
+  /** The variable the passphrase comes from, named in errors (e.g. UPGRADE_SSH_KEY_PASSPHRASE). */
+  passphraseName?: string;
+  /** IdentityFiles, after ssh-agent's keys (OpenSSH's order, see sshAuth.ts); missing files are skipped. */
   privateKeyPaths?: string[];
-  /** With privateKeyPaths: do not also offer ssh-agent's keys. */
+  /** privateKeyPaths are OpenSSH's defaults (~/.ssh/id_*): one the passphrase does not open is skipped, not an error. */
+  defaultKeys?: boolean;
+  /** With privateKeyPaths: do not also offer ssh-agent's other keys. */
   identitiesOnly?: boolean;
-  /** Default ~/.ssh/known_hosts. */
+  /** The agent's socket (IdentityAgent); default $SSH_AUTH_SOCK; null: no agent. */
+  identityAgent?: string | null;
+  /** Default ~/.ssh/known_hosts (of the passwd home). */
   knownHostsPath?: string;
   /** Several known_hosts files (UserKnownHostsFile); replaces knownHostsPath when given. */
   knownHostsPaths?: string[];
+  /** GlobalKnownHostsFile, read after the user's files as OpenSSH does. */
+  globalKnownHostsPaths?: string[];
   /** The name the host key is recorded under (HostKeyAlias), without a port. */
   hostKeyAlias?: string;
   /** A command whose stdin/stdout is the SSH transport (an SSH config's ProxyCommand, tokens expanded). */
   proxyCommand?: string;
-  /** One jump host: the connection goes through a direct-tcpip channel of it. */
+  /** The jump host (ProxyJump; itself reached directly, by ProxyCommand or by its own jump). */
   proxyJump?: SshTarget;
   /** Handshake deadline, default 20 s (also covers a ProxyCommand that never answers). */
   readyTimeoutMs?: number;
@@ -50,19 +59,19 @@ export interface SshSession {
 
 const where = (t: SshTarget) => `${t.username}@${t.host}:${t.port ?? 22}${t.proxyCommand ? " (through its ProxyCommand)" : t.proxyJump ? ` (through ${t.proxyJump.host})` : ""}`;
 
-/** The name OpenSSH looks a host's key up under: HostKeyAlias as is, else host or [host]:port. */
+/** The name OpenSSH looks a host's key up under: HostKeyAlias as is, else host or [host]:port, lowercased. */
 export function knownHostsName(target: SshTarget): string {
-  if (target.hostKeyAlias) return target.hostKeyAlias;
-  const port = target.port ?? 22;
-  return port === 22 ? target.host : `[${target.host}]:${port}`;
+  return knownHostsLookupName(target.host, target.port ?? 22, target.hostKeyAlias);
 }
 
+/** The user's known_hosts files, then the global ones (OpenSSH reads both; missing ones are skipped). */
 function readKnownHosts(target: SshTarget): { text: string; files: string } {
-  const files = target.knownHostsPaths?.length
+  // knownHostsPaths [] is UserKnownHostsFile none
+  const user = target.knownHostsPaths
     ? target.knownHostsPaths
-    : [target.knownHostsPath ?? path.join(os.homedir(), ".ssh", "known_hosts")];
+    : [target.knownHostsPath ?? path.join(os.userInfo().homedir, ".ssh", "known_hosts")];
   const texts: string[] = [];
-  for (const file of files) {
+  for (const file of [...user, ...(target.globalKnownHostsPaths ?? [])]) {
     try {
       texts.push(fs.readFileSync(file, "utf8"));
     } catch {
@@ -72,12 +81,12 @@ function readKnownHosts(target: SshTarget): { text: string; files: string } {
   if (texts.length === 0) {
     throw new UpgradeError({
       what: `connect to ${where(target)}`,
-      why: `the known_hosts file ${files.join(", ")} cannot be read, so the host key cannot be verified`,
+      why: `no known_hosts file can be read (${[...user, ...(target.globalKnownHostsPaths ?? [])].join(", ") || "UserKnownHostsFile none"}), so the host key cannot be verified`,
       hint: "pass --known-hosts <file> holding the host's key (ssh-keyscan it from a trusted network)",
       permanent: true,
     });
   }
-  return { text: texts.join("\n"), files: files.join(", ") };
+  return { text: texts.join("\n"), files: user.join(", ") };
 }
 
 /** A spawned ProxyCommand as a duplex stream, with its stderr kept for the error message. */
@@ -88,8 +97,10 @@ interface Transport {
   close(): void;
 }
 
+/** As OpenSSH runs it (sshconnect.c ssh_proxy_connect): `$SHELL -c "exec <command>"`, /bin/sh without $SHELL. */
 function spawnProxyCommand(command: string): Transport {
-  const child: ChildProcess = spawn("/bin/sh", ["-c", command], { stdio: ["pipe", "pipe", "pipe"], detached: true });
+  const shell = process.env.SHELL || "/bin/sh";
+  const child: ChildProcess = spawn(shell, ["-c", `exec ${command}`], { stdio: ["pipe", "pipe", "pipe"], detached: true, env: process.env });
   let stderr = "";
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   let spawnError: Error | undefined;
@@ -162,12 +173,26 @@ interface Connection {
   close(): void;
 }
 
+const REFUSALS: Record<HostKeyRefusal, (name: string, files: string) => string> = {
+  mismatch: (name, files) => `the host key it presented does not match the one recorded for ${name} in ${files}: refusing (possible man-in-the-middle, or the host was rebuilt)`,
+  "other-type": (name, files) => `it presented a host key of a type not recorded for ${name} in ${files} (no common host key algorithm): refusing`,
+  revoked: (name, files) => `its host key is marked @revoked for ${name} in ${files}`,
+  "cert-authority": (name, files) => `${files} trusts a certificate authority (@cert-authority) for ${name} but records no plain key; the driver verifies plain host keys only`,
+  "unknown-host": (name, files) => `${files} has no key for ${name}`,
+};
+
+/** ssh2's errors that retrying cannot fix: authentication, and keys it cannot parse. */
+const isAuthFailure = (err: unknown) =>
+  (err as { level?: string })?.level === "client-authentication" || /authentication methods failed|Cannot parse privateKey|passphrase/i.test((err as Error)?.message ?? "");
+
 async function openConnection(target: SshTarget): Promise<Connection> {
   const port = target.port ?? 22;
+  const what = `connect to ${where(target)}`;
   const known = readKnownHosts(target);
-  const name = knownHostsName(target);
-  const lookup = target.hostKeyAlias ? lookupHostKeys(known.text, target.hostKeyAlias, 22) : lookupHostKeys(known.text, target.host, port);
-  let refusal: string | undefined;
+  const lookup = lookupHostKeys(known.text, target.host, port, target.hostKeyAlias);
+  // keys are opened before anything is spawned: a wrong passphrase fails here, at once
+  const auth = await planAuth(target, what);
+  let refusal: HostKeyRefusal | undefined;
   let jump: Connection | undefined;
   let transport: Transport | undefined;
   const cleanup = () => {
@@ -183,7 +208,7 @@ async function openConnection(target: SshTarget): Promise<Connection> {
         jump!.ssh.connection!.forwardOut("127.0.0.1", 0, target.host, port, (err: Error | undefined, channel: Duplex) => (err ? reject(err) : resolve(channel))),
       ).catch((err: Error) => {
         throw new UpgradeError({
-          what: `connect to ${where(target)}`,
+          what,
           why: `the jump host ${target.proxyJump!.host} could not open a connection to ${target.host}:${port} (${err.message})`,
           hint: "check that the jump host can reach the target, and that it allows TCP forwarding",
           cause: err,
@@ -191,28 +216,14 @@ async function openConnection(target: SshTarget): Promise<Connection> {
       });
       transport = { sock: stream, failure: async () => undefined, close: () => stream.destroy() };
     }
-    const keys = (target.privateKeyPaths ?? []).filter((f) => fs.existsSync(f));
-    const agent = process.env.SSH_AUTH_SOCK;
-    const explicitKey = target.privateKeyPath || target.privateKey;
-    const authHandler =
-      !explicitKey && keys.length > 0
-        ? [
-            ...keys.map((file) => ({ type: "publickey", username: target.username, key: fs.readFileSync(file), passphrase: target.passphrase })),
-            ...(!target.identitiesOnly && agent ? [{ type: "agent", username: target.username, agent }] : []),
-          ]
-        : undefined;
     await ssh.connect({
       host: target.host,
       port,
       sock: transport?.sock,
       username: target.username,
-      privateKeyPath: target.privateKeyPath,
-      privateKey: target.privateKey,
-      passphrase: target.passphrase,
-      authHandler,
-      // without a key file, the operator's ssh-agent
-      agent: explicitKey || authHandler ? undefined : agent,
+      authHandler: auth.methods,
       readyTimeout: target.readyTimeoutMs ?? 20_000,
+      algorithms: { serverHostKey: hostKeyAlgorithms(lookup) },
       hostVerifier: (key: Buffer) => {
         const verdict = verifyHostKey(lookup, key);
         if (!verdict.ok) refusal = verdict.reason;
@@ -228,31 +239,30 @@ async function openConnection(target: SshTarget): Promise<Connection> {
     if (refusal) {
       cleanup();
       throw new UpgradeError({
-        what: `connect to ${where(target)}`,
-        why:
-          refusal === "mismatch"
-            ? `the host key it presented does not match the one recorded for ${name} in ${known.files}: refusing (possible man-in-the-middle, or the host was rebuilt)`
-            : refusal === "revoked"
-              ? `its host key is marked @revoked in ${known.files}`
-              : `${known.files} has no key for ${name}`,
-        hint: `verify the host's key out of band, then record it under ${name} in the known_hosts file`,
+        what,
+        why: REFUSALS[refusal](lookup.name, known.files),
+        hint: `verify the host's key out of band, then record it under ${lookup.name} in the known_hosts file`,
+        permanent: true,
+        cause: err,
+      });
+    }
+    const message = (err as Error)?.message ?? String(err);
+    if (isAuthFailure(err)) {
+      cleanup();
+      throw new UpgradeError({
+        what,
+        why: `${target.username} was not let in (${message}); offered: ${auth.offered.join(", ") || "nothing"}${auth.skipped.length ? `; skipped: ${auth.skipped.join(", ")}` : ""}`,
+        hint: "check --ssh-user and --ssh-key (or the config's User and IdentityFile), and that the key is in the host's authorized_keys",
         permanent: true,
         cause: err,
       });
     }
     const proxyFailure = await transport?.failure();
     cleanup();
-    const message = (err as Error)?.message ?? String(err);
-    const auth = /authentication|auth methods/i.test(message);
     throw new UpgradeError({
-      what: `connect to ${where(target)}`,
+      what,
       why: proxyFailure ?? message,
-      hint: proxyFailure
-        ? "run the ProxyCommand by hand (ssh -v with the same config) to see why it does not reach the host"
-        : auth
-          ? "check --ssh-user and --ssh-key (and the key's passphrase)"
-          : "check that the host is up and the port is reachable",
-      permanent: auth && !proxyFailure,
+      hint: proxyFailure ? "run the ProxyCommand by hand (ssh -v with the same config) to see why it does not reach the host" : "check that the host is up and the port is reachable",
       cause: err,
     });
   }

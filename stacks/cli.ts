@@ -318,11 +318,11 @@ export function buildProgram(): Command {
     .addOption(new Option("--metric-period <duration>", "CloudWatch period of SlotsUtilization").default("60s").hideHelp())
     .option(
       "--ssh-config <file>",
-      "OpenSSH client config for the services machine (Host/Match, Include, HostName, User, Port, IdentityFile, UserKnownHostsFile, HostKeyAlias, ProxyCommand, ProxyJump); " +
+      "OpenSSH client config for the services machine, resolved by OpenSSH itself (`ssh -G`: HostName, User, Port, IdentityFile, UserKnownHostsFile, HostKeyAlias, ProxyCommand, ProxyJump); " +
         "default ~/.ssh/config when it exists, `none` for no config. The --ssh-* and --known-hosts flags win over it",
     )
     .option("--ssh-user <user>", `SSH user on the services machine (default: the config's User, else ${DEFAULTS.sshUser})`)
-    .option("--ssh-key <file>", "SSH private key file (default: the config's IdentityFile, else the keys of ssh-agent)")
+    .option("--ssh-key <file>", "SSH private key file, the only key offered (default: as OpenSSH offers them, ssh-agent's keys, then the config's IdentityFile or ~/.ssh/id_*)")
     .option("--ssh-port <port>", `SSH port (default: the config's Port, else ${DEFAULTS.sshPort})`)
     .option(
       "--ssh-host <host>",

@@ -81,7 +81,7 @@ test.each(["file", "s3"] as const)("a pipeline run (--yes --json) on the %s back
   // the services API got exactly one cancel request, over SSH to the instance id through the config's ProxyCommand
   expect(scenario.services.requests()).toEqual([{ method: "POST", path: "/cancel_computations", status: 200 }]);
   const cancelEnd = ends.find((e) => e.step === "cancel-computations")!;
-  expect(cancelEnd.note).toMatch(new RegExp(`^HTTP 200 via ${servicesId} \\(the instance id, routed by .*/config\\): .*@${servicesId}:22 through the ProxyCommand \`.*ssm-start-session ${servicesId} 22\``));
+  expect(cancelEnd.note).toMatch(new RegExp(`^HTTP 200 via ${servicesId} \\(the instance id, routed by .*/config\\): .*@${servicesId}:22 through the ProxyCommand \`.*ssm-start-session --target ${servicesId} --document-name AWS-StartSSHSession --parameters '\\{"portNumber":\\["22"\\]\\}'\``));
   // the dedicated worker is reported, not waited for
   const waitEnd = ends.find((e) => e.step === "wait-idle-workers")!;
   expect(waitEnd.note).toMatch(/1 dedicated worker running \(users: alice@example\.com\) — not waited for/);
@@ -185,7 +185,7 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
   expect((await scenario.deployment.stack.history()).length).toBe(history);
   expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("1.0.0");
 
-  // an SSH config that would accept unknown host keys is bad input: refused at read-outputs, before anything changes
+  // an SSH config that would accept unknown host keys is refused by the host-key policy (exit 3) at read-outputs, before anything changes
   const weak = path.join(bed.dir, "weak-ssh-config");
   fs.writeFileSync(weak, "Host i-*\n  ProxyCommand nc %h %p\n  StrictHostKeyChecking accept-new\n");
   bed.aws!.clearCalls();
@@ -193,10 +193,10 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
     stack: "dryrun", cwd: scenario.deployment.workDir, yes: true, release: "2.0.0", env: bed.env,
     ssh: { configPath: weak }, servicesPort: scenario.services.port, metricPeriodSeconds: 10,
   });
-  expect(refusedRun.exitCode).toBe(2);
+  expect(refusedRun.exitCode).toBe(3);
   expect(refusedRun.steps.find((s) => s.status === "failed")).toMatchObject({
     step: "read-outputs",
-    error: expect.stringMatching(/StrictHostKeyChecking accept-new for i-\w+ would accept an unknown or changed host key[\s\S]*hint: the driver always checks host keys strictly/),
+    error: expect.stringMatching(/StrictHostKeyChecking accept-new applies to i-\w+ and would accept an unknown or changed host key; the driver's policy is to check host keys strictly[\s\S]*hint: record the host's key/),
   });
   expect(bed.aws!.calls().filter((c) => !/^(Describe|Get|List)/.test(c.action))).toEqual([]);
   expect(scenario.services.requests()).toEqual([]);

@@ -1,17 +1,24 @@
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import { UpgradeError } from "../../lib/errors";
 import { DescribeImagesCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { connectSsh } from "../../lib/ssh";
+import { planAuth } from "../../lib/sshAuth";
 import { sshTargetFromConfig } from "../../lib/sshConfig";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { runCli } from "../sandbox/cli";
-import { ssmLikeSshConfig } from "../sandbox/sshProxy";
+import { ssmArgs, ssmLikeSshConfig } from "../sandbox/sshProxy";
+import { startSshd, type Sshd } from "../sandbox/sshd";
+import { cancelComputations } from "../../stacks/runbooks/codeocean/cancelComputations";
 import { runbookContext } from "../sandbox/fleet";
 import { servicesSshTarget } from "../../stacks/runbooks/codeocean/cancelComputations";
 
 // The operator's OpenSSH config against the bed's real sshd, through a real ProxyCommand (an
-// OpenSSH `ssh -W` standing in for Session Manager) and a real ProxyJump.
+// OpenSSH `ssh -W` standing in for Session Manager, given AWS's documented arguments with their
+// JSON) and a real ProxyJump; where it helps, the real OpenSSH client connects with the same
+// config too (BatchMode, loopback only), so the config is known to work for OpenSSH itself.
 let bed: Sandbox;
 let dir: string;
 const ID = "i-0123456789abcdef0";
@@ -23,6 +30,12 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => bed?.stop());
 
+/** The real OpenSSH client with the same config: what the operator's `ssh` does. */
+function openssh(config: string, name: string, command: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync("ssh", ["-F", config, "-o", "BatchMode=yes", name, command], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "pipe"] });
+  return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr };
+}
+
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -32,10 +45,11 @@ const alive = (pid: number) => {
   }
 };
 
-test("the instance id through the config's ProxyCommand: host key under the id, User/IdentityFile/UserKnownHostsFile from the config", async () => {
+test("the instance id through the Session Manager ProxyCommand, JSON double quotes intact: host key under the id, User/IdentityFile/UserKnownHostsFile from the config", async () => {
   const ssm = ssmLikeSshConfig(bed.sshd!, path.join(dir, "ok"), [ID]);
+  expect(fs.readFileSync(ssm.configPath, "utf8")).toContain(`--parameters '{"portNumber":["%p"]}'`);
   const target = sshTargetFromConfig(ssm.configPath, ID, {}, defaults);
-  expect(target).toMatchObject({ host: ID, port: 22, username: bed.sshd!.user, proxyCommand: `${ssm.proxyPath} ${ID} 22`, knownHostsPaths: [ssm.knownHostsPath] });
+  expect(target).toMatchObject({ host: ID, port: 22, username: bed.sshd!.user, proxyCommand: `${ssm.proxyPath} ${ssmArgs(ID, 22)}`, knownHostsPaths: [ssm.knownHostsPath] });
   const session = await connectSsh(target);
   try {
     expect((await session.run("echo through-proxy")).stdout).toBe("through-proxy");
@@ -46,8 +60,22 @@ test("the instance id through the config's ProxyCommand: host key under the id, 
   const pid = Number(fs.readFileSync(ssm.pidPath, "utf8"));
   for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
   expect(alive(pid)).toBe(false);
+  // the stand-in got the JSON as one argument, double quotes and all (it refuses anything else);
+  // the calls file holds its argv joined by spaces, so the shell's single quotes are gone
+  const argv = ssmArgs(ID, 22).replace(/'/g, "");
+  expect(argv).toContain(`--parameters {"portNumber":["22"]}`);
+  expect(fs.readFileSync(ssm.callsPath, "utf8").trim().split("\n")).toEqual([argv]);
+  // the real OpenSSH client, same config: the same command line reaches the stand-in
+  expect(openssh(ssm.configPath, ID, "echo via-openssh")).toMatchObject({ code: 0, stdout: "via-openssh" });
+  expect(fs.readFileSync(ssm.callsPath, "utf8").trim().split("\n")).toEqual([argv, argv]);
   // flags win over the config
-  expect(sshTargetFromConfig(ssm.configPath, ID, { user: "root", port: 2222 }, defaults)).toMatchObject({ username: "root", port: 2222, proxyCommand: `${ssm.proxyPath} ${ID} 2222` });
+  expect(sshTargetFromConfig(ssm.configPath, ID, { user: "root", port: 2222 }, defaults)).toMatchObject({ username: "root", port: 2222, proxyCommand: `${ssm.proxyPath} ${ssmArgs(ID, 2222)}` });
+});
+
+test("the JSON's quotes stripped (the old bug's command line): the stand-in refuses it as the AWS CLI does", async () => {
+  const ssm = ssmLikeSshConfig(bed.sshd!, path.join(dir, "stripped"), [ID], { proxyCommand: `${path.join(dir, "stripped", "ssm-start-session")} --target %h --document-name AWS-StartSSHSession --parameters {portNumber:[%p]}` });
+  const error = await connectSsh(sshTargetFromConfig(ssm.configPath, ID, {}, defaults)).catch((e) => e);
+  expect(error.message).toMatch(/exited with code 252 before the SSH handshake finished; it said: Error parsing parameter '--parameters': Invalid JSON: \{portNumber:\[22\]\}/);
 });
 
 test("HostKeyAlias: the key is looked up under the alias; Include and Match host are followed", async () => {
@@ -59,9 +87,38 @@ test("HostKeyAlias: the key is looked up under the alias; Include and Match host
   fs.writeFileSync(path.join(sub, "config"), `Include ${sub}/*.conf\n\nMatch host ${ID}\n  HostKeyAlias services-prod\n`);
   const target = sshTargetFromConfig(ssm.configPath, ID, {}, defaults);
   expect(target.hostKeyAlias).toBe("services-prod");
-  expect(target.proxyCommand).toBe(`${ssm.proxyPath} ${ID} 22`);
+  expect(target.proxyCommand).toBe(`${ssm.proxyPath} ${ssmArgs(ID, 22)}`);
   const session = await connectSsh(target);
   session.close();
+});
+
+test("hashed known_hosts (ssh-keygen -H) and a mixed-case HostName or HostKeyAlias: connects, as OpenSSH does", async () => {
+  const sub = path.join(dir, "hashed");
+  const name = "services.internal";
+  const ssm = ssmLikeSshConfig(bed.sshd!, sub, [name], { recordKeys: false });
+  fs.writeFileSync(ssm.knownHostsPath, `${name} ${bed.sshd!.hostPublicKey}\nservices-prod ${bed.sshd!.hostPublicKey}\n`);
+  execFileSync("ssh-keygen", ["-H", "-f", ssm.knownHostsPath], { stdio: "ignore" });
+  const hashed = fs.readFileSync(ssm.knownHostsPath, "utf8");
+  expect(hashed).not.toContain(name);
+  expect(hashed.split("\n").filter(Boolean).every((l) => l.startsWith("|1|"))).toBe(true);
+  const base = fs.readFileSync(ssm.configPath, "utf8").replace("Host i-* mi-*", "Host services");
+  const variants = {
+    hostName: base.replace("Host services", "Host services\n  HostName Services.INTERNAL"),
+    alias: base.replace("Host services", "Host services\n  HostName services.internal\n  HostKeyAlias Services-PROD"),
+  };
+  for (const [kind, text] of Object.entries(variants)) {
+    const config = path.join(sub, `config-${kind}`);
+    fs.writeFileSync(config, text);
+    const target = sshTargetFromConfig(config, "services", {}, defaults);
+    expect(target.host).toBe(name);
+    const session = await connectSsh(target);
+    try {
+      expect((await session.run("echo hashed-ok")).stdout).toBe("hashed-ok");
+    } finally {
+      session.close();
+    }
+    expect(openssh(config, "services", "echo via-openssh")).toMatchObject({ code: 0, stdout: "via-openssh" });
+  }
 });
 
 test("a ProxyCommand that exits at once: its exit code and stderr are the error", async () => {
@@ -69,7 +126,7 @@ test("a ProxyCommand that exits at once: its exit code and stderr are the error"
   const target = sshTargetFromConfig(ssm.configPath, "i-0ffffffffffffffff", {}, defaults);
   const error = await connectSsh(target).catch((e) => e);
   expect(error).toBeInstanceOf(UpgradeError);
-  expect(error.message).toMatch(/ProxyCommand `.*ssm-start-session i-0ffffffffffffffff 22` exited with code 254 before the SSH handshake finished/);
+  expect(error.message).toContain(`ProxyCommand \`${path.join(dir, "exits", "ssm-start-session")} ${ssmArgs("i-0ffffffffffffffff", 22)}\` exited with code 254 before the SSH handshake finished`);
   expect(error.message).toContain("TargetNotConnected");
   expect(error.message).toMatch(/hint: run the ProxyCommand by hand/);
 });
@@ -99,47 +156,166 @@ test("an unknown host key through the proxy is refused, naming the instance id",
   expect(error.message).toContain(`record it under ${ID}`);
 });
 
-test("StrictHostKeyChecking no / accept-new is refused before anything is spawned", async () => {
+test("StrictHostKeyChecking no / accept-new is refused as policy before anything is spawned", async () => {
   for (const value of ["no", "accept-new"]) {
     const marker = path.join(dir, `spawned-${value}`);
     const ssm = ssmLikeSshConfig(bed.sshd!, path.join(dir, `weak-${value}`), [ID], { proxyCommand: `touch ${marker}` });
     fs.writeFileSync(ssm.configPath, fs.readFileSync(ssm.configPath, "utf8").replace("StrictHostKeyChecking yes", `StrictHostKeyChecking ${value}`));
     expect(() => sshTargetFromConfig(ssm.configPath, ID, {}, defaults)).toThrow(
-      new RegExp(`StrictHostKeyChecking ${value} for ${ID} would accept an unknown or changed host key[\\s\\S]*hint: the driver always checks host keys strictly`),
+      new RegExp(`StrictHostKeyChecking ${value} applies to ${ID} and would accept an unknown or changed host key; the driver's policy is to check host keys strictly[\\s\\S]*hint: record the host's key`),
     );
     expect(fs.existsSync(marker)).toBe(false);
   }
 });
 
-test("ProxyJump, one hop: a direct-tcpip channel of the bed's sshd as jump host is the transport", async () => {
+/** 127.0.0.2:2222 for the jump host when free (any 127/8 address is loopback), else a free port. */
+async function bastionListen(): Promise<{ host: string; port: number }> {
+  const free = await new Promise<boolean>((resolve) => {
+    const server = net.createServer().once("error", () => resolve(false));
+    server.listen(2222, "127.0.0.2", () => server.close(() => resolve(true)));
+  });
+  return { host: "127.0.0.2", port: free ? 2222 : await new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.2", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  }) };
+}
+
+test("ProxyJump user@bastion:2222: a second sshd as jump host, its key checked under [127.0.0.2]:2222, the target through its direct-tcpip channel", async () => {
   const sshd = bed.sshd!;
-  const config = path.join(dir, "jump.config");
-  fs.writeFileSync(
-    config,
-    [
-      "Host bastion",
-      "  HostName 127.0.0.1",
-      `  Port ${sshd.port}`,
-      `  User ${sshd.user}`,
-      `  IdentityFile ${sshd.privateKeyPath}`,
-      `  UserKnownHostsFile ${sshd.knownHostsPath}`,
-      "Host i-*",
-      "  ProxyJump bastion",
-      "  HostName 127.0.0.1",
-      `  Port ${sshd.port}`,
-      `  User ${sshd.user}`,
-      `  IdentityFile ${sshd.privateKeyPath}`,
-      `  UserKnownHostsFile ${sshd.knownHostsPath}`,
-      "",
-    ].join("\n"),
-  );
-  const target = sshTargetFromConfig(config, ID, {}, defaults);
-  expect(target).toMatchObject({ host: "127.0.0.1", proxyJump: { host: "127.0.0.1", port: sshd.port, username: sshd.user } });
-  const session = await connectSsh(target);
+  let bastion: Sshd | undefined;
   try {
-    expect((await session.run("echo jumped")).stdout).toBe("jumped");
+    const listen = await bastionListen();
+    bastion = await startSshd(path.join(dir, "bastion-sshd"), listen);
+    const config = path.join(dir, "jump.config");
+    fs.writeFileSync(
+      config,
+      [
+        "Host bastion",
+        `  HostName ${bastion.host}`,
+        `  IdentityFile ${bastion.privateKeyPath}`,
+        `  UserKnownHostsFile ${bastion.knownHostsPath}`,
+        "  User nobody-would-log-in-as-this",
+        "Host i-*",
+        `  ProxyJump ${bastion.user}@bastion:${bastion.port}`,
+        `  HostName ${sshd.host}`,
+        `  Port ${sshd.port}`,
+        `  User ${sshd.user}`,
+        `  IdentityFile ${sshd.privateKeyPath}`,
+        `  UserKnownHostsFile ${sshd.knownHostsPath}`,
+        "",
+      ].join("\n"),
+    );
+    const target = sshTargetFromConfig(config, ID, {}, defaults);
+    // the spec's user and port win over the bastion's block, as with `ssh -l user -p 2222 bastion`
+    expect(target).toMatchObject({ host: sshd.host, port: sshd.port, proxyJump: { host: bastion.host, port: bastion.port, username: bastion.user } });
+    expect(target.proxyJump!.proxyJump).toBeUndefined();
+    const session = await connectSsh(target);
+    try {
+      expect((await session.run("echo jumped")).stdout).toBe("jumped");
+    } finally {
+      session.close();
+    }
+    expect(openssh(config, ID, "echo via-openssh")).toMatchObject({ code: 0, stdout: "via-openssh" });
+    // the jump host's key is checked too: with another key recorded for it, refused, naming it
+    fs.writeFileSync(bastion.knownHostsPath, `[${bastion.host}]:${bastion.port} ${sshd.hostPublicKey}\n`);
+    const error = await connectSsh(target).catch((e) => e);
+    expect(error).toMatchObject({ permanent: true });
+    expect(error.message).toContain(`does not match the one recorded for [${bastion.host}]:${bastion.port}`);
   } finally {
-    session.close();
+    await bastion?.stop();
+  }
+});
+
+test("a wrong key passphrase through the ProxyCommand: fails at once, no retry, naming the key and UPGRADE_SSH_KEY_PASSPHRASE, nothing spawned; a key the host refuses: one attempt, named as authentication", async () => {
+  const sub = path.join(dir, "passphrase");
+  fs.mkdirSync(sub, { recursive: true });
+  const key = path.join(sub, "id_encrypted");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "the-right-one", "-f", key]);
+  const ssm = ssmLikeSshConfig(bed.sshd!, sub, [ID], { extra: [] });
+  fs.writeFileSync(ssm.configPath, fs.readFileSync(ssm.configPath, "utf8").replace(`IdentityFile ${bed.sshd!.privateKeyPath}`, `IdentityFile ${key}`));
+  const ctx = runbookContext(bed.env, []);
+  const events: string[] = [];
+  ctx.emit = ((e: { message?: string }) => void events.push(e.message ?? "")) as typeof ctx.emit;
+  ctx.deployment!.servicesInstanceId = ID;
+  try {
+    for (const passphrase of ["a-wrong-one", undefined]) {
+      ctx.options = { servicesPort: 8300, servicesTimeoutMs: 5000, ssh: { configPath: ssm.configPath, passphrase } } as typeof ctx.options;
+      const error = await cancelComputations(ctx).catch((e) => e);
+      expect(error).toBeInstanceOf(UpgradeError);
+      expect(error.permanent).toBe(true);
+      expect(error.message).toContain(`the SSH key ${key} cannot be used: `);
+      expect(error.message).toMatch(passphrase ? /UPGRADE_SSH_KEY_PASSPHRASE does not open it/ : /it is encrypted and UPGRADE_SSH_KEY_PASSPHRASE is not set/);
+      expect(error.message).not.toContain("a-wrong-one");
+      expect(error.message).not.toMatch(/no SSH handshake|still running/);
+      // one attempt: no retry announced, and the ProxyCommand never started
+      expect(events.filter((m) => /retrying/.test(m))).toEqual([]);
+      expect(fs.existsSync(ssm.callsPath)).toBe(false);
+    }
+    // a key the host does not accept, through the same ProxyCommand: one attempt, named as authentication
+    const stranger = path.join(sub, "id_stranger");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
+    fs.writeFileSync(ssm.configPath, fs.readFileSync(ssm.configPath, "utf8").replace(`IdentityFile ${key}`, `IdentityFile ${stranger}`));
+    ctx.options = { servicesPort: 8300, servicesTimeoutMs: 5000, ssh: { configPath: ssm.configPath } } as typeof ctx.options;
+    const error = await cancelComputations(ctx).catch((e) => e);
+    expect(error).toMatchObject({ permanent: true });
+    expect(error.message).toMatch(new RegExp(`${bed.sshd!.user} was not let in \\(All configured authentication methods failed\\); offered: ${stranger}`));
+    expect(error.message).not.toMatch(/no SSH handshake|still running/);
+    expect(fs.readFileSync(ssm.callsPath, "utf8").trim().split("\n")).toHaveLength(1);
+    expect(events.filter((m) => /retrying/.test(m))).toEqual([]);
+  } finally {
+    ctx.close();
+  }
+});
+
+test("keys in OpenSSH's order (ssh -v's \"Will attempt key\" list): the agent's IdentityFiles, its other keys, the other IdentityFiles; each key once", async () => {
+  const sshd = bed.sshd!;
+  const sub = path.join(dir, "agent");
+  fs.mkdirSync(sub, { recursive: true });
+  const keygen = (name: string) => {
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path.join(sub, name)]);
+    return path.join(sub, name);
+  };
+  const fileOnly = keygen("file-only");
+  const agentOnly = keygen("agent-only");
+  // the bed's authorized key, as an IdentityFile the agent also holds, and a second copy of it
+  const both = path.join(sub, "both");
+  const copy = path.join(sub, "both-copy");
+  for (const f of [both, copy]) {
+    fs.copyFileSync(sshd.privateKeyPath, f);
+    fs.copyFileSync(`${sshd.privateKeyPath}.pub`, `${f}.pub`);
+    fs.chmodSync(f, 0o600);
+  }
+  const socket = path.join(sub, "agent.sock");
+  const agent = spawn("ssh-agent", ["-D", "-a", socket], { stdio: "ignore" });
+  try {
+    for (let i = 0; i < 50 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+    const agentEnv = { ...process.env, SSH_AUTH_SOCK: socket };
+    execFileSync("ssh-add", [agentOnly, both], { env: agentEnv, stdio: "ignore" });
+    const config = path.join(sub, "config");
+    fs.writeFileSync(config, ["Host agent-test", `  HostName ${sshd.host}`, `  Port ${sshd.port}`, `  User ${sshd.user}`, `  IdentityFile ${fileOnly}`, `  IdentityFile ${both}`, `  IdentityFile ${copy}`, `  IdentityAgent ${socket}`, `  UserKnownHostsFile ${sshd.knownHostsPath}`, ""].join("\n"));
+    // OpenSSH's list, with a key listed twice (the copy) kept once
+    const v = spawnSync("ssh", ["-v", "-F", config, "-o", "BatchMode=yes", "agent-test", "true"], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "ignore", "pipe"] });
+    const attempts = v.stderr.split(/\r?\n/).map((l) => /Will attempt key: .* (SHA256:\S+)/.exec(l)?.[1]).filter((f): f is string => f !== undefined);
+    expect(attempts.length).toBe(4);
+    const target = sshTargetFromConfig(config, "agent-test", {}, defaults);
+    const plan = await planAuth(target, "connect");
+    expect(plan.fingerprints).toEqual([...new Set(attempts)]);
+    expect(plan.offered).toEqual([`${both} (from ssh-agent)`, "1 other key(s) of ssh-agent", fileOnly]);
+    const session = await connectSsh(target);
+    try {
+      expect((await session.run("echo agent-ok")).stdout).toBe("agent-ok");
+    } finally {
+      session.close();
+    }
+    // IdentitiesOnly: the agent's other key is not offered (OpenSSH's list shrinks the same way)
+    fs.appendFileSync(config, "  IdentitiesOnly yes\n");
+    const only = spawnSync("ssh", ["-v", "-F", config, "-o", "BatchMode=yes", "agent-test", "true"], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "ignore", "pipe"] });
+    const onlyAttempts = only.stderr.split(/\r?\n/).map((l) => /Will attempt key: .* (SHA256:\S+)/.exec(l)?.[1]).filter((f): f is string => f !== undefined);
+    expect((await planAuth(sshTargetFromConfig(config, "agent-test", {}, defaults), "connect")).fingerprints).toEqual([...new Set(onlyAttempts)]);
+  } finally {
+    agent.kill();
   }
 });
 
@@ -147,7 +323,8 @@ test("--help says which SSH config applies and that flags win", async () => {
   const help = await runCli(["upgrade", "--help"], bed.env);
   expect(help.code).toBe(0);
   const text = help.stdout.replace(/\s+/g, " ");
-  expect(text).toMatch(/--ssh-config <file> OpenSSH client config for the services machine .* default ~\/\.ssh\/config when it exists, `none` for no config\. The --ssh-\* and --known-hosts flags win over it/);
+  expect(text).toMatch(/--ssh-config <file> OpenSSH client config for the services machine, resolved by OpenSSH itself \(`ssh -G`.* default ~\/\.ssh\/config when it exists, `none` for no config\. The --ssh-\* and --known-hosts flags win over it/);
+  expect(text).toMatch(/--ssh-key <file> SSH private key file, the only key offered \(default: as OpenSSH offers them, ssh-agent's keys, then the config's IdentityFile or ~\/\.ssh\/id_\*\)/);
   expect(text).toMatch(/--ssh-host <host> SSH host \(default: the services instance id when the SSH config has a Host\/Match for it with HostName, ProxyCommand or ProxyJump/);
 });
 

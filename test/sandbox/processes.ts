@@ -182,22 +182,22 @@ export function commandProbe(command: string, args: string[], env?: NodeJS.Proce
 }
 
 /** Readiness of an SSH server: it sends its identification string (RFC 4253 4.2) on a new connection. */
-export function sshBannerProbe(port: number): () => Promise<true | string> {
+export function sshBannerProbe(port: number, host = "127.0.0.1"): () => Promise<true | string> {
   return () =>
     new Promise((resolve) => {
-      const socket = net.connect({ host: "127.0.0.1", port });
+      const socket = net.connect({ host, port });
       let text = "";
       const done = (answer: true | string) => {
         socket.destroy();
         resolve(answer);
       };
-      socket.setTimeout(5000, () => done(`no SSH banner on 127.0.0.1:${port} within 5s`));
+      socket.setTimeout(5000, () => done(`no SSH banner on ${host}:${port} within 5s`));
       socket.on("data", (chunk) => {
         text += chunk.toString("latin1");
-        if (text.includes("\n")) done(text.startsWith("SSH-2.0-") || `127.0.0.1:${port} sent ${JSON.stringify(text.slice(0, 40))}`);
+        if (text.includes("\n")) done(text.startsWith("SSH-2.0-") || `${host}:${port} sent ${JSON.stringify(text.slice(0, 40))}`);
       });
       socket.once("error", (err) => done(err.message));
-      socket.once("end", () => done(`127.0.0.1:${port} closed the connection before its banner`));
+      socket.once("end", () => done(`${host}:${port} closed the connection before its banner`));
     });
 }
 

@@ -21,7 +21,11 @@ export interface Sshd {
 
 const SSHD = "/usr/sbin/sshd";
 
-export async function startSshd(dir: string): Promise<Sshd> {
+/**
+ * `listen`: another loopback address and port (e.g. a jump host at 127.0.0.2:2222); default
+ * 127.0.0.1 and a free port.
+ */
+export async function startSshd(dir: string, listen: { host?: string; port?: number } = {}): Promise<Sshd> {
   if (!fs.existsSync(SSHD)) {
     throw new Error(`${SSHD} not found: run \`npm run provision\` (installs openssh-server)`);
   }
@@ -35,17 +39,18 @@ export async function startSshd(dir: string): Promise<Sshd> {
   fs.chmodSync(authorizedKeys, 0o600);
 
   const user = os.userInfo().username;
-  const port = await freePort();
+  const host = listen.host ?? "127.0.0.1";
+  const port = listen.port ?? (await freePort());
   const hostPublicKey = fs.readFileSync(`${hostKey}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
   const knownHostsPath = path.join(dir, "known_hosts");
-  fs.writeFileSync(knownHostsPath, `[127.0.0.1]:${port} ${hostPublicKey}\n`);
+  fs.writeFileSync(knownHostsPath, `[${host}]:${port} ${hostPublicKey}\n`);
 
   const config = path.join(dir, "sshd_config");
   fs.writeFileSync(
     config,
     [
       `Port ${port}`,
-      "ListenAddress 127.0.0.1",
+      `ListenAddress ${host}`,
       `HostKey ${hostKey}`,
       `PidFile ${path.join(dir, "sshd.pid")}`,
       `AuthorizedKeysFile ${authorizedKeys}`,
@@ -68,9 +73,9 @@ export async function startSshd(dir: string): Promise<Sshd> {
   if (process.getuid?.() === 0) fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
 
   const proc = startGuarded({ name: "sshd", command: SSHD, args: ["-D", "-e", "-f", config] });
-  await waitUntilReady(proc, sshBannerProbe(port));
+  await waitUntilReady(proc, sshBannerProbe(port, host));
   return {
-    host: "127.0.0.1",
+    host,
     port,
     user,
     privateKeyPath: clientKey,

@@ -94,7 +94,7 @@ export async function servicesSshTarget(ctx: RunContext): Promise<{ target: SshT
   if (ssh.host) {
     name = ssh.host;
     why = "--ssh-host";
-  } else if (file && resolveSshHost(file, id, { user: ssh.user }).routed) {
+  } else if (file && resolveSshHost(file, id, { user: ssh.user, port: ssh.port }).routed) {
     name = id;
     why = `the instance id, routed by ${file}`;
   } else {
@@ -104,7 +104,7 @@ export async function servicesSshTarget(ctx: RunContext): Promise<{ target: SshT
   const target = sshTargetFromConfig(
     file,
     name,
-    { user: ssh.user, port: ssh.port, keyPath: ssh.keyPath, passphrase: ssh.passphrase, knownHostsPath: ssh.knownHostsPath },
+    { user: ssh.user, port: ssh.port, keyPath: ssh.keyPath, passphrase: ssh.passphrase, passphraseName: "UPGRADE_SSH_KEY_PASSPHRASE", knownHostsPath: ssh.knownHostsPath },
     { user: DEFAULTS.sshUser, port: DEFAULTS.sshPort },
   );
   return { target, how: `${name} (${why}): ${describeRoute(target)}` };
@@ -113,7 +113,7 @@ export async function servicesSshTarget(ctx: RunContext): Promise<{ target: SshT
 /** Reads the SSH config for the name the runbook will use first, so bad input is refused early. */
 export function checkSshConfig(ctx: RunContext): void {
   const { ssh } = ctx.options;
-  if (ssh.configPath) resolveSshHost(ssh.configPath, ssh.host ?? ctx.deployment!.servicesInstanceId, { user: ssh.user });
+  if (ssh.configPath) resolveSshHost(ssh.configPath, ssh.host ?? ctx.deployment!.servicesInstanceId, { user: ssh.user, port: ssh.port });
 }
 
 async function servicesPrivateIp(ctx: RunContext): Promise<string> {
