@@ -1,11 +1,11 @@
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { toolchainCache } from "../../lib/toolchain";
 import { REPO_ROOT } from "./fixtures";
 import type { MariaDb } from "./mariadb";
-import { delay, freePort, startGuarded, type ManagedProcess } from "./processes";
+import { freePort, startGuarded, waitUntilReady, type ManagedProcess } from "./processes";
 
 /**
  * One fixture Open edX host of the bed: a directory with a real supervisord (PyPI `supervisor`)
@@ -72,7 +72,14 @@ export async function bootHost(options: { root: string; id: string; release: str
   script("manage", `cd ${APP} && EDXAPP_HOST_DIR=${dir} exec ${python} manage.py "$@"`);
   for (const service of ["lms", "cms"]) script(`edxapp-migrate-${service}`, `cd ${APP} && EDXAPP_HOST_DIR=${dir} exec ${python} manage.py ${service} migrate --noinput`);
   const supervisord = startGuarded({ name: `supervisord ${id}`, command: python, args: ["-m", "supervisor.supervisord", "-c", conf] });
-  for (let i = 0; i < 100 && !fs.existsSync(path.join(dir, "supervisor.sock")); i++) await delay(100);
+  // Ready when supervisorctl reaches it over its socket and it answers with its pid.
+  await waitUntilReady(supervisord, () =>
+    new Promise((resolve) =>
+      execFile(path.join(dir, "bin", "supervisorctl"), ["pid"], { encoding: "utf8", timeout: 10_000 }, (_err, stdout, stderr) =>
+        resolve(/^\d+$/.test(stdout.trim()) || `supervisorctl pid: ${(stdout || stderr).trim().split("\n").at(-1)}`),
+      ),
+    ),
+  );
   return { id, release, role, dir, ports, supervisord, stopped: false };
 }
 
