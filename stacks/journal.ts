@@ -115,6 +115,8 @@ export interface RunState {
   unfinishedStep?: string;
   /** What a suspend event recorded and no restore event undid, by kind. */
   stillSuspended: Record<string, string[]>;
+  /** What the run recorded it was about to suspend (the intent, before the change), by kind. */
+  suspendIntended: Record<string, string[]>;
   /** What the run's suspensions were recorded as done (`applied`), by kind. */
   suspendApplied: Record<string, string[]>;
   /** What the run's restore events recorded as restored, by kind. */
@@ -154,7 +156,7 @@ export function parseRun(text: string, runId: string, journal: string): RunState
         return []; // a line cut short by a crash
       }
     });
-  const state: RunState = { runId, journal, status: "running", steps: [], stillSuspended: {}, suspendApplied: {}, restored: {} };
+  const state: RunState = { runId, journal, status: "running", steps: [], stillSuspended: {}, suspendIntended: {}, suspendApplied: {}, restored: {} };
   const add = (map: Record<string, string[]>, what: string, items: string[]) => void (map[what] = [...new Set([...(map[what] ?? []), ...items])]);
   let open: string | undefined;
   for (const e of entries) {
@@ -175,6 +177,7 @@ export function parseRun(text: string, runId: string, journal: string): RunState
       }
       case "suspend":
         add(state.stillSuspended, e.what, e.items);
+        add(state.suspendIntended, e.what, e.items);
         if (e.applied) add(state.suspendApplied, e.what, e.items);
         break;
       case "restore":

@@ -9,7 +9,7 @@ import { checkoutAndInstall, currentRelease, up } from "./driverSteps";
  * lock, journal and events, and verify again. What CloudFormation's rollback triggers do, for a
  * Pulumi project. The run is still a failure: exit 4 when the rollback verified (upgrade.ts).
  */
-export function rollbackStep(verify: (ctx: RunContext) => Promise<string>): Step<RunContext> {
+export function rollbackStep(verify: (ctx: RunContext) => Promise<string>, prepare?: (ctx: RunContext) => Promise<string>): Step<RunContext> {
   return {
     id: "rollback",
     title: "Roll back to the release before this run",
@@ -32,6 +32,9 @@ export function rollbackStep(verify: (ctx: RunContext) => Promise<string>): Step
       }
       ctx.emit({ type: "progress", step: "rollback", message: `verification failed (${ctx.failedAfterUp!.split("\n")[0]}); deploying ${to}` });
       await checkoutAndInstall(ctx, to);
+      // the runbook's own preparation of an update (the new workers drained and unprotected)
+      const prepared = prepare ? await prepare(ctx) : undefined;
+      if (prepared) ctx.emit({ type: "progress", step: "rollback", message: prepared });
       ctx.checkedOutFrom = undefined;
       ctx.changes = undefined;
       const applied = await up.run(ctx);

@@ -96,7 +96,18 @@ export const codeOceanPrivateCloud: Runbook = {
         }
       },
     },
-    rollbackStep(async (ctx) => (await verify()).verifyDeployment(ctx)),
+    rollbackStep(
+      async (ctx) => (await verify()).verifyDeployment(ctx),
+      // the release `up` left has workers of its own (a new ASG, protected from scale-in): as before any
+      // update, wait until they are idle and unprotect them, or the rollback's replacement stalls on them
+      async (ctx) => {
+        const { codeOceanTargets } = await import("./codeocean/targets");
+        ctx.deployment = { ...ctx.deployment!, ...codeOceanTargets(ctx.outputs!).targets };
+        const idle = await waitForIdleWorkers(ctx);
+        const unprotected = await removeScaleInProtection(ctx);
+        return `new workers: ${idle}; ${unprotected}`;
+      },
+    ),
     {
       id: "restore-alarms",
       title: "Restore alarm actions",

@@ -7,9 +7,9 @@ import { runCli, startCli, type LiveCli } from "../sandbox/cli";
 import { startCodeOceanScenario, type CodeOceanScenario } from "../sandbox/codeocean";
 import type { InterceptedCall } from "../sandbox/faultProxy";
 
-// The alarm suspend/restore protocol under kill -9 between any two of its AWS calls: the run is
-// killed right after AWS applied the chosen call (the bed's proxy forwards it to moto, then kills
-// the CLI's whole process group before the answer reaches it). Then a person disables one alarm
+// The alarm suspend/restore protocol under kill -9 between any two of its AWS calls: the chosen
+// call is applied and answered, and the CLI's whole process group is killed as its next AWS call
+// reaches the bed's proxy (that call is not applied). Then a person disables one alarm
 // by hand, and the same command runs again. After it: no alarm tagged, every alarm the runs
 // disabled enabled again, and the one disabled by hand still disabled.
 let bed: Sandbox;
@@ -61,12 +61,17 @@ test.each(KILL_POINTS.map(([name, match, nth], i) => [name, match, nth, i] as co
   const args = ["upgrade", ...scenario.upgradeArgs, "--release", release, "--yes", "--json"];
   let seen = 0;
   let cli: LiveCli | undefined;
-  const unhook = bed.aws!.intercept(async (call, forward) => {
-    if (!match(call) || ++seen !== nth) return undefined;
-    const reply = await forward(); // applied in moto
-    cli!.signal("SIGKILL", true);
-    await cli!.exited;
-    return reply;
+  // between two calls: the chosen one is applied and answered; the run dies as its next AWS call
+  // (the driver's or its engine's) arrives, before that one is applied
+  let armed = false;
+  const unhook = bed.aws!.intercept(async (call) => {
+    if (armed) {
+      cli!.signal("SIGKILL", true);
+      await cli!.exited;
+      return { status: 503, headers: {}, body: Buffer.from("") };
+    }
+    if (match(call) && ++seen === nth) armed = true;
+    return undefined;
   });
   try {
     cli = startCli(args, bed.env);

@@ -124,6 +124,8 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
     drainMs: options.drainMs ?? 6000,
     publishMs: 2000,
     publishMetrics: options.publishMetrics,
+    // the general ASG an update makes (named after its launch template version)
+    laterAsgs: new RegExp(`^workers-${deployment.stackName}-\\d+-asg$`),
     // straight to moto: the fault proxy is for the driver's calls, and its call log stays the driver's
     env: { ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url },
   });

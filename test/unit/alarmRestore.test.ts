@@ -4,7 +4,7 @@ import { parseRun } from "../../stacks/journal";
 // The restore decision of the alarm protocol, at every state a crash can leave (README: alarm actions).
 describe("decideRestore", () => {
   const R = "20261203T120000-abcd1234";
-  const journal = (applied: boolean, restored: boolean) => ({ applied, restored });
+  const journal = (applied: boolean, restored: boolean, intended = applied) => ({ intended, applied, restored });
 
   test("tag of a suspending run", () => {
     // the run disabled it and nothing re-enabled it: restore
@@ -13,6 +13,8 @@ describe("decideRestore", () => {
     expect(decideRestore(R, true, journal(false, false))).toEqual({ enable: false, why: `run ${R} stopped before disabling it` });
     // ... and then a person disabled it by hand: theirs, left disabled
     expect(decideRestore(R, false, journal(false, false))).toMatchObject({ enable: false, why: expect.stringMatching(/^disabled by someone, not by run .*: left disabled$/) });
+    // recorded as about to be disabled, killed while the call was in flight: counts as the run's
+    expect(decideRestore(R, false, journal(false, false, true))).toEqual({ enable: true });
     // the run disabled it, a person re-enabled it during the window: left enabled
     expect(decideRestore(R, true, journal(true, false))).toMatchObject({ enable: false, why: expect.stringMatching(/^re-enabled by someone/) });
   });
@@ -47,6 +49,7 @@ test("the journal tells a suspension recorded from one applied, and what was res
   ].map((e) => JSON.stringify(e)).join("\n") + "\n{\"type\":\"sus"; // a line cut short by a kill
   const run = parseRun(lines, "r1", "/j");
   expect(run.suspendApplied).toEqual({ "alarm-actions": ["a"] });
+  expect(run.suspendIntended).toEqual({ "alarm-actions": ["a", "b"] });
   expect(run.restored).toEqual({ "alarm-actions": ["a"] });
   expect(run.stillSuspended).toEqual({ "alarm-actions": ["b"] });
 });

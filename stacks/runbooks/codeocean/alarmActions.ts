@@ -111,11 +111,13 @@ export interface RestoreDecision {
  * towards alerting). An alarm this protocol disabled and has not re-enabled is enabled; one whose
  * state a person changed after the run's change is left as it is.
  */
-export function decideRestore(tag: string, enabledNow: boolean, journal: { applied: boolean; restored: boolean } | undefined): RestoreDecision {
+export function decideRestore(tag: string, enabledNow: boolean, journal: { intended: boolean; applied: boolean; restored: boolean } | undefined): RestoreDecision {
   const { phase, runId } = parseSuspensionTag(tag);
   if (phase === "suspended") {
     if (enabledNow) return { enable: false, why: journal?.applied ? `re-enabled by someone after run ${runId} disabled it` : `run ${runId} stopped before disabling it` };
-    if (journal && !journal.applied) return { enable: false, why: `disabled by someone, not by run ${runId} (it stopped before disabling it): left disabled` };
+    // recorded as about to be disabled but not as done: the call may have been in flight when the run
+    // died, so it counts as the run's (towards alerting); not even recorded: the run never sent it
+    if (journal && !journal.applied && !journal.intended) return { enable: false, why: `disabled by someone, not by run ${runId} (it stopped before disabling it): left disabled` };
     return { enable: true };
   }
   if (enabledNow) return { enable: false, why: `already re-enabled by run ${runId}` };
@@ -147,7 +149,7 @@ export async function restoreAlarmActions(ctx: RunContext): Promise<string> {
     const { runId } = parseSuspensionTag(tags.get(name)!);
     const run = journalOf(runId);
     if (!run) unknownJournals.add(runId);
-    const journal = run && { applied: (run.suspendApplied["alarm-actions"] ?? []).includes(name), restored: (run.restored["alarm-actions"] ?? []).includes(name) };
+    const journal = run && { intended: (run.suspendIntended["alarm-actions"] ?? []).includes(name), applied: (run.suspendApplied["alarm-actions"] ?? []).includes(name), restored: (run.restored["alarm-actions"] ?? []).includes(name) };
     const decision = decideRestore(tags.get(name)!, alarm.ActionsEnabled === true, journal);
     if (decision.enable) enable.push(alarm);
     else if (decision.why) left.push(`${name} (${decision.why})`);
