@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
 import { pollUntil } from "../../lib/wait";
@@ -115,16 +116,44 @@ function exitsWithin(exited: Promise<void>, ms: number): Promise<boolean> {
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** A port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port on 127.0.0.1 that was free a moment ago, for a server the bed starts as another process.
+ * It is taken below the kernel's ephemeral range (ip_local_port_range): a port the kernel handed
+ * out for `listen(0)` is one it also hands to outgoing connections, and on a busy machine one of
+ * those could take it before the server binds it (RabbitMQ failed so with eaddrinuse).
+ */
+export async function freePort(): Promise<number> {
+  const low = 10_000;
+  const high = ephemeralStart() - 1;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (!usedPorts.has(port) && (await canBind(port))) {
+      usedPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port on 127.0.0.1 between ${low} and ${high} after 50 tries`);
+}
+
+/** Ports this process handed out: never handed out twice, even after their server stopped. */
+const usedPorts = new Set<number>();
+
+function ephemeralStart(): number {
+  try {
+    const first = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    if (Number.isInteger(first) && first > 11_000) return first;
+  } catch {
+    /* not Linux: IANA's dynamic range starts at 49152 */
+  }
+  return 32_768;
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
 }
 

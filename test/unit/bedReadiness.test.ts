@@ -1,5 +1,6 @@
 import * as net from "node:net";
-import { commandProbe, sshBannerProbe, startGuarded, waitUntilReady } from "../sandbox/processes";
+import * as fs from "node:fs";
+import { commandProbe, freePort, sshBannerProbe, startGuarded, waitUntilReady } from "../sandbox/processes";
 
 // The bed waits for a server's own readiness, never for an open port alone (issue 20: PostgreSQL
 // listens before it accepts connections). These cases hold the waiter itself to that.
@@ -48,4 +49,14 @@ describe("waitUntilReady", () => {
       silent.close();
     }
   });
+});
+
+test("freePort hands out bindable ports below the kernel's ephemeral range, never the same twice", async () => {
+  const ephemeral = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+  const ports = await Promise.all(Array.from({ length: 40 }, () => freePort()));
+  expect(new Set(ports).size).toBe(40);
+  for (const port of ports) {
+    expect(port).toBeGreaterThanOrEqual(10_000);
+    expect(port).toBeLessThan(ephemeral);
+  }
 });
