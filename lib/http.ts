@@ -11,9 +11,11 @@ export interface Probe {
   status?: number;
   body: string;
   error?: string;
+  /** The answer's headers (lower-case names). */
+  headers?: Record<string, string | string[] | undefined>;
 }
 
-export function probeHttp(url: string, options: { timeoutMs?: number; hostHeader?: string } = {}): Promise<Probe> {
+export function probeHttp(url: string, options: { timeoutMs?: number; hostHeader?: string; headers?: Record<string, string> } = {}): Promise<Probe> {
   const timeoutMs = options.timeoutMs ?? 5000;
   return new Promise((resolve) => {
     let target: URL;
@@ -24,13 +26,14 @@ export function probeHttp(url: string, options: { timeoutMs?: number; hostHeader
       return;
     }
     const get = target.protocol === "https:" ? https.get : http.get;
-    const req = get(target, { headers: options.hostHeader ? { host: options.hostHeader } : {}, timeout: timeoutMs }, (res) => {
+    const headers = { ...options.headers, ...(options.hostHeader ? { host: options.hostHeader } : {}) };
+    const req = get(target, { headers, timeout: timeoutMs }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => {
         if (body.length < 64_000) body += chunk;
       });
-      res.on("end", () => resolve({ url, status: res.statusCode, body }));
+      res.on("end", () => resolve({ url, status: res.statusCode, body, headers: res.headers }));
       res.on("error", (err) => resolve({ url, status: res.statusCode, body, error: err.message }));
     });
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
