@@ -139,6 +139,7 @@ export function missingServices(d: Deployment, model: ComposeModel): UpgradeErro
 
 /** The tag Compose resolves for the API: what the deployment is set to run. */
 export async function apiTag(d: Deployment): Promise<{ tag: string; model: ComposeModel }> {
+  await readComposeFiles(d); // a file that is not YAML is named as such, before Compose's own message
   const model = await composeModel(d);
   const api = d.settings.services.api;
   const missing = missingServices(d, model);

@@ -92,7 +92,7 @@ async function previewAgainstHost(settings: UtilitarianSettings, stateVersion: s
     const atTarget = sameVersion(plan.from, settings.version);
     // Where the version lives, in the tag form the deployment uses (up asks the registry which form it has).
     const lives = atTarget ? undefined : (await readDeployment(d, chooseTag(settings.version, seen.file, undefined, settings.image.repository).tag)).plan;
-    await info(`the host runs ${seen.file} (its compose files ${d.files.join(", ")}; ${running}): ${atTarget ? "nothing to upgrade" : `plan ${plan.from} → ${settings.version}; ${lives!.edits.size > 0 ? lives!.change : `${lives!.where} already names the target`}`}`);
+    await info(`the host runs ${seen.file} (its compose file; ${running}): ${atTarget ? "nothing to upgrade" : `plan ${plan.from} → ${settings.version}; ${lives!.edits.size > 0 ? lives!.change : `${lives!.where} already names the target`}`}`);
     if (!sameVersion(seen.file, stateVersion)) {
       const why =
         sameVersion(plan.from, stateVersion)

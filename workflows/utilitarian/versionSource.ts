@@ -110,14 +110,22 @@ export function planVersion(inputs: VersionInputs, toTag: string): VersionPlan {
   const fromTag = pending[0] ?? toTag;
   const all = [...locations.values()];
   const variables = [...new Set(all.flatMap((l) => (l.kind === "variable" ? [l.name] : [])))];
-  const where = all.map((l) => (l.kind === "variable" ? `${rel(l.file)}: ${l.name}` : `${rel(l.file)}: image of ${users.get(`${l.file}:${l.start}`)!.join(", ")}`)).join("; ");
-  const change = all
-    .map((l) => {
-      if (l.kind === "text") return `${rel(l.file)}: image of ${users.get(`${l.file}:${l.start}`)!.join(", ")} ${fromTag} → ${toTag}`;
+  // For people, one entry per file and variable: ".env: UTILITARIAN_VERSION 1.0.0 → 2.0.0".
+  const groups = new Map<string, { label: string; change: string }>();
+  const imageUsers = new Map<string, string[]>();
+  for (const [key, l] of locations) {
+    if (l.kind === "variable") {
       const after = l.value.slice(0, l.offset) + toTag + l.value.slice(l.offset + (l.end - l.start));
-      return `${rel(l.file)}: ${l.name} ${l.value} → ${after}`;
-    })
-    .join("; ");
+      groups.set(`${l.file}\0${l.name}`, { label: `${rel(l.file)}: ${l.name}`, change: `${rel(l.file)}: ${l.name} ${l.value} → ${after}` });
+    } else {
+      const names = [...(imageUsers.get(l.file) ?? []), ...users.get(key)!];
+      imageUsers.set(l.file, names);
+      const label = `${rel(l.file)}: image of ${names.join(", ")}`;
+      groups.set(`${l.file}\0`, { label, change: `${label} ${fromTag} → ${toTag}` });
+    }
+  }
+  const where = [...groups.values()].map((g) => g.label).join("; ");
+  const change = [...groups.values()].map((g) => g.change).join("; ");
   const edits = new Map<string, string>();
   if (fromTag !== toTag) {
     if (literalOnly) {
