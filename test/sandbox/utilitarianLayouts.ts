@@ -153,7 +153,13 @@ services:
 export function bedRegistryStorage(cached: string, dir: string): { storage: string; setTagForm(form: TagForm): void } {
   const v2 = path.join("docker", "registry", "v2");
   fs.mkdirSync(path.join(dir, v2), { recursive: true });
-  execFileSync("cp", ["-al", path.join(cached, v2, "blobs"), path.join(dir, v2, "blobs")]);
+  try {
+    execFileSync("cp", ["-al", path.join(cached, v2, "blobs"), path.join(dir, v2, "blobs")], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch {
+    // another filesystem: a copy (about 85 MB)
+    fs.rmSync(path.join(dir, v2, "blobs"), { recursive: true, force: true });
+    execFileSync("cp", ["-a", path.join(cached, v2, "blobs"), path.join(dir, v2, "blobs")]);
+  }
   execFileSync("cp", ["-a", path.join(cached, v2, "repositories"), path.join(dir, v2, "repositories")]);
   const repos = path.join(dir, v2, "repositories", "pwit");
   for (const name of OTHER_IMAGES) execFileSync("cp", ["-a", path.join(repos, "utilitarian-poster"), path.join(repos, name)]);
