@@ -108,8 +108,12 @@ test.each(PLAN_CASES.map((c) => [c.name, c] as const))("%s: the edit changes the
   expect(plan.edits.size).toBe(1);
   const textsBefore = new Map([[composePath, files[0]!.text], ...envFiles.map((f) => [f.path, f.text] as const)]);
   for (const [file, text] of plan.edits) {
-    // only the version changed: the old text with the old tag at that place
-    expect(isOneSubstitution(textsBefore.get(file)!, text, plan.fromTag, c.toTag)).toBe(true);
+    // only the version changed: the new text with the new tag put back is the old text, byte for byte
+    const old = textsBefore.get(file)!;
+    expect(old.includes(c.toTag)).toBe(false);
+    expect(text).not.toBe(old);
+    expect(text.split(c.toTag).join(plan.fromTag)).toBe(old);
+    if (file.endsWith(".env")) expect(isOneSubstitution(old, text, plan.fromTag, c.toTag)).toBe(true);
     fs.writeFileSync(file, text);
   }
   const after = composeConfig(dir).model!;
@@ -125,18 +129,16 @@ function isOneSubstitution(before: string, after: string, from: string, to: stri
   return false;
 }
 
-test("a variable shared with another image: Compose shows the other service changing too", () => {
+test("a variable shared with another image is refused, and Compose agrees the other service would change", () => {
   const dotenv = "UTILITARIAN_VERSION=1.0.0\n";
   const dir = project({ "compose.yaml": fileWith("quay.io/pwit/utilitarian:${UTILITARIAN_VERSION}", "quay.io/pwit/utilitarian-poster:${UTILITARIAN_VERSION}"), ".env": dotenv });
   const before = composeConfig(dir).model!;
   const composePath = path.join(dir, "compose.yaml");
   const services = ["utilitarian-api", "utilitarian-beat"];
-  const plan = planVersion(
-    { files: [readComposeFile(fs.readFileSync(composePath, "utf8"), composePath)], envFiles: [{ path: path.join(dir, ".env"), text: dotenv }], invocationEnv: {}, services, resolved: {}, projectDir: dir },
-    "2.0.0",
-  );
-  expect(plan.variable).toBe("UTILITARIAN_VERSION");
-  fs.writeFileSync(path.join(dir, ".env"), plan.edits.get(path.join(dir, ".env"))!);
+  const inputs = { files: [readComposeFile(fs.readFileSync(composePath, "utf8"), composePath)], envFiles: [{ path: path.join(dir, ".env"), text: dotenv }], invocationEnv: {}, services, resolved: {}, projectDir: dir };
+  expect(() => planVersion(inputs, "2.0.0")).toThrow(/changing \.env: UTILITARIAN_VERSION would change utilitarian-poster too \(UTILITARIAN_VERSION is not only the Utilitarian version\)/);
+  // the edit it refuses, made by hand: Compose shows the poster moving too
+  fs.writeFileSync(path.join(dir, ".env"), "UTILITARIAN_VERSION=2.0.0\n");
   expect(unexpectedChanges(before, composeConfig(dir).model!, services, "quay.io/pwit/utilitarian:2.0.0").others).toEqual(["utilitarian-poster"]);
 });
 

@@ -7,7 +7,7 @@ import { compose, composeModel, missingServices, readDeployment, type ComposeFil
 import { chooseTag, listTags, registryOf } from "./registry";
 import { writeFileAtomically } from "./remote";
 import { compareVersions, imageServices } from "./settings";
-import { unexpectedChanges, type VersionPlan } from "./versionSource";
+import { sharedVariable, unexpectedChanges, type VersionPlan } from "./versionSource";
 
 /**
  * The read-deployment step's work and the rewrite it prepares: what Compose resolves (the
@@ -71,12 +71,7 @@ export async function prepareUpgrade(d: Deployment, from: string, to: string, in
     const { others, wrong } = unexpectedChanges(view.model, after, apps, expected);
     if (others.length > 0) {
       await removeCandidates(d, plan.edits);
-      throw refusal(
-        `changing ${plan.where} would change ${others.join(", ")} too${plan.variable ? ` (${plan.variable} is not only the Utilitarian version)` : ""}`,
-        plan.variable
-          ? `give the API, beat and workers a variable of their own (e.g. UTILITARIAN_VERSION) and keep ${plan.variable} for ${others.join(", ")}`
-          : `give ${others.join(", ")} an image of its own`,
-      );
+      throw sharedVariable(plan.variable, plan.where, others);
     }
     if (wrong.length > 0) {
       await removeCandidates(d, plan.edits);

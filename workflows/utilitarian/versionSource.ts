@@ -2,7 +2,7 @@ import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { UpgradeError } from "../../lib/errors";
 import { imageScalarOf, parseImage, rewriteImageTags, type ComposeFile } from "./composeFile";
-import { originOf, parseEnvFile, parseTemplate, resolveTemplate } from "./interpolation";
+import { originOf, parseEnvFile, parseTemplate, resolveTemplate, type Part } from "./interpolation";
 
 /**
  * Where the version of the API, beat and workers lives, and the edit that changes it there: the
@@ -126,6 +126,12 @@ export function planVersion(inputs: VersionInputs, toTag: string): VersionPlan {
   }
   const where = [...groups.values()].map((g) => g.label).join("; ");
   const change = [...groups.values()].map((g) => g.change).join("; ");
+  // A variable other images name too: refused here already (the preview), the model check at
+  // read-deployment catches any other use.
+  for (const name of variables) {
+    const others = otherImagesUsing(inputs, name);
+    if (others.length > 0) throw sharedVariable(name, where, others);
+  }
   const edits = new Map<string, string>();
   if (fromTag !== toTag) {
     if (literalOnly) {
@@ -146,6 +152,31 @@ export function planVersion(inputs: VersionInputs, toTag: string): VersionPlan {
     }
   }
   return { fromTag, where, edits, change, variable: variables[0] };
+}
+
+export const sharedVariable = (name: string | undefined, where: string, others: string[]) =>
+  new UpgradeError({
+    what: "find where the Utilitarian version is set",
+    why: `changing ${where} would change ${others.join(", ")} too${name ? ` (${name} is not only the Utilitarian version)` : ""}`,
+    hint: `${name ? `give the API, beat and workers a variable of their own (e.g. UTILITARIAN_VERSION) and keep ${name} for ${others.join(", ")}` : `give ${others.join(", ")} an image of its own`} (nothing was changed)`,
+    exitCode: 3,
+    permanent: true,
+  });
+
+/** The services outside `inputs.services` whose image text names the variable. */
+function otherImagesUsing(inputs: VersionInputs, name: string): string[] {
+  const names = new Set(inputs.files.flatMap((f) => f.services));
+  const uses = (parts: Part[]): boolean => parts.some((p) => p.kind === "var" && (p.name === name || uses(p.arg)));
+  return [...names].filter((service) => {
+    if (inputs.services.includes(service)) return false;
+    const source = imageScalarOf(inputs.files, service);
+    if (!source) return false;
+    try {
+      return uses(parseTemplate(source.raw));
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
