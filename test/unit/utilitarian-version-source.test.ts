@@ -2,7 +2,7 @@ import { readComposeFile } from "../../workflows/utilitarian/composeFile";
 import { discoverComposeFiles } from "../../workflows/utilitarian/discovery";
 import { parseEnvFile, parseTemplate } from "../../workflows/utilitarian/interpolation";
 import { chooseTag, registryOf } from "../../workflows/utilitarian/registry";
-import { planVersion } from "../../workflows/utilitarian/versionSource";
+import { planVersion, unexpectedChanges } from "../../workflows/utilitarian/versionSource";
 
 // The pure parts the compose oracle test (test/integration/utilitarian-compose-oracle.test.ts)
 // does not reach: tag forms, registry addresses, refusals, positions. Compose's own answers for
@@ -78,4 +78,12 @@ test("discovery: compose.files wins, then COMPOSE_FILE, then the names; nothing 
   expect(discoverComposeFiles(base)).toEqual({ files: ["/srv/u/docker-compose.yaml"], how: "Compose's default names" });
   expect(discoverComposeFiles({ ...base, dotenv: new Map([["COMPOSE_FILE", "x.yml:y.yml"]]) }).files).toEqual(["/srv/u/x.yml", "/srv/u/y.yml"]);
   expect(() => discoverComposeFiles({ ...base, existing: [] })).toThrow(/none of compose\.yaml, compose\.yml, docker-compose\.yml, docker-compose\.yaml.*set compose\.files/s);
+});
+
+test("the model check: other services and the project count, x- extensions do not", () => {
+  const model = (api: string, poster: string, x: string) => ({ name: "u", "x-utilitarian": { image: x }, services: { "utilitarian-api": { image: api }, poster: { image: poster } } });
+  const before = model("r:1.0.0", "p:1.0.0", "r:1.0.0");
+  expect(unexpectedChanges(before, model("r:2.0.0", "p:1.0.0", "r:2.0.0"), ["utilitarian-api"], "r:2.0.0")).toEqual({ others: [], wrong: [] });
+  expect(unexpectedChanges(before, model("r:2.0.0", "p:2.0.0", "r:2.0.0"), ["utilitarian-api"], "r:2.0.0")).toEqual({ others: ["poster"], wrong: [] });
+  expect(unexpectedChanges(before, { ...model("r:1.0.0", "p:1.0.0", "r:1.0.0"), name: "other" }, ["utilitarian-api"], "r:2.0.0")).toEqual({ others: ["(the project's networks, volumes or name)"], wrong: ["utilitarian-api"] });
 });

@@ -191,9 +191,9 @@ export function unexpectedChanges(before: ComposeModel, after: ComposeModel, ser
     if (!isDeepStrictEqual(before.services?.[name], after.services?.[name])) others.push(name);
   }
   const wrong = services.filter((s) => after.services?.[s]?.image !== expectedImage);
-  const { services: _b, ...restBefore } = before;
-  const { services: _a, ...restAfter } = after;
-  if (!isDeepStrictEqual(restBefore, restAfter)) others.push("(the project's networks, volumes or name)");
+  // Top-level `x-` extensions (an anchor's home, say) run nothing: their effect shows in the services.
+  const rest = (m: ComposeModel) => Object.fromEntries(Object.entries(m).filter(([k]) => k !== "services" && !k.startsWith("x-")));
+  if (!isDeepStrictEqual(rest(before), rest(after))) others.push("(the project's networks, volumes or name)");
   return { others, wrong };
 }
 
