@@ -12,6 +12,8 @@ export interface Probe {
   body: string;
   contentType?: string;
   error?: string;
+  /** The answer's headers (lower-case names). */
+  headers?: Record<string, string | string[] | undefined>;
 }
 
 export function probeHttp(url: string, options: { timeoutMs?: number; hostHeader?: string; headers?: Record<string, string>; maxBodyBytes?: number } = {}): Promise<Probe> {
@@ -26,13 +28,14 @@ export function probeHttp(url: string, options: { timeoutMs?: number; hostHeader
       return;
     }
     const get = target.protocol === "https:" ? https.get : http.get;
-    const req = get(target, { headers: { ...options.headers, ...(options.hostHeader ? { host: options.hostHeader } : {}) }, timeout: timeoutMs }, (res) => {
+    const headers = { ...options.headers, ...(options.hostHeader ? { host: options.hostHeader } : {}) };
+    const req = get(target, { headers, timeout: timeoutMs }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => {
         if (body.length < maxBody) body += chunk;
       });
-      res.on("end", () => resolve({ url, status: res.statusCode, body, contentType: res.headers["content-type"] }));
+      res.on("end", () => resolve({ url, status: res.statusCode, body, contentType: res.headers["content-type"], headers: res.headers }));
       res.on("error", (err) => resolve({ url, status: res.statusCode, body, error: err.message }));
     });
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));

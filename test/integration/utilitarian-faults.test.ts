@@ -104,7 +104,7 @@ test("a compose file without a configured service is refused naming it, the file
   await own.setSystems(system("2.0.0", (s) => ((s.services as { dependents: string[] }).dependents = ["utilitarian_poster", "dlms_processor"])));
   const { result } = await run();
   expect(result.exitCode).toBe(1);
-  expect(result.error?.message).toMatch(/have no service dlms_processor .*what to do: set services\.api, services\.beat, services\.workers and services\.dependents/s);
+  expect(result.error?.message).toMatch(/have no service dlms_processor; their services are .*utilitarian_poster.*what to do: set services\.api \(now utilitarian_api\), services\.beat \(utilitarian-beat\), services\.workers \(utilitarian-worker\) and services\.dependents \(utilitarian_poster, dlms_processor\)/s);
   await expectUntouched();
 });
 

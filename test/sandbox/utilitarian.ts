@@ -7,6 +7,8 @@ import type { Sandbox } from "./index";
 import { startPostgres, type Postgres } from "./postgres";
 import { delay, dockerPingProbe, freePort, httpProbe, startGuarded, waitUntilReady, type ManagedProcess } from "./processes";
 import { startRabbitMq, type RabbitMq } from "./rabbitmq";
+import { bedRegistryStorage, LEGACY_SERVICES, legacyComposeFile, VENDOR_SERVICES, vendorDeploymentFiles, type Layout, type Pin, type TagForm } from "./utilitarianLayouts";
+export type { Layout, Pin, TagForm } from "./utilitarianLayouts";
 
 /**
  * A stand-in Utilitarian deployment on the bed (runbook 4): a Docker Compose v2 project whose
@@ -19,12 +21,19 @@ import { startRabbitMq, type RabbitMq } from "./rabbitmq";
 export const FIXTURE_VERSIONS = ["1.0.0", "2.0.0"] as const;
 export const COMPOSE_VERSION = "v2.40.3";
 export const POSTER_QUEUE = "utilitarian.poster";
-export const SERVICES = { api: "utilitarian_api", worker: "utilitarian-worker", beat: "utilitarian-beat", poster: "utilitarian_poster" } as const;
+/** The legacy layout's service names (the default layout; see utilitarianLayouts.ts). */
+export const SERVICES = LEGACY_SERVICES;
+export { VENDOR_SERVICES };
 const FIXTURES = path.join(REPO_ROOT, "test", "fixtures", "utilitarian");
 
 export interface UtilitarianFixture {
+  readonly layout: Layout;
   readonly projectDir: string;
   readonly composeFile: string;
+  /** The project's .env (vendor layout; absent with pin "image"). */
+  readonly envFile: string;
+  /** The registry's API URL (the image.registry setting: tags are listed from it). */
+  readonly registryUrl: string;
   /** The docker-compose binary (built from the Go module proxy, cached). */
   readonly composeBinary: string;
   /** DOCKER_HOST of the podman service. */
@@ -35,7 +44,11 @@ export interface UtilitarianFixture {
   readonly registry: string;
   readonly privateKey: string;
   readonly backupDir: string;
-  /** The system as an own stack's config declares it (`upgrade-orchestrator:systems.<name>`). */
+  /**
+   * The system as an own stack's config declares it (`upgrade-orchestrator:systems.<name>`). With
+   * the vendor layout: no compose files and no service names (the defaults), only the project
+   * directory and how to reach the bed's engine (compose.command, DOCKER_HOST).
+   */
   systemConfig(version: string, keyConfig: string, passwordConfig: string): Record<string, unknown>;
   /** Runs docker compose in the project (throws on a non-zero exit). */
   compose(args: string[], timeoutMs?: number): string;
@@ -70,46 +83,20 @@ export interface UtilitarianFixture {
    * (pg_restore --clean --if-exists), put back the previous compose file, start everything.
    */
   rollBack(backup: string, previousComposeFile: string): Promise<void>;
+  /**
+   * Vendor layout: the deployment at 1.0.0 again in another form: everything stopped, the backup
+   * restored, the compose file and .env written for `pin`, the registry's Utilitarian tags in
+   * `tagForm` (the deployment names that form), pulled, everything started.
+   */
+  reset(backup: string, form: { pin: Pin; tagForm: TagForm }): Promise<void>;
+  /** `docker compose config --format json` of the project, as Compose resolves it. */
+  config(): { services: Record<string, { image: string }> };
   stop(): Promise<void>;
 }
 
-function composeFileText(options: { version: string; apiPort: number }): string {
-  return `# Utilitarian at the stand-in utility. Managed by ops: see the runbook before editing.
-name: utilitarian
-
-x-utilitarian: &utilitarian
-  # The release every Utilitarian process runs (API, workers, beat share it).
-  image: quay.io/pwit/utilitarian:${options.version}
-  network_mode: host
-  env_file: utilitarian.env
-  restart: "no"
-
-services:
-  utilitarian_api:
-    <<: *utilitarian
-    command: ["python3", "manage.py", "runserver", "127.0.0.1:${options.apiPort}", "--noreload"]
-    volumes:
-      - ./static:/var/lib/utilitarian/static
-      - ./site:/var/lib/utilitarian/site:ro
-
-  utilitarian-worker:
-    <<: *utilitarian
-    command: ["python3", "-m", "celery", "-A", "utilitarian", "worker", "--pool", "solo", "--loglevel", "WARNING"]
-
-  utilitarian-beat:
-    <<: *utilitarian
-    command: ["python3", "-m", "celery", "-A", "utilitarian", "beat", "--schedule", "/tmp/celerybeat-schedule", "--loglevel", "WARNING"]
-
-  # Posts meter data onwards; consumes the poster queue (its own image and release cycle).
-  utilitarian_poster:
-    image: quay.io/pwit/utilitarian-poster:1.0.0
-    network_mode: host
-    env_file: utilitarian.env
-    command: ["python3", "manage.py", "run_poster"]
-`;
-}
-
-export async function startUtilitarian(bed: Sandbox, options: { version?: string; dir?: string } = {}): Promise<UtilitarianFixture> {
+export async function startUtilitarian(bed: Sandbox, options: { version?: string; dir?: string; layout?: Layout; pin?: Pin; tagForm?: TagForm } = {}): Promise<UtilitarianFixture> {
+  const layout = options.layout ?? "legacy";
+  const names = layout === "vendor" ? VENDOR_SERVICES : LEGACY_SERVICES;
   if (!bed.sshd) throw new Error("the Utilitarian fixture needs the bed's sshd");
   const sshd = bed.sshd;
   const version = options.version ?? "1.0.0";
@@ -121,7 +108,11 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
   // Fixture images, cached by their inputs (cold: debootstrap, PyPI, podman build).
   const built = spawnSync("bash", [path.join(FIXTURES, "build-images.sh")], { encoding: "utf8", timeout: 20 * 60_000 });
   if (built.status !== 0) throw new Error(`building the fixture images failed:\n${built.stderr}`);
-  const registryStorage = built.stdout.trim().split("\n").at(-1)!;
+  const cachedStorage = built.stdout.trim().split("\n").at(-1)!;
+  fs.rmSync(path.join(root, "registry"), { recursive: true, force: true });
+  const bedStorage = layout === "vendor" ? bedRegistryStorage(cachedStorage, path.join(root, "registry")) : undefined;
+  bedStorage?.setTagForm(options.tagForm ?? "");
+  const registryStorage = bedStorage?.storage ?? cachedStorage;
 
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
@@ -165,8 +156,16 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
     fs.mkdirSync(path.join(siteDir, "templates"), { recursive: true });
     fs.mkdirSync(backupDir, { recursive: true });
     const apiPort = await freePort();
-    const composeFile = path.join(projectDir, "compose.yaml");
-    fs.writeFileSync(composeFile, composeFileText({ version, apiPort }));
+    const composeFile = path.join(projectDir, layout === "vendor" ? "docker-compose.yaml" : "compose.yaml");
+    const envFile = path.join(projectDir, ".env");
+    const writeDeployment = (pin: Pin, tag: string) => {
+      if (layout === "legacy") return fs.writeFileSync(composeFile, legacyComposeFile({ version: tag, apiPort }));
+      const files = vendorDeploymentFiles({ pin, tag, apiPort });
+      fs.writeFileSync(composeFile, files.compose);
+      if (files.dotenv === undefined) fs.rmSync(envFile, { force: true });
+      else fs.writeFileSync(envFile, files.dotenv);
+    };
+    writeDeployment(options.pin ?? "image", `${options.tagForm ?? ""}${version}`);
     fs.writeFileSync(
       path.join(projectDir, "utilitarian.env"),
       [
@@ -193,9 +192,9 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
 
     // The deployment at `version`: database migrated, static files collected, seed data, all running.
     compose(["pull", "--quiet"], 300_000);
-    compose(["up", "-d", SERVICES.api]);
-    compose(["exec", "-T", SERVICES.api, "python3", "manage.py", "migrate", "--no-input"]);
-    compose(["exec", "-T", SERVICES.api, "python3", "manage.py", "collectstatic", "--no-input"]);
+    compose(["up", "-d", names.api]);
+    compose(["exec", "-T", names.api, "python3", "manage.py", "migrate", "--no-input"]);
+    compose(["exec", "-T", names.api, "python3", "manage.py", "collectstatic", "--no-input"]);
     postgres.query("INSERT INTO meters_meter (serial, name) SELECT 'M' || g, 'meter ' || g FROM generate_series(1, 50) g;");
     compose(["up", "-d"]);
 
@@ -222,9 +221,13 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
     const pgRestore = (args: string[]) =>
       execFileSync(path.join(postgres.bin, "pg_restore"), args, { encoding: "utf8", maxBuffer: 256 << 20, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000, env: { ...process.env, PGPASSWORD: postgres.password } });
     const privateKey = fs.readFileSync(sshd.privateKeyPath, "utf8");
+    const registryUrl = `http://${registry}`;
     return {
+      layout,
       projectDir,
       composeFile,
+      envFile,
+      registryUrl,
       composeBinary,
       dockerHost,
       apiUrl,
@@ -235,13 +238,19 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
       backupDir,
       compose,
       systemConfig(target, keyConfig, passwordConfig) {
+        const engine = { projectDir, command: composeBinary, env: { DOCKER_HOST: dockerHost } };
         return {
           kind: "utilitarian",
           version: target,
           ssh: { host: sshd.host, port: sshd.port, user: sshd.user, knownHostsPath: sshd.knownHostsPath, privateKeyConfig: keyConfig },
-          compose: { projectDir, files: ["compose.yaml"], command: composeBinary, env: { DOCKER_HOST: dockerHost } },
-          // the fixture's names (the docs' defaults have dlms_processor and dlms_udp_server too)
-          services: { api: SERVICES.api, beat: SERVICES.beat, workers: [SERVICES.worker], dependents: [SERVICES.poster] },
+          ...(layout === "vendor"
+            ? { compose: engine, image: { registry: registryUrl } }
+            : {
+                compose: { ...engine, files: ["compose.yaml"] },
+                // the 2019–2020 docs' underscored names, through the settings
+                services: { api: SERVICES.api, beat: SERVICES.beat, workers: [SERVICES.worker], dependents: [SERVICES.poster] },
+                image: { registry: false },
+              }),
           manage: "python3 manage.py",
           database: { host: postgres.host, port: postgres.port, name: postgres.database, user: postgres.user, passwordConfig },
           backups: { dir: backupDir },
@@ -258,7 +267,7 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
       apiVersion,
       publish(count, prefix) {
         const script = `import sys\nfrom kombu import Connection, Queue\nq = Queue(sys.argv[2], durable=True)\nwith Connection(sys.argv[1]) as c:\n    p = c.Producer()\n    for i in range(int(sys.argv[3])):\n        p.publish(f"{sys.argv[4]}-{i}", routing_key=q.name, declare=[q], serializer="json")\n`;
-        execFileSync(composeBinary, ["--project-directory", projectDir, "-f", composeFile, "run", "--rm", "--no-deps", "-T", SERVICES.poster, "python3", "-c", script, rabbitmq.url, POSTER_QUEUE, String(count), prefix], {
+        execFileSync(composeBinary, ["--project-directory", projectDir, "-f", composeFile, "run", "--rm", "--no-deps", "-T", names.poster, "python3", "-c", script, rabbitmq.url, POSTER_QUEUE, String(count), prefix], {
           env: composeEnv,
           stdio: ["ignore", "ignore", "pipe"],
           timeout: 60_000,
@@ -321,6 +330,19 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
         fs.copyFileSync(previousComposeFile, composeFile);
         compose(["up", "-d"]);
         await serving();
+      },
+      async reset(backup, form) {
+        if (!bedStorage) throw new Error("reset needs the vendor layout");
+        compose(["stop", "--timeout", "5"]);
+        pgRestore(["--clean", "--if-exists", "--no-owner", "-h", postgres.host, "-p", String(postgres.port), "-U", postgres.user, "-d", postgres.database, backup]);
+        bedStorage.setTagForm(form.tagForm);
+        writeDeployment(form.pin, `${form.tagForm}1.0.0`);
+        compose(["pull", "--quiet"], 300_000);
+        compose(["up", "-d", "--remove-orphans"]);
+        await serving();
+      },
+      config() {
+        return JSON.parse(compose(["config", "--format", "json"])) as { services: Record<string, { image: string }> };
       },
       stop,
     };

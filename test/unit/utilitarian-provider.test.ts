@@ -11,12 +11,14 @@ const settings = (version: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-test("defaults are the vendor docs' names", () => {
+test("defaults are the names of the vendor's current docs; files as Compose finds them", () => {
   const parsed = parseServiceSettings(settings("2.0.0"));
   if (!("settings" in parsed)) throw new Error(JSON.stringify(parsed.issues));
-  expect(parsed.settings.services).toEqual({ api: "utilitarian_api", beat: "utilitarian-beat", workers: ["utilitarian-worker"], dependents: ["utilitarian_poster", "dlms_processor", "dlms_udp_server"] });
+  expect(parsed.settings.services).toEqual({ api: "utilitarian-api", beat: "utilitarian-beat", workers: ["utilitarian-worker"], dependents: ["utilitarian-poster", "dlms-processor", "dlms-udp-server"] });
   expect(parsed.settings.image.repository).toBe("quay.io/pwit/utilitarian");
-  expect(parsed.settings.compose).toMatchObject({ files: ["docker-compose.yml"], command: "docker compose", env: {} });
+  expect(parsed.settings.compose).toMatchObject({ command: "docker compose", env: {} });
+  expect(parsed.settings.compose.files).toBeUndefined();
+  expect(parsed.settings.compose.envFiles).toBeUndefined();
   expect(parsed.settings.database.port).toBe(5432);
 });
 
@@ -31,7 +33,7 @@ test("check lists the services whose image changes", async () => {
   const result = await check({ version: "1.0.0" }, settings("2.0.0"));
   expect(result.failures).toBeUndefined();
   expect(result.inputs.imageChanges).toEqual([
-    "utilitarian_api: quay.io/pwit/utilitarian:1.0.0 → 2.0.0",
+    "utilitarian-api: quay.io/pwit/utilitarian:1.0.0 → 2.0.0",
     "utilitarian-beat: quay.io/pwit/utilitarian:1.0.0 → 2.0.0",
     "utilitarian-worker: quay.io/pwit/utilitarian:1.0.0 → 2.0.0",
   ]);
@@ -42,7 +44,7 @@ const parsedSettings = (version: string, extra: Record<string, unknown> = {}) =>
   if (!("settings" in parsed)) throw new Error(JSON.stringify(parsed.issues));
   return parsed.settings;
 };
-const at = (tag: string, state = "running", service = "utilitarian_api"): ContainerState => ({ service, state, image: `quay.io/pwit/utilitarian:${tag}` });
+const at = (tag: string, state = "running", service = "utilitarian-api"): ContainerState => ({ service, state, image: `quay.io/pwit/utilitarian:${tag}` });
 
 test("an upgrade starts from the state's version, also when the compose file already names the target (a resume)", () => {
   expect(planFrom(parsedSettings("2.0.0"), "1.0.0", { file: "1.0.0", containers: [at("1.0.0")] })).toEqual({ from: "1.0.0" });
@@ -64,7 +66,7 @@ test("a downgrade is judged against the newest version the host names or runs, n
   // a container still running a newer image than the compose file names counts
   expect(planFrom(parsedSettings("1.5.0"), "1.0.0", { file: "1.0.0", containers: [at("2.0.0", "running", "utilitarian-worker")] })).toEqual({ downgradeFrom: "2.0.0" });
   // stopped containers and other repositories do not
-  expect(planFrom(parsedSettings("1.5.0"), "1.0.0", { file: "1.0.0", containers: [at("2.0.0", "exited"), { service: "utilitarian_api", state: "running", image: "quay.io/other/app:9.0.0" }] })).toEqual({ from: "1.0.0" });
+  expect(planFrom(parsedSettings("1.5.0"), "1.0.0", { file: "1.0.0", containers: [at("2.0.0", "exited"), { service: "utilitarian-api", state: "running", image: "quay.io/other/app:9.0.0" }] })).toEqual({ from: "1.0.0" });
 });
 
 test("a downgrade refusal names the backup taken before the upgrade to the running version; the password is not in it", () => {
@@ -81,6 +83,17 @@ test("a downgrade refusal names the backup taken before the upgrade to the runni
   );
 });
 
+test("versions with and without v: the same release", async () => {
+  expect(parseServiceSettings(settings("v2.0.0"))).toHaveProperty("settings");
+  expect(planFrom(parsedSettings("2.0.0"), "1.0.0", { file: "v1.0.0", containers: [at("v1.0.0")] })).toEqual({ from: "1.0.0" });
+  expect(planFrom(parsedSettings("v2.0.0"), undefined, { file: "v2.0.0", containers: [at("v2.0.0")] })).toEqual({ from: "v2.0.0" });
+  expect(planFrom(parsedSettings("1.0.0"), "2.0.0", { file: "v2.0.0", containers: [] })).toEqual({ downgradeFrom: "v2.0.0" });
+  expect((await check({ version: "v2.0.0" }, settings("2.0.0"))).inputs.imageChanges).toEqual([]);
+  const parsed = parseServiceSettings(settings("2.0.0"));
+  const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : "";
+  expect((await diff({ version: "2.0.0", fingerprint }, settings("v2.0.0"))).changes).toBe(false);
+});
+
 test("a rotated key or password is no change; a moved project is", async () => {
   const parsed = parseServiceSettings(settings("2.0.0"));
   const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : "";
@@ -90,8 +103,8 @@ test("a rotated key or password is no change; a moved project is", async () => {
 });
 
 test("the services' state in one line, grouped as the host reports them", () => {
-  const all: ContainerState[] = [at("2.0.0"), at("1.0.0", "exited", "utilitarian-beat"), { service: "utilitarian_poster", state: "exited", image: "quay.io/pwit/utilitarian-poster:1.0.0" }];
-  expect(describeContainers(all, ["utilitarian_api", "utilitarian-beat", "utilitarian-worker", "utilitarian_poster"])).toBe(
-    "running: utilitarian_api (quay.io/pwit/utilitarian:2.0.0); exited: utilitarian-beat (quay.io/pwit/utilitarian:1.0.0), utilitarian_poster (quay.io/pwit/utilitarian-poster:1.0.0); no container: utilitarian-worker",
+  const all: ContainerState[] = [at("2.0.0"), at("1.0.0", "exited", "utilitarian-beat"), { service: "utilitarian-poster", state: "exited", image: "quay.io/pwit/utilitarian-poster:1.0.0" }];
+  expect(describeContainers(all, ["utilitarian-api", "utilitarian-beat", "utilitarian-worker", "utilitarian-poster"])).toBe(
+    "running: utilitarian-api (quay.io/pwit/utilitarian:2.0.0); exited: utilitarian-beat (quay.io/pwit/utilitarian:1.0.0), utilitarian-poster (quay.io/pwit/utilitarian-poster:1.0.0); no container: utilitarian-worker",
   );
 });

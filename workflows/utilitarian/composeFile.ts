@@ -158,3 +158,26 @@ export function rewriteImageTags(file: ComposeFile, services: string[], tag: str
   }
   return text;
 }
+
+/** The image text of a service as written (inside its quotes), where it starts in the file, and the file. */
+export interface ImageText {
+  file: ComposeFile;
+  raw: string;
+  start: number;
+  /** The raw text is the scalar's value (no escapes or folding), so offsets in it are offsets in the file. */
+  exact: boolean;
+}
+
+/** The image text of a service in the last file that gives it one (later files override earlier ones, as in compose). */
+export function imageScalarOf(files: ComposeFile[], service: string): ImageText | undefined {
+  for (const file of [...files].reverse()) {
+    const source = imageSource(file.doc, serviceMap(file.doc, service));
+    if (!source) continue;
+    const [start, end] = source.scalar.range!;
+    const text = file.text.slice(start, end);
+    const quoted = text.startsWith('"') || text.startsWith("'");
+    const raw = quoted ? text.slice(1, -1) : text;
+    return { file, raw, start: quoted ? start + 1 : start, exact: raw === String(source.scalar.value) };
+  }
+  return undefined;
+}

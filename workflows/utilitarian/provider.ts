@@ -6,8 +6,10 @@ import { createProgress } from "../../lib/progress";
 import { connectRemote, type RemoteHost } from "../../lib/ssh";
 import { runSteps, type StepsOutcome } from "../../lib/steps";
 import { parseImage } from "./composeFile";
-import { containers, deploymentOf, describeContainers, hostVersion, restoreCommand, type Backup, type HostVersion } from "./remote";
-import { compareVersions, fingerprintOf, imageServices, parseServiceSettings, type UtilitarianSettings } from "./settings";
+import { openDeployment, readDeployment } from "./deployment";
+import { chooseTag } from "./registry";
+import { containers, describeContainers, hostVersion, restoreCommand, type Backup, type HostVersion } from "./remote";
+import { bareVersion, compareVersions, fingerprintOf, imageServices, isRelease, parseServiceSettings, sameVersion, type UtilitarianSettings } from "./settings";
 import { previousPath, upgradeSteps, type UpgradeContext } from "./steps";
 
 /**
@@ -37,7 +39,7 @@ function strip(inputs: Inputs): Record<string, unknown> {
   return raw;
 }
 
-const changesOf = (s: UtilitarianSettings, from: string) => (from === s.version ? [] : imageServices(s).map((name) => `${name}: ${s.image.repository}:${from} → ${s.version}`));
+const changesOf = (s: UtilitarianSettings, from: string) => (sameVersion(from, s.version) ? [] : imageServices(s).map((name) => `${name}: ${s.image.repository}:${from} → ${s.version}`));
 
 export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult> {
   const parsed = parseServiceSettings(strip(news));
@@ -62,11 +64,11 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
 export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
   const parsed = parseServiceSettings(strip(news));
   const from = typeof olds.version === "string" ? olds.version : undefined;
-  if ("settings" in parsed && from !== undefined && parsed.settings.version !== from) {
+  if ("settings" in parsed && from !== undefined && !sameVersion(parsed.settings.version, from)) {
     await previewAgainstHost(parsed.settings, from, (olds.backup as Backup | null | undefined) ?? null);
   }
   const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
-  return { changes: olds.version !== news.version || fingerprint !== olds.fingerprint, replaces: [], deleteBeforeReplace: false };
+  return { changes: !sameVersion(olds.version, news.version) || fingerprint !== olds.fingerprint, replaces: [], deleteBeforeReplace: false };
 }
 
 async function previewAgainstHost(settings: UtilitarianSettings, stateVersion: string, lastBackup: Backup | null): Promise<void> {
@@ -82,17 +84,20 @@ async function previewAgainstHost(settings: UtilitarianSettings, stateVersion: s
         hint: `check ssh.host, ssh.port and that the host is up: the preview reads the running version before it plans an upgrade (deadline deadlines.previewSeconds: ${seconds}s); nothing was changed`,
       });
     });
-    const d = deploymentOf(host, settings);
+    const d = await openDeployment(host, settings);
     const seen = await hostVersion(d);
     const plan = planFrom(settings, stateVersion, seen);
     const running = describeContainers(seen.containers, imageServices(settings));
     if ("downgradeFrom" in plan) throw new Error(downgradeRefusal(settings, plan.downgradeFrom, lastBackup, stateVersion));
-    await info(`the host runs ${seen.file} (its compose file; ${running}): ${plan.from === settings.version ? "nothing to upgrade" : `plan ${plan.from} → ${settings.version}`}`);
-    if (seen.file !== stateVersion) {
+    const atTarget = sameVersion(plan.from, settings.version);
+    // Where the version lives, in the tag form the deployment uses (up asks the registry which form it has).
+    const lives = atTarget ? undefined : (await readDeployment(d, chooseTag(settings.version, seen.file, undefined, settings.image.repository).tag)).plan;
+    await info(`the host runs ${seen.file} (its compose file; ${running}): ${atTarget ? "nothing to upgrade" : `plan ${plan.from} → ${settings.version}; ${lives!.edits.size > 0 ? lives!.change : `${lives!.where} already names the target`}`}`);
+    if (!sameVersion(seen.file, stateVersion)) {
       const why =
-        plan.from === stateVersion
+        sameVersion(plan.from, stateVersion)
           ? `an upgrade to ${seen.file} was interrupted: up resumes it`
-          : plan.from === settings.version
+          : sameVersion(plan.from, settings.version)
             ? `changed outside this stack, e.g. rolled back by restoring a backup: up records ${plan.from} and changes nothing`
             : `changed outside this stack: the upgrade starts from ${plan.from}`;
       await warn(`the host runs ${seen.file}, the state's last completed version is ${stateVersion} (${why})`);
@@ -117,11 +122,11 @@ export function planFrom(settings: UtilitarianSettings, stateVersion: string | u
   const tags = host.containers
     .filter((c) => c.state === "running" && imageServices(settings).includes(c.service))
     .map((c) => parseImage(c.image))
-    .filter((ref) => ref.repository === settings.image.repository && /^\d+\.\d+\.\d+$/.test(ref.tag))
+    .filter((ref) => ref.repository === settings.image.repository && isRelease(ref.tag))
     .map((ref) => ref.tag);
   const newest = [host.file, ...tags].reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b));
   if (compareVersions(target, newest) < 0) return { downgradeFrom: newest };
-  if (stateVersion !== undefined && compareVersions(target, stateVersion) > 0 && (host.file === stateVersion || host.file === target)) return { from: stateVersion };
+  if (stateVersion !== undefined && compareVersions(target, stateVersion) > 0 && (sameVersion(host.file, stateVersion) || sameVersion(host.file, target))) return { from: stateVersion };
   return { from: host.file };
 }
 
@@ -177,16 +182,16 @@ async function converge(id: string, settings: UtilitarianSettings, stateVersion:
   let host: RemoteHost | undefined;
   try {
     host = await connectRemote(sshTargetOf(settings), { name: hostName(settings), commandTimeoutMs: settings.deadlines.commandSeconds * 1000 });
-    const d = deploymentOf(host, settings);
+    const d = await openDeployment(host, settings);
     const plan = planFrom(settings, stateVersion, await hostVersion(d));
     if ("downgradeFrom" in plan) throw new Error(downgradeRefusal(settings, plan.downgradeFrom, lastBackup, stateVersion));
-    const from = plan.from;
-    if (from === settings.version) {
+    const from = bareVersion(plan.from);
+    if (sameVersion(from, settings.version)) {
       await info(`already at ${from}`);
-      return outputs(from, lastBackup, from);
+      return outputs(settings.version, lastBackup, settings.version);
     }
-    await info(`plan: ${from} → ${settings.version}`);
-    const ctx: UpgradeContext = { d, from, to: settings.version, info };
+    await info(`plan: ${from} → ${settings.version} (compose files ${d.files.join(", ")}, found by ${d.found})`);
+    const ctx: UpgradeContext = { d, from, to: bareVersion(settings.version), info, fromTag: from, toTag: bareVersion(settings.version), where: "", edits: new Map() };
     const outcome = await runSteps(upgradeSteps(), ctx, { dryRun: false, emit: (event) => void reportStep(event, info) });
     if (outcome.failure !== undefined) {
       const failedStep = outcome.records.find((r) => r.status === "failed")?.step ?? "(unknown)";
@@ -216,7 +221,7 @@ async function failureMessage(ctx: UpgradeContext, step: string, outcome: StepsO
     .then((all) => ` Services now: ${describeContainers(all, [...imageServices(s), ...s.services.dependents])}.`)
     .catch(() => "");
   const migrated = outcome.records.some((r) => r.step === "migrate" && r.status !== "failed") ? " The migrations are applied." : "";
-  const backup = ctx.backup ? ` Verified backup: ${ctx.backup.path} (sha256 ${ctx.backup.sha256}); to restore it: ${restoreCommand(s, ctx.backup.path)}, and put back ${previousPath(ctx.imageFile?.label ?? ctx.d.files[0]!, ctx.from)}.` : "";
+  const backup = ctx.backup ? ` Verified backup: ${ctx.backup.path} (sha256 ${ctx.backup.sha256}); to restore it: ${restoreCommand(s, ctx.backup.path)}, and put back ${(ctx.rewritten ?? []).map((f) => previousPath(f, ctx.from)).join(" and ") || `any file kept as <file>.before-${ctx.from} beside the compose and env files`}.` : "";
   if (ctx.failedMigration !== undefined) {
     return `${head}: migration ${ctx.failedMigration} failed (${providerMessage(outcome.failure)}).${now} Fix the data and run \`up\` again (it resumes at migrate), or restore.${backup}`;
   }

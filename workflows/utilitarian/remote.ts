@@ -1,8 +1,8 @@
 import * as path from "node:path";
 import { UpgradeError } from "../../lib/errors";
 import { withRetry } from "../../lib/retry";
-import { lastLines, shq, type RemoteHost } from "../../lib/ssh";
-import { parseImage, readComposeFile, type ComposeFile } from "./composeFile";
+import { lastLines, shq } from "../../lib/ssh";
+import { apiTag, compose, type Deployment } from "./deployment";
 import type { UtilitarianSettings } from "./settings";
 
 /**
@@ -10,56 +10,7 @@ import type { UtilitarianSettings } from "./settings";
  * directory, pg_dump/pg_restore against the database (the password goes in on stdin, never on a
  * command line), rabbitmqctl. Everything reads before it acts; the order is in steps.ts.
  */
-export interface Deployment {
-  readonly host: RemoteHost;
-  readonly settings: UtilitarianSettings;
-  /** Absolute paths of the compose files on the host. */
-  readonly files: string[];
-}
-
-export const deploymentOf = (host: RemoteHost, settings: UtilitarianSettings): Deployment => ({
-  host,
-  settings,
-  files: settings.compose.files.map((f) => path.posix.resolve(settings.compose.projectDir, f)),
-});
-
-/** The compose command line for these files (a file may be swapped for a candidate). */
-export function composeCommand(d: Deployment, args: string[], files: string[] = d.files): string {
-  const { compose } = d.settings;
-  const env = Object.entries(compose.env).map(([k, v]) => `${k}=${shq(v)}`);
-  const project = compose.project ? ["-p", shq(compose.project)] : [];
-  return [
-    `cd ${shq(compose.projectDir)} &&`,
-    ...(env.length > 0 ? ["env", ...env] : []),
-    compose.command,
-    ...project,
-    ...files.flatMap((f) => ["-f", shq(f)]),
-    ...args.map(shq),
-  ].join(" ");
-}
-
-export async function compose(d: Deployment, what: string, args: string[], options: { files?: string[]; timeoutMs?: number } = {}): Promise<string> {
-  return d.host.run(what, composeCommand(d, args, options.files), { timeoutMs: options.timeoutMs ?? d.settings.deadlines.commandSeconds * 1000 });
-}
-
-/** The compose files as they are on the host now. */
-export async function readComposeFiles(d: Deployment): Promise<ComposeFile[]> {
-  const files: ComposeFile[] = [];
-  for (const file of d.files) {
-    // base64: the SSH client trims output, and the file must come back byte for byte
-    const result = await d.host.exec(`base64 -w0 < ${shq(file)}`);
-    if (result.code !== 0) {
-      throw new UpgradeError({ what: `read the compose file ${file}`, why: lastLines(result.stderr), hint: "check compose.projectDir and compose.files", permanent: true });
-    }
-    files.push(readComposeFile(Buffer.from(result.stdout.trim(), "base64").toString("utf8"), file));
-  }
-  return files;
-}
-
-/** The last file that gives the service an image (later files override earlier ones, as in compose). */
-export function imageFileOf(files: ComposeFile[], service: string): ComposeFile | undefined {
-  return [...files].reverse().find((f) => f.image(service) !== undefined);
-}
+export type { Deployment } from "./deployment";
 
 export interface ContainerState {
   service: string;
@@ -88,27 +39,15 @@ export async function containers(d: Deployment): Promise<ContainerState[]> {
 
 export const running = (all: ContainerState[], service: string) => all.some((c) => c.service === service && c.state === "running");
 
-/** What the host runs: the API's image tag in the compose files, and the project's containers. */
+/** What the host runs: the API's image tag as Compose resolves it, and the project's containers. */
 export interface HostVersion {
-  /** The tag the compose files name for the API (what the deployment is set to run). */
+  /** The tag the compose files (with their env files) name for the API (what the deployment is set to run). */
   file: string;
   containers: ContainerState[];
 }
 
 export async function hostVersion(d: Deployment): Promise<HostVersion> {
-  const files = await readComposeFiles(d);
-  const api = d.settings.services.api;
-  const image = imageFileOf(files, api)?.image(api);
-  const tag = image === undefined ? undefined : parseImage(image).tag;
-  if (!tag || !/^\d+\.\d+\.\d+$/.test(tag)) {
-    throw new UpgradeError({
-      what: "read the version the Utilitarian host runs",
-      why: image === undefined ? `${api} has no image in ${d.files.join(", ")}` : `${api} runs ${image}, not a release tag`,
-      hint: "check services.api and compose.files",
-      exitCode: 2,
-      permanent: true,
-    });
-  }
+  const { tag } = await apiTag(d);
   return { file: tag, containers: await containers(d) };
 }
 

@@ -6,15 +6,17 @@ import { providerLoadedFrom, type SshArgs } from "../../lib/dynamicProvider";
  * A Utilitarian deployment's version as a Pulumi resource (runbook 4 of RUNBOOKS.md): Docker
  * Compose, Django, PostgreSQL, RabbitMQ. Changing `version` shows `imageChanges` in the preview
  * (a downgrade fails there) and `up` runs the runbook over SSH: pull, verified pg_dump, stop,
- * rewrite the compose file's tags, start the API, migrate, collectstatic, compress, start the rest,
+ * change the version where it lives (image text or .env), start the API, migrate, collectstatic, compress, start the rest,
  * verify. See workflows/utilitarian/settings.ts for every setting and its default.
  */
 export interface UtilitarianServiceArgs {
   /** The release every Utilitarian service should run, e.g. "2.0.0". */
   version: pulumi.Input<string>;
   ssh: pulumi.Input<SshArgs>;
-  compose: pulumi.Input<{ projectDir: string; files?: string[]; command?: string; project?: string; env?: Record<string, string> }>;
-  image?: pulumi.Input<{ repository?: string }>;
+  /** files: the -f list (default: as Compose finds them); envFiles: the --env-file list (default: the project's .env). */
+  compose: pulumi.Input<{ projectDir: string; files?: string[]; envFiles?: string[]; command?: string; project?: string; env?: Record<string, string> }>;
+  /** registry: the registry API to list tags from (default https://<the repository's host>; false: do not list). */
+  image?: pulumi.Input<{ repository?: string; registry?: string | false }>;
   services?: pulumi.Input<{ api?: string; beat?: string; workers?: string[]; dependents?: string[] }>;
   database: pulumi.Input<{
     host: pulumi.Input<string>;

@@ -10,7 +10,8 @@ import { canonicalJson } from "../../lib/dynamicProvider";
  * repository and the compose project are settings, with the docs' names as defaults.
  * Pure: validation only.
  */
-const version = z.string().regex(/^\d+\.\d+\.\d+$/, "a release such as 2.0.0");
+/** A release, with or without the `v` its tags may carry: the tag is chosen as the registry has it. */
+const version = z.string().regex(/^v?\d+\.\d+\.\d+$/, "a release such as 2.0.0 (or v2.0.0)");
 const serviceName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "a compose service name");
 
 const { resource: sshSchema, config: sshConfigSchema } = sshSchemas(sshFields);
@@ -35,8 +36,14 @@ const databaseConfigSchema = z.strictObject({ ...databaseFields, passwordConfig:
 const composeSchema = z.strictObject({
   /** The project directory on the host. */
   projectDir: z.string().min(1),
-  /** Compose files, relative to projectDir or absolute (default docker-compose.yml). */
-  files: z.array(z.string().min(1)).min(1).default(["docker-compose.yml"]),
+  /**
+   * Compose files (the `-f` list), relative to projectDir or absolute. Default: as Compose finds
+   * them: COMPOSE_FILE (compose.env or the project's .env), else compose.yaml, compose.yml,
+   * docker-compose.yml, docker-compose.yaml in projectDir or a parent, with its override file.
+   */
+  files: z.array(z.string().min(1)).min(1).optional(),
+  /** Env files (`--env-file`), relative to projectDir or absolute. Default: the project's `.env`, if any. */
+  envFiles: z.array(z.string().min(1)).min(1).optional(),
   /** `docker compose`, `docker-compose` or a path to the binary. */
   command: z.string().min(1).default("docker compose"),
   /** The compose project name (default: as compose derives it). */
@@ -46,12 +53,12 @@ const composeSchema = z.strictObject({
 });
 
 const servicesSchema = z.strictObject({
-  api: serviceName.default("utilitarian_api"),
+  api: serviceName.default("utilitarian-api"),
   beat: serviceName.default("utilitarian-beat"),
   /** Share the API's image. */
   workers: z.array(serviceName).default(["utilitarian-worker"]),
   /** Stopped first, started last; their images are left alone. */
-  dependents: z.array(serviceName).default(["utilitarian_poster", "dlms_processor", "dlms_udp_server"]),
+  dependents: z.array(serviceName).default(["utilitarian-poster", "dlms-processor", "dlms-udp-server"]),
 });
 
 const backupsSchema = z.strictObject({
@@ -95,7 +102,17 @@ const serviceSchemaWith = <S extends z.ZodType, D extends z.ZodType>(ssh: S, dat
     ssh,
     compose: composeSchema,
     /** The image repository of the API, beat and workers. */
-    image: z.strictObject({ repository: z.string().min(1).default("quay.io/pwit/utilitarian") }).prefault({}),
+    image: z
+      .strictObject({
+        repository: z.string().min(1).default("quay.io/pwit/utilitarian"),
+        /**
+         * The registry's API, to list the repository's tags (the distribution API, anonymous
+         * bearer tokens): default https://<the repository's host>. `false`: do not list; the
+         * tag keeps the form (with or without `v`) the deployment uses.
+         */
+        registry: z.union([z.url(), z.literal(false)]).optional(),
+      })
+      .prefault({}),
     services: servicesSchema.prefault({}),
     database,
     backups: backupsSchema,
@@ -132,10 +149,15 @@ export function fingerprintOf(s: UtilitarianSettings): string {
   return canonicalJson({ ...rest, ssh: { host: ssh.host, port: ssh.port, user: ssh.user, knownHostsPath: ssh.knownHostsPath }, database: { host: database.host, port: database.port, name: database.name, user: database.user, tools: database.tools } });
 }
 
-/** -1, 0, 1 for x.y.z releases. */
+/** "v2.0.0" → "2.0.0": the release a tag names. */
+export const bareVersion = (v: string) => v.replace(/^v(?=\d)/, "");
+export const isRelease = (tag: string) => /^v?\d+\.\d+\.\d+$/.test(tag);
+export const sameVersion = (a: unknown, b: unknown) => typeof a === "string" && typeof b === "string" && isRelease(a) && isRelease(b) && compareVersions(a, b) === 0;
+
+/** -1, 0, 1 for x.y.z releases (a `v` prefix is no difference). */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.split(".").map(Number);
-  const pb = b.split(".").map(Number);
+  const pa = bareVersion(a).split(".").map(Number);
+  const pb = bareVersion(b).split(".").map(Number);
   for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i]! < pb[i]! ? -1 : 1;
   return 0;
 }

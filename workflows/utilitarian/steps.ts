@@ -1,28 +1,11 @@
-import * as path from "node:path";
 import { UpgradeError } from "../../lib/errors";
 import { answerPasses, describeAnswer, httpGet } from "../../lib/http";
 import type { Progress } from "../../lib/progress";
-import { shq as sq } from "../../lib/ssh";
 import type { Step } from "../../lib/steps";
 import { pollUntil } from "../../lib/wait";
-import { parseImage, rewriteImageTags, type ComposeFile } from "./composeFile";
-import {
-  compose,
-  composeCommand,
-  containers,
-  existingBackup,
-  imageFileOf,
-  migrateProcesses,
-  pruneBackups,
-  queueDepths,
-  readComposeFiles,
-  running,
-  takeVerifiedBackup,
-  writeFileAtomically,
-  type Backup,
-  type ContainerState,
-  type Deployment,
-} from "./remote";
+import { compose, composeCommand } from "./deployment";
+import { prepareUpgrade, withCandidates, writeEdits } from "./prepare";
+import { containers, existingBackup, migrateProcesses, pruneBackups, queueDepths, running, takeVerifiedBackup, type Backup, type ContainerState, type Deployment } from "./remote";
 import { imageServices } from "./settings";
 
 /**
@@ -30,7 +13,7 @@ import { imageServices } from "./settings";
  * re-run after a crash resumes where the last one stopped:
  *
  *   read the deployment → pull the new image (before anything stops) → verified backup →
- *   queues exist → stop dependents → stop API, beat, workers → rewrite the compose file's tags →
+ *   queues exist → stop dependents → stop API, beat, workers → change the version where it lives →
  *   start the API alone → migrate → collectstatic → compress → start the rest → verify →
  *   prune old backups.
  */
@@ -41,75 +24,43 @@ export interface UpgradeContext {
   info: Progress;
   /** Set by the backup step: the verified backup this upgrade relies on. */
   backup?: Backup;
-  /** Set by read-deployment: the file holding the API's image and its rewritten text. */
-  imageFile?: ComposeFile;
-  candidate?: string;
+  /** Set by read-deployment: the tags as the deployment and the registry write them (e.g. v1.0.0). */
+  fromTag: string;
+  toTag: string;
+  /** Where the version lives (".env: UTILITARIAN_VERSION"), and the new texts of the files to change. */
+  where: string;
+  edits: Map<string, string>;
+  /** The files the rewrite changed. */
+  rewritten?: string[];
   /** The step that failed, for the partial-failure message. */
   failedMigration?: string;
 }
 
 const settingsOf = (ctx: UpgradeContext) => ctx.d.settings;
-const targetImage = (ctx: UpgradeContext) => `${settingsOf(ctx).image.repository}:${ctx.to}`;
+const targetImage = (ctx: UpgradeContext) => `${settingsOf(ctx).image.repository}:${ctx.toTag}`;
 const appServices = (ctx: UpgradeContext) => imageServices(settingsOf(ctx));
-const candidatePath = (file: string) => path.posix.join(path.posix.dirname(file), `.${path.posix.basename(file)}.next`);
-export const previousPath = (file: string, from: string) => `${file}.before-${from}`;
-
-/** The compose files with the image file swapped for its candidate (the rewritten text). */
-const filesWithCandidate = (ctx: UpgradeContext) => ctx.d.files.map((f) => (f === ctx.imageFile?.label && ctx.candidate !== undefined ? candidatePath(f) : f));
+export { previousPath } from "./prepare";
 
 export function upgradeSteps(): Array<Step<UpgradeContext>> {
   return [
     {
       id: "read-deployment",
-      title: "Read the compose files and the version they run",
+      title: "Read the deployment as Compose resolves it, and where its version lives",
       readOnly: true,
       async run(ctx) {
-        const s = settingsOf(ctx);
-        const files = await readComposeFiles(ctx.d);
-        const all = new Set(files.flatMap((f) => f.services));
-        const missing = [...appServices(ctx), ...s.services.dependents].filter((name) => !all.has(name));
-        if (missing.length > 0) {
-          throw new UpgradeError({
-            what: "read the Utilitarian deployment",
-            why: `the compose files ${ctx.d.files.join(", ")} have no service ${missing.join(", ")} (they have: ${[...all].join(", ")})`,
-            hint: "set services.api, services.beat, services.workers and services.dependents to the names in the compose file (nothing was changed)",
-            exitCode: 2,
-            permanent: true,
-          });
-        }
-        const imageFile = imageFileOf(files, s.services.api)!;
-        const tags = new Map(appServices(ctx).map((name) => [name, imageFileOf(files, name)?.image(name)]));
-        for (const [name, image] of tags) {
-          const ref = image === undefined ? undefined : parseImage(image);
-          if (!ref || ref.repository !== s.image.repository || ![ctx.from, ctx.to].includes(ref.tag)) {
-            throw new UpgradeError({
-              what: "read the Utilitarian deployment",
-              why: `${name} runs ${image ?? "no image"}, expected ${s.image.repository}:${ctx.from} (or ${ctx.to} after an interrupted run)`,
-              hint: "check image.repository; a deployment changed by hand must be brought to one version first (nothing was changed)",
-              exitCode: 3,
-              permanent: true,
-            });
-          }
-        }
-        if (imageFileOf(files, s.services.beat) !== imageFile || s.services.workers.some((w) => imageFileOf(files, w) !== imageFile)) {
-          throw new UpgradeError({ what: "read the Utilitarian deployment", why: "the API, beat and workers take their image from different compose files", hint: "keep their image in one file", exitCode: 2, permanent: true });
-        }
-        ctx.imageFile = imageFile;
-        const atTarget = appServices(ctx).every((name) => parseImage(tags.get(name)!).tag === ctx.to);
-        if (!atTarget) ctx.candidate = rewriteImageTags(imageFile, appServices(ctx), ctx.to);
-        // `docker compose config` must accept the result before anything is written or stopped.
-        if (ctx.candidate !== undefined) await ctx.d.host.run(`write the candidate ${candidatePath(imageFile.label)}`, `cat > ${sq(candidatePath(imageFile.label))}`, { stdin: ctx.candidate });
-        await compose(ctx.d, "validate the compose files with the new image tags (docker compose config)", ["config", "--quiet"], { files: filesWithCandidate(ctx) }).catch((err) => {
-          throw new UpgradeError({ what: "validate the rewritten compose file", why: (err as Error).message, hint: "fix the compose file (it is untouched), then run again", exitCode: 2, permanent: true });
-        });
-        return atTarget ? `the compose file already names ${ctx.to} (an interrupted run)` : `${appServices(ctx).join(", ")}: ${s.image.repository}:${ctx.from} → ${ctx.to}`;
+        const prepared = await prepareUpgrade(ctx.d, ctx.from, ctx.to, ctx.info);
+        ctx.fromTag = prepared.fromTag;
+        ctx.toTag = prepared.toTag;
+        ctx.edits = prepared.plan.edits;
+        ctx.where = prepared.plan.where;
+        return prepared.note;
       },
     },
     {
       id: "pull-image",
       title: "Pull the new image (before anything stops)",
       async run(ctx) {
-        await compose(ctx.d, `pull ${targetImage(ctx)}`, ["pull", "--quiet", ...appServices(ctx)], { files: filesWithCandidate(ctx) }).catch((err) => {
+        await compose(ctx.d, `pull ${targetImage(ctx)}`, ["pull", "--quiet", ...appServices(ctx)], withCandidates(ctx.d, ctx.edits)).catch((err) => {
           throw new UpgradeError({
             what: `pull ${targetImage(ctx)}`,
             why: (err as UpgradeError).why ?? (err as Error).message,
@@ -130,7 +81,7 @@ export function upgradeSteps(): Array<Step<UpgradeContext>> {
         // the deployment stopped, or the compose file already rewritten): while everything ran on,
         // the data changed since, and an older backup would lose it.
         const all = await containers(ctx.d);
-        const downtimeBegun = ctx.candidate === undefined || [...appServices(ctx), ...s.services.dependents].some((name) => !running(all, name));
+        const downtimeBegun = ctx.edits.size === 0 || [...appServices(ctx), ...s.services.dependents].some((name) => !running(all, name));
         if (!downtimeBegun) return undefined;
         const found = await existingBackup(ctx.d, ctx.from, ctx.to);
         if (!found) return undefined;
@@ -178,19 +129,15 @@ export function upgradeSteps(): Array<Step<UpgradeContext>> {
     stopStep("stop-app", "Stop the API, beat and workers", appServices, (ctx, c) => c.image !== targetImage(ctx)),
     {
       id: "rewrite-compose-file",
-      title: "Rewrite the image tags of the API, beat and workers",
+      title: "Change the version where it lives (the image text, or the .env variable)",
       async check(ctx) {
-        return ctx.candidate === undefined ? `${ctx.imageFile!.label} already names ${ctx.to}` : undefined;
+        return ctx.edits.size === 0 ? `${ctx.where} already names ${ctx.toTag}` : undefined;
       },
       async run(ctx) {
-        const file = ctx.imageFile!.label;
-        const previous = previousPath(file, ctx.from);
-        await ctx.d.host.run(`keep ${previous}`, `cp -p ${sq(file)} ${sq(previous)}`);
-        await writeFileAtomically(ctx.d, file, ctx.candidate!);
-        await ctx.d.host.run("remove the candidate file", `rm -f ${sq(candidatePath(file))}`);
-        ctx.candidate = undefined;
-        await compose(ctx.d, "validate the compose files (docker compose config)", ["config", "--quiet"]);
-        return `${file} (previous kept as ${previous})`;
+        const kept = await writeEdits(ctx.d, ctx.edits, ctx.from);
+        ctx.rewritten = [...ctx.edits.keys()];
+        ctx.edits = new Map();
+        return `${ctx.rewritten.join(", ")} (previous kept as ${kept.join(", ")})`;
       },
     },
     {
