@@ -64,18 +64,13 @@ export type EngineStreamEvent = {
   event: EngineEvent;
 };
 
-/**
- * Recorded before the run suspends something (alarm actions, maintenance mode...), and again with
- * `applied` once the change is made (a re-run tells "suspended by that run" from "changed by a person").
- */
+/** Recorded before the run suspends something (alarm actions, maintenance mode...). */
 export type SuspendEvent = {
   type: "suspend";
   step: string;
   /** e.g. "alarm-actions". */
   what: string;
   items: string[];
-  /** The suspension of these items is done (absent: about to be). */
-  applied?: boolean;
 };
 
 /** Recorded when what a run suspended is restored. */
@@ -97,8 +92,6 @@ export type SummaryEvent = {
   changes?: Record<string, number>;
   error?: string;
   hint?: string;
-  /** --on-failure rollback: what the run rolled back to, and whether the rollback verified. */
-  rolledBack?: { to: string; verified: boolean };
 };
 
 /**
