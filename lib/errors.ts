@@ -4,6 +4,8 @@ export enum ExitCode {
   StepFailed = 1,
   BadInput = 2,
   Refused = 3,
+  /** The update failed verification (or failed after changing things) and was rolled back; the rollback verified. */
+  RolledBack = 4,
   Interrupted = 130,
 }
 

@@ -64,13 +64,18 @@ export type EngineStreamEvent = {
   event: EngineEvent;
 };
 
-/** Recorded before the run suspends something (alarm actions, maintenance mode...). */
+/**
+ * Recorded before the run suspends something (alarm actions, maintenance mode...), and again with
+ * `applied` once the change is made (a re-run tells "suspended by that run" from "changed by a person").
+ */
 export type SuspendEvent = {
   type: "suspend";
   step: string;
   /** e.g. "alarm-actions". */
   what: string;
   items: string[];
+  /** The suspension of these items is done (absent: about to be). */
+  applied?: boolean;
 };
 
 /** Recorded when what a run suspended is restored. */
@@ -92,6 +97,8 @@ export type SummaryEvent = {
   changes?: Record<string, number>;
   error?: string;
   hint?: string;
+  /** --on-failure rollback: what the run rolled back to, and whether the rollback verified. */
+  rolledBack?: { to: string; verified: boolean };
 };
 
 /**

@@ -28,6 +28,9 @@ interface UpgradeFlags {
   drainTimeout: string;
   pollInterval: string;
   metricPeriod: string;
+  bakeTime: string;
+  verifyTimeout: string;
+  onFailure: string;
   sshUser?: string;
   sshKey?: string;
   sshPort?: string;
@@ -62,8 +65,9 @@ Examples:
   npm run upgrade -- --stacks-file fleet.yaml --yes --json --report fleet.md
 
 Exit codes: 0 succeeded, 1 a step failed, 2 bad input or usage, 3 refused by a safety check
-(stack locked, not drained in time, dirty working tree), 130 interrupted.
-A fleet exits with the worst of its stacks' codes, worst first: 1, 130, 3, 2, 0.
+(stack locked, not drained in time, dirty working tree, confirmation declined), 4 verification
+failed and the run rolled back to the previous release (the rollback verified), 130 interrupted.
+A fleet exits with the worst of its stacks' codes, worst first: 1, 130, 4, 3, 2, 0.
 Fleet file (YAML): cwd, concurrency, notify: [urls], waves: [{name, canary, stacks: [name | glob |
 {stack, cwd, release, runbook}]}]; canary waves run first, one stack at a time.
 The SSH key's passphrase, if any, is read from $UPGRADE_SSH_KEY_PASSPHRASE.`;
@@ -238,6 +242,9 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     drainTimeoutMs: duration("--drain-timeout", flags.drainTimeout),
     pollIntervalMs: duration("--poll-interval", flags.pollInterval),
     metricPeriodSeconds: Math.round(duration("--metric-period", flags.metricPeriod) / 1000),
+    bakeTimeMs: duration("--bake-time", flags.bakeTime),
+    verifyTimeoutMs: duration("--verify-timeout", flags.verifyTimeout),
+    onFailure: flags.onFailure as UpgradeOptions["onFailure"],
     ssh: {
       user: flags.sshUser,
       keyPath: flags.sshKey,
@@ -255,13 +262,15 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     repair: flags.repair,
     onEvent: renderer.sink,
     signal: controller.signal,
-    confirm: async ({ changes }) => {
+    // the question's text (what will be disrupted, what `up` changes) is on screen above, as the
+    // confirm-plan (or preview) note
+    confirm: async ({ again }) => {
       renderer.pause();
       const readline = await import("node:readline/promises");
       const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
       try {
-        const summary = Object.entries(changes).map(([op, n]) => `${op} ${n}`).join(", ");
-        const answer = await rl.question(`\nApply these changes to stack ${flags.stack[0]} (${summary})? [y/N] `);
+        const question = again ? `Apply the changed plan to stack ${flags.stack[0]}? [y/N] ` : `Go ahead with this upgrade of stack ${flags.stack[0]}? [y/N] `;
+        const answer = await rl.question(`\n${question}`);
         return /^y(es)?$/i.test(answer.trim());
       } finally {
         rl.close();
@@ -315,6 +324,9 @@ export function buildProgram(): Command {
     .option("--drain-timeout <duration>", "deadline for the workers to become idle", "30m")
     .option("--poll-interval <duration>", "interval between SlotsUtilization polls", "15s")
     .option("--wait-dedicated", "also wait until no dedicated worker (outside the ASGs; the update does not replace them) is running; default: report them only")
+    .option("--bake-time <duration>", "after `up`: how long the deployment must stay healthy (targets, health checks, services API, no alarm in ALARM)", "5m")
+    .option("--verify-timeout <duration>", "after `up`: how long to wait for the deployment to become healthy before the bake time starts", "10m")
+    .addOption(new Option("--on-failure <what>", "when verification fails after `up`: roll back to the release checked out before the run (needs --release; exit 4 once the rollback verified), or stop with the new release in place").choices(["stop", "rollback"]).default("stop"))
     .addOption(new Option("--metric-period <duration>", "CloudWatch period of SlotsUtilization").default("60s").hideHelp())
     .option(
       "--ssh-config <file>",

@@ -1,7 +1,7 @@
 import type { EngineEvent, OutputMap, PreviewResult, Stack } from "@pulumi/pulumi/automation";
 import type { RunbookName } from "./upgrade";
 import type { AwsClients } from "../lib/aws";
-import type { EventSink } from "../lib/events";
+import type { EventSink, StepRecord } from "../lib/events";
 import type { Redactor } from "../lib/redaction";
 import type { Step } from "../lib/steps";
 import type { BackendStore } from "./backend";
@@ -47,6 +47,16 @@ export interface RunContext {
   /** What plan-update's preview depended on (checkout, config files), to know whether it still holds. */
   planInputs?: string;
   changes?: Record<string, number>;
+  /** The changes the operator confirmed at confirm-plan (or --yes accepted), to know whether the plan changed since. */
+  confirmedChanges?: Record<string, number>;
+  /** The tag (or short commit) the project was at before checkout-release moved it, in this run. */
+  checkedOutFrom?: string;
+  /** Set when verify-deployment (or `up`) failed after the update changed things: what failed. */
+  failedAfterUp?: string;
+  /** --on-failure rollback: what the run rolled back to, and whether that verified. */
+  rolledBack?: { to: string; verified: boolean };
+  /** The records of the steps so far (the decline at the second confirmation says what was already done). */
+  records?: StepRecord[];
 }
 
 export interface CodeOceanTargets {
@@ -62,8 +72,23 @@ export interface Runbook {
   name: string;
   /** Run `pulumi config refresh -f` first: the stack's config is the one of its last deployment. */
   refreshConfig?: boolean;
+  /**
+   * What the steps before `up` will disrupt, one line each, read from the world (running
+   * computations, protected instances, alarms): shown and confirmed before any of them runs.
+   */
+  disruption?: (ctx: RunContext) => Promise<string[]>;
   beforeUp: Array<Step<RunContext>>;
   afterUp: Array<Step<RunContext>>;
+}
+
+/** What the operator is asked to confirm (`UpgradeOptions.confirm`). */
+export interface ConfirmRequest {
+  /** The preview's counts per operation. */
+  changes: Record<string, number>;
+  /** The question's text for people: what will be disrupted, what `up` will change (several lines). */
+  text: string;
+  /** true: asked a second time, after the drain, because the plan changed since it was confirmed. */
+  again: boolean;
 }
 
 /** Flags (and API options) win over the operator's SSH config, which wins over the defaults. */
@@ -93,6 +118,12 @@ export interface ResolvedOptions {
   drainTimeoutMs: number;
   pollIntervalMs: number;
   metricPeriodSeconds: number;
+  /** verify-deployment: how long everything must stay healthy after `up`. */
+  bakeTimeMs: number;
+  /** verify-deployment: how long to wait for health before the bake starts. */
+  verifyTimeoutMs: number;
+  /** When verification (or `up`) fails after changes were applied: roll back to the release before the run, or stop. */
+  onFailure: "stop" | "rollback";
   ssh: SshSettings;
   servicesPort: number;
   /** How long one cancel request may take before it counts as failed (and is retried). */
@@ -103,5 +134,5 @@ export interface ResolvedOptions {
   forceUnlock: boolean;
   /** Clear what an interrupted `up` left (engine lock, pending operations) even when its holder is not certainly gone. */
   repair: boolean;
-  confirm?: (plan: { changes: Record<string, number> }) => Promise<boolean>;
+  confirm?: (plan: ConfirmRequest) => Promise<boolean>;
 }

@@ -245,15 +245,25 @@ export const checkoutRelease: Step<RunContext> = {
   },
   plan: async (ctx) => `would git checkout ${ctx.options.release} and npm ci`,
   async run(ctx) {
-    const tag = ctx.options.release!;
-    await git(ctx, "checkout", "--quiet", tag);
-    if (!fs.existsSync(path.join(ctx.options.cwd, "package-lock.json"))) return `checked out ${tag} (no package-lock.json: npm ci skipped)`;
-    await run("npm", ["ci", "--no-audit", "--no-fund"], { cwd: ctx.options.cwd, env: ctx.env, maxBuffer: 64 << 20 }).catch((err) => {
-      throw new UpgradeError({ what: `install the dependencies of ${tag} (npm ci)`, why: firstErrorLine(String(err.stderr ?? err)), cause: err });
-    });
-    return `checked out ${tag}, npm ci done`;
+    // what ran before: a decline says how to go back, and a rollback deploys it
+    ctx.checkedOutFrom = await currentRelease(ctx);
+    return checkoutAndInstall(ctx, ctx.options.release!);
   },
 };
+
+/** The tag of the checked-out commit, else its short commit id. */
+export const currentRelease = (ctx: RunContext) =>
+  git(ctx, "describe", "--tags", "--exact-match", "HEAD").catch(() => git(ctx, "rev-parse", "--short", "HEAD"));
+
+/** `git checkout <ref>`, then `npm ci` where there is a package-lock.json. */
+export async function checkoutAndInstall(ctx: RunContext, tag: string): Promise<string> {
+  await git(ctx, "checkout", "--quiet", tag);
+  if (!fs.existsSync(path.join(ctx.options.cwd, "package-lock.json"))) return `checked out ${tag} (no package-lock.json: npm ci skipped)`;
+  await run("npm", ["ci", "--no-audit", "--no-fund"], { cwd: ctx.options.cwd, env: ctx.env, maxBuffer: 64 << 20 }).catch((err) => {
+    throw new UpgradeError({ what: `install the dependencies of ${tag} (npm ci)`, why: firstErrorLine(String(err.stderr ?? err)), cause: err });
+  });
+  return `checked out ${tag}, npm ci done`;
+}
 
 async function git(ctx: RunContext, ...args: string[]): Promise<string> {
   try {
@@ -280,7 +290,7 @@ export const planUpdate: Step<RunContext> = {
     const plan = await pulumiCall("preview the update", () =>
       ctx.stack!.preview({ message: ctx.options.message, onEvent: (event) => (events.push(event), show(event)) }),
     );
-    // This preview is the one shown and confirmed at the `preview` step, unless its inputs change.
+    // This preview is the one confirmed at confirm-plan, and still the plan at `preview` unless its inputs change.
     ctx.preview = plan;
     ctx.planEvents = events;
     const changes = plan.changeSummary as Record<string, number>;
@@ -306,7 +316,7 @@ export const planUpdate: Step<RunContext> = {
  * The runbook's steps between them (cancel, drain, unprotect, alarms) change AWS, not the program's
  * inputs or the stack's state, and a preview does not refresh: they cannot change the plan.
  */
-async function planInputs(ctx: RunContext): Promise<string> {
+export async function planInputs(ctx: RunContext): Promise<string> {
   const { cwd, stack } = ctx.options;
   const head = await run("git", ["rev-parse", "HEAD"], { cwd }).then((r) => r.stdout.trim(), () => "no git");
   const files = ["Pulumi.yaml", "Pulumi.yml", `Pulumi.${stack}.yaml`, `Pulumi.${stack}.yml`, "package-lock.json"].map((f) => {
@@ -328,44 +338,9 @@ export function unlessUpToDate(step: Step<RunContext>): Step<RunContext> {
 }
 
 /** Engine events for the event stream; the SDK's debug tracing (every RPC it makes) is left out. */
-const engineEvents = (ctx: RunContext, step: string) => (event: EngineEvent) => {
+export const engineEvents = (ctx: RunContext, step: string) => (event: EngineEvent) => {
   if ((event.diagnosticEvent?.severity as string | undefined) === "debug") return;
   ctx.emit({ type: "engine", step, event });
-};
-
-/**
- * The plan shown and confirmed: plan-update's preview, replayed (one engine pass, not two), unless
- * the checkout or the config changed since it was taken; then a fresh preview, and the note says why.
- */
-export const preview: Step<RunContext> = {
-  id: "preview",
-  title: "Preview the update",
-  readOnly: true,
-  async run(ctx) {
-    if (ctx.options.dryRun && ctx.options.release) {
-      ctx.emit({ type: "note", step: "preview", message: `dry run: the preview is of the current checkout, not of release ${ctx.options.release} (a dry run does not check it out)` });
-    }
-    const inputs = await planInputs(ctx);
-    let source: string;
-    if (ctx.preview && ctx.planEvents && inputs === ctx.planInputs) {
-      const show = engineEvents(ctx, "preview");
-      for (const event of ctx.planEvents) show(event);
-      source = "plan-update's preview: the checkout and config are unchanged since";
-    } else {
-      const why = ctx.preview ? "previewed again: the checkout or the stack config changed since plan-update's preview" : "previewed";
-      ctx.preview = await pulumiCall("preview the update", () => ctx.stack!.preview({ message: ctx.options.message, onEvent: engineEvents(ctx, "preview") }));
-      ctx.planInputs = inputs;
-      source = why;
-    }
-    ctx.planEvents = undefined;
-    ctx.changes = ctx.preview.changeSummary as Record<string, number>;
-    const summary = formatChanges(ctx.changes);
-    if (!ctx.options.dryRun && !ctx.options.yes && !ctx.upToDate) {
-      const ok = await ctx.options.confirm?.({ changes: ctx.changes });
-      if (!ok) throw refused("apply the update", "the operator declined at the preview", "nothing was applied; alarm actions are restored");
-    }
-    return `${summary} (${source})`;
-  },
 };
 
 export const up: Step<RunContext> = {
@@ -422,7 +397,7 @@ function withoutReadBack(stack: Stack): Stack {
   }) as Stack;
 }
 
-const changeKey = (changes: Record<string, number>) => Object.entries(changes).filter(([op, n]) => n > 0 && op !== "same").map(([op, n]) => `${op}:${n}`).sort().join(",");
+export const changeKey = (changes: Record<string, number>) => Object.entries(changes).filter(([op, n]) => n > 0 && op !== "same").map(([op, n]) => `${op}:${n}`).sort().join(",");
 
 export function formatChanges(changes: Record<string, number>): string {
   const parts = Object.entries(changes).filter(([, n]) => n > 0).map(([op, n]) => `${n} ${op}`);
@@ -433,7 +408,7 @@ export function formatChanges(changes: Record<string, number>): string {
  * Runs one Automation API call and turns its failure into an error for people. A wrong or missing
  * passphrase is bad input (exit 2), with the hint the operator needs.
  */
-async function pulumiCall<T>(what: string, call: () => Promise<T>, hint?: string): Promise<T> {
+export async function pulumiCall<T>(what: string, call: () => Promise<T>, hint?: string): Promise<T> {
   try {
     return await call();
   } catch (err) {

@@ -13,7 +13,7 @@
  * @packageDocumentation
  */
 export { upgrade, DEFAULTS } from "./upgrade";
-export type { UpgradeOptions, UpgradeResult, UpgradeSshOptions, RunbookName } from "./upgrade";
+export type { ConfirmRequest, UpgradeOptions, UpgradeResult, UpgradeSshOptions, RunbookName } from "./upgrade";
 export type {
   UpgradeEvent,
   EventSink,

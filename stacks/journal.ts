@@ -115,6 +115,12 @@ export interface RunState {
   unfinishedStep?: string;
   /** What a suspend event recorded and no restore event undid, by kind. */
   stillSuspended: Record<string, string[]>;
+  /** What the run recorded it was about to suspend (the intent, before the change), by kind. */
+  suspendIntended: Record<string, string[]>;
+  /** What the run's suspensions were recorded as done (`applied`), by kind. */
+  suspendApplied: Record<string, string[]>;
+  /** What the run's restore events recorded as restored, by kind. */
+  restored: Record<string, string[]>;
   /** When the cancel request of this run was sent (for resuming the wait). */
   cancelRequestedAt?: string;
   error?: string;
@@ -126,6 +132,13 @@ export function lastRun(env: Record<string, string | undefined>, cwd: string, st
   const files = fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl") && f !== `${exceptRunId}.jsonl`).sort();
   const last = files.at(-1);
   return last ? readRun(path.join(dir, last)) : undefined;
+}
+
+/** One run's journal on this machine, by run id (undefined: not recorded here). */
+export function runJournal(env: Record<string, string | undefined>, cwd: string, stack: string, runId: string): RunState | undefined {
+  if (!/^[\w-]+$/.test(runId)) return undefined;
+  const file = path.join(runsDir(env, cwd, stack), `${runId}.jsonl`);
+  return fs.existsSync(file) ? readRun(file) : undefined;
 }
 
 export function readRun(file: string): RunState {
@@ -143,7 +156,8 @@ export function parseRun(text: string, runId: string, journal: string): RunState
         return []; // a line cut short by a crash
       }
     });
-  const state: RunState = { runId, journal, status: "running", steps: [], stillSuspended: {} };
+  const state: RunState = { runId, journal, status: "running", steps: [], stillSuspended: {}, suspendIntended: {}, suspendApplied: {}, restored: {} };
+  const add = (map: Record<string, string[]>, what: string, items: string[]) => void (map[what] = [...new Set([...(map[what] ?? []), ...items])]);
   let open: string | undefined;
   for (const e of entries) {
     switch (e.type) {
@@ -162,10 +176,13 @@ export function parseRun(text: string, runId: string, journal: string): RunState
         break;
       }
       case "suspend":
-        state.stillSuspended[e.what] = [...new Set([...(state.stillSuspended[e.what] ?? []), ...e.items])];
+        add(state.stillSuspended, e.what, e.items);
+        add(state.suspendIntended, e.what, e.items);
+        if (e.applied) add(state.suspendApplied, e.what, e.items);
         break;
       case "restore":
         state.stillSuspended[e.what] = (state.stillSuspended[e.what] ?? []).filter((i) => !e.items.includes(i));
+        add(state.restored, e.what, e.items);
         break;
       case "summary":
         state.status = e.status;

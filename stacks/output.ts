@@ -97,7 +97,7 @@ function describeEvent(e: UpgradeEvent, verbose: boolean): string | undefined {
     case "engine": {
       const text = engineLine(e.event);
       // the plan before the confirmation, and what `up` does; plan-update's own preview only with --verbose
-      return text && (verbose || e.step === "up" || e.step === "preview" || /error/.test(text)) ? `[${e.step}] ${text}` : undefined;
+      return text && (verbose || e.step === "up" || e.step === "preview" || e.step === "confirm-plan" || /error/.test(text)) ? `[${e.step}] ${text}` : undefined;
     }
     case "summary":
       return `${e.status === "succeeded" ? "succeeded" : "FAILED"} in ${formatDuration(e.durationMs)} (exit ${e.exitCode})${e.error ? `\n  ${e.error}` : ""}${e.hint && !e.error?.includes(e.hint) ? `\n  hint: ${e.hint}` : ""}`;
@@ -120,8 +120,11 @@ function ttyRenderer(out: NodeJS.WriteStream, verbose: boolean): Renderer {
   const width = () => Math.max(40, (out.columns ?? 100) - 1);
   // A row must never wrap: the redraw moves up one terminal line per row. Its icon and the space
   // after it take two columns; code points are counted, not UTF-16 units.
-  const clip = (s: string) => {
+  const clip = (text: string) => {
     const room = width() - 2;
+    // a detail of several lines (an error and its hint) is one line here: a row that took two
+    // terminal lines would shift every redraw below it
+    const s = text.replace(/\s*\n\s*/g, " · ");
     const chars = [...s];
     return chars.length > room ? chars.slice(0, room - 1).join("") + "…" : s;
   };
@@ -173,7 +176,7 @@ function ttyRenderer(out: NodeJS.WriteStream, verbose: boolean): Renderer {
         if (text && row) row.detail = text;
         // the planned changes stay on screen for the confirmation that follows the preview, and so
         // does what a workflow asks the operator to do (enable maintenance mode in the admin panel)
-        if (text && (verbose || /^error/.test(text) || e.step === "preview" || ACTION_NEEDED.test(text))) print(`  ${text}`);
+        if (text && (verbose || /^error/.test(text) || e.step === "preview" || e.step === "confirm-plan" || ACTION_NEEDED.test(text))) print(`  ${text}`);
         break;
       }
       case "summary":

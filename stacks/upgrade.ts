@@ -8,8 +8,11 @@ import { notify, undeliveredNotes } from "../lib/notify";
 import { createRedactor } from "../lib/redaction";
 import { defaultSshConfigPath } from "../lib/sshConfig";
 import { runSteps, type Step } from "../lib/steps";
-import type { ResolvedOptions, RunContext } from "./context";
-import { checkoutRelease, lockStack, planUpdate, preview, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
+import type { ConfirmRequest, ResolvedOptions, RunContext } from "./context";
+
+export type { ConfirmRequest };
+import { checkoutRelease, lockStack, planUpdate, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
+import { confirmPlan, preview } from "./confirmation";
 import { openJournal } from "./journal";
 import { describeHolder } from "./lock";
 import { renderReport } from "./report";
@@ -61,6 +64,16 @@ export interface UpgradeOptions {
   pollIntervalMs?: number;
   /** CloudWatch period for SlotsUtilization (default 60 s, as the deployment's own alarm). */
   metricPeriodSeconds?: number;
+  /** After `up`, how long the deployment must stay healthy, its alarms out of ALARM (default 5 min). */
+  bakeTimeMs?: number;
+  /** After `up`, how long to wait for the deployment to become healthy before the bake (default 10 min). */
+  verifyTimeoutMs?: number;
+  /**
+   * When verification (or `up`) fails after changes were applied: `rollback` deploys the release
+   * checked out before this run (`release` must be given, so checkout-release records it), verifies
+   * again, and ends with exit 4 when that verified; `stop` (default) leaves the new release in place.
+   */
+  onFailure?: "stop" | "rollback";
   /**
    * How to reach the services machine; the fields win over the operator's OpenSSH client config
    * (`configPath`).
@@ -76,8 +89,12 @@ export interface UpgradeOptions {
   env?: Record<string, string | undefined>;
   /** Receives every event of the run, in order (already redacted). */
   onEvent?: EventSink;
-  /** Asked at the preview unless `yes` or `dryRun`; false refuses the update (exit 3). Without it and without `yes`, the update is refused. */
-  confirm?: (plan: { changes: Record<string, number> }) => Promise<boolean>;
+  /**
+   * Asked right after plan-update, before the runbook disrupts anything (cancel, unprotect, alarms),
+   * unless `yes` or `dryRun`; asked again after the drain only when the plan changed since (`again`).
+   * false refuses the update (exit 3). Without it and without `yes`, the update is refused.
+   */
+  confirm?: (plan: ConfirmRequest) => Promise<boolean>;
   /** Aborting stops after the current step (a running `up` is cancelled), restores, exits 130. */
   signal?: AbortSignal;
   /** Where to write the Markdown run report; $GITHUB_STEP_SUMMARY is appended to when set. */
@@ -98,7 +115,7 @@ export interface UpgradeResult {
   /** Names the run's journal and report. */
   runId: string;
   status: "succeeded" | "failed";
-  /** The CLI's exit code for this run (0, 1, 2, 3 or 130). */
+  /** The CLI's exit code for this run (0, 1, 2, 3, 4 (rolled back) or 130). */
   exitCode: ExitCode;
   /** Every step that ran or was skipped, in order. */
   steps: StepRecord[];
@@ -116,7 +133,7 @@ export interface UpgradeResult {
 
 /**
  * Upgrades one stack: the driver's steps (select, lock, repair, read outputs, refresh config), the
- * detected runbook's steps before `up`, preview (and `confirm`), `up`, the runbook's steps after it,
+ * plan and its confirmation (`confirm`), the detected runbook's steps before `up`, preview, `up`, the runbook's steps after it,
  * and a report. Resolves with the outcome; events stream to `options.onEvent` as they happen.
  */
 export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
@@ -145,6 +162,8 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     suspendedAlarms: [],
     journal,
   };
+  const steps: StepRecord[] = [];
+  ctx.records = steps;
   emit({ type: "run-start", runId, stack: resolved.stack, runbook: resolved.runbook, dryRun: resolved.dryRun, cwd: resolved.cwd, time: new Date(started).toISOString() });
   const webhooks = options.notify ?? [];
   const notifyOptions = { redactor, timeoutMs: options.notifyTimeoutMs, minBackoffMs: options.notifyBackoffMs };
@@ -152,7 +171,6 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     ? notify(webhooks, { event: "run-started", text: `upgrade of stack ${resolved.stack} started (run ${runId}${resolved.dryRun ? ", dry run" : ""})`, summary: { runId, stack: resolved.stack, cwd: resolved.cwd, dryRun: resolved.dryRun } }, notifyOptions)
     : Promise.resolve([]);
 
-  const steps: StepRecord[] = [];
   let failure: unknown;
   const phase = async (list: Array<Step<RunContext>>) => {
     const outcome = await runSteps(list, ctx, { dryRun: resolved.dryRun, emit, signal: options.signal });
@@ -164,7 +182,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     if (failure === undefined) {
       const runbook = ctx.runbook;
       const beforeUp = (runbook?.beforeUp ?? []).map(unlessUpToDate);
-      await phase([checkoutRelease, planUpdate, ...beforeUp, preview, unlessUpToDate(up), ...(runbook?.afterUp ?? [])]);
+      await phase([checkoutRelease, planUpdate, unlessUpToDate(confirmPlan), ...beforeUp, preview, unlessUpToDate(up), ...(runbook?.afterUp ?? [])]);
     }
   } finally {
     const lost = ctx.lock?.lost();
@@ -174,9 +192,16 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   }
 
   const interrupted = options.signal?.aborted === true;
-  const exitCode = failure === undefined ? ExitCode.Succeeded : interrupted ? ExitCode.Interrupted : failure instanceof UpgradeError ? failure.exitCode : ExitCode.StepFailed;
+  const exitCode =
+    failure === undefined ? ExitCode.Succeeded
+    : interrupted ? ExitCode.Interrupted
+    : ctx.rolledBack?.verified ? ExitCode.RolledBack
+    : failure instanceof UpgradeError ? failure.exitCode : ExitCode.StepFailed;
   const status = failure === undefined ? "succeeded" : "failed";
   const error = failure === undefined ? undefined : errorSummary(failure, redactor.text);
+  if (error && ctx.rolledBack) {
+    error.hint = `rolled back to ${ctx.rolledBack.to}${ctx.rolledBack.verified ? ", and the rollback verified" : ", but the rollback did NOT verify: see the rollback step"}${error.hint ? `; ${error.hint}` : ""}`;
+  }
   if (webhooks.length) {
     // the outcome is sent once it is final: after every step's own retries
     const ended = await notify(
@@ -190,7 +215,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     );
     for (const message of [...undeliveredNotes(await startNotified, "start"), ...undeliveredNotes(ended, "outcome")]) emit({ type: "note", message });
   }
-  emit({ type: "summary", status, exitCode, durationMs: Date.now() - started, steps, changes: ctx.changes, error: error?.message, hint: error?.hint });
+  emit({ type: "summary", status, exitCode, durationMs: Date.now() - started, steps, changes: ctx.changes, error: error?.message, hint: error?.hint, ...(ctx.rolledBack ? { rolledBack: ctx.rolledBack } : {}) });
   const report = renderReport({ runId, options: resolved, status, exitCode, steps, changes: ctx.changes, error, events, durationMs: Date.now() - started });
   writeReports(report, options.reportPath, env.GITHUB_STEP_SUMMARY, emit);
   const notMirrored = await journal.flush();
@@ -212,6 +237,9 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
     drainTimeoutMs: o.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
     pollIntervalMs: o.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
     metricPeriodSeconds: o.metricPeriodSeconds ?? DEFAULTS.metricPeriodSeconds,
+    bakeTimeMs: o.bakeTimeMs ?? DEFAULTS.bakeTimeMs,
+    verifyTimeoutMs: o.verifyTimeoutMs ?? DEFAULTS.verifyTimeoutMs,
+    onFailure: o.onFailure ?? "stop",
     ssh: {
       user: o.ssh?.user,
       port: o.ssh?.port,

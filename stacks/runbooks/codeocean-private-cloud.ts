@@ -1,4 +1,5 @@
 import type { Runbook, RunContext } from "../context";
+import { rollbackStep } from "../rollback";
 
 // The steps' modules (AWS SDK commands, node-ssh) are loaded when a step first runs: the driver
 // knows this runbook without paying for it on a stack that does not use it.
@@ -7,6 +8,8 @@ const alarms = () => import("./codeocean/alarmActions");
 const protection = () => import("./codeocean/scaleInProtection");
 const idle = () => import("./codeocean/waitForIdleWorkers");
 const deployment = () => import("./codeocean/deployment");
+const disruption = () => import("./codeocean/disruption");
+const verify = () => import("./codeocean/verifyDeployment");
 const computationsAlreadyCancelled = async (ctx: RunContext) => (await cancel()).computationsAlreadyCancelled(ctx);
 const cancelComputations = async (ctx: RunContext) => (await cancel()).cancelComputations(ctx);
 const suspendAlarmActions = async (ctx: RunContext) => (await alarms()).suspendAlarmActions(ctx);
@@ -23,10 +26,12 @@ const waitForIdleWorkers = async (ctx: RunContext) => (await idle()).waitForIdle
  *   5. wait for SlotsUtilization to reach 0 on every worker ASG
  *   6. remove scale-in protection from the workers
  *   8. keep the deployment's alarms quiet for the window, and restore them afterwards
+ *   then: verify the deployment (target health, health checks, services API, alarms over a bake time)
  */
 export const codeOceanPrivateCloud: Runbook = {
   name: "codeocean-private-cloud",
   refreshConfig: true,
+  disruption: async (ctx) => (await disruption()).describeDisruption(ctx),
   beforeUp: [
     {
       id: "cancel-computations",
@@ -64,6 +69,45 @@ export const codeOceanPrivateCloud: Runbook = {
     },
   ],
   afterUp: [
+    {
+      id: "verify-deployment",
+      title: "Verify the deployment",
+      check: async (ctx) => {
+        if (!ctx.upToDate) return undefined;
+        // nothing applied by this run: verify only what an interrupted run applied and did not verify
+        const previous = ctx.resumeFrom;
+        const applied = previous && (previous.steps.some((s) => s.step === "up" && s.status === "done") || previous.unfinishedStep === "up");
+        const verified = previous?.steps.some((s) => s.step === "verify-deployment" && s.status === "done");
+        return applied && !verified ? undefined : "nothing was updated";
+      },
+      plan: async (ctx) => {
+        const { deploymentTargetGroups } = await verify();
+        const name = await (await deployment()).deploymentName(ctx);
+        const groups = name ? await deploymentTargetGroups(ctx, name) : [];
+        const checks = groups.map((g) => `${g.TargetGroupName} ${g.HealthCheckPort === "traffic-port" ? `:${g.Port}` : `:${g.HealthCheckPort}`}${g.HealthCheckPath}`);
+        return `would check ${groups.length} target groups tagged deployment=${name ?? "?"} (${checks.join(", ") || "none found"}) for healthy targets and probe each health check on the services machine, the services API on :${ctx.options.servicesPort}, and the deployment's alarms out of ALARM for ${ctx.options.bakeTimeMs / 1000}s (waiting up to ${ctx.options.verifyTimeoutMs / 1000}s for health first)`;
+      },
+      run: async (ctx) => {
+        try {
+          return await (await verify()).verifyDeployment(ctx);
+        } catch (err) {
+          ctx.failedAfterUp = (err as Error).message;
+          throw err;
+        }
+      },
+    },
+    rollbackStep(
+      async (ctx) => (await verify()).verifyDeployment(ctx),
+      // the release `up` left has workers of its own (a new ASG, protected from scale-in): as before any
+      // update, wait until they are idle and unprotect them, or the rollback's replacement stalls on them
+      async (ctx) => {
+        const { codeOceanTargets } = await import("./codeocean/targets");
+        ctx.deployment = { ...ctx.deployment!, ...codeOceanTargets(ctx.outputs!).targets };
+        const idle = await waitForIdleWorkers(ctx);
+        const unprotected = await removeScaleInProtection(ctx);
+        return `new workers: ${idle}; ${unprotected}`;
+      },
+    ),
     {
       id: "restore-alarms",
       title: "Restore alarm actions",

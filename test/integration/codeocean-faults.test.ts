@@ -129,7 +129,7 @@ test("a 4xx from the services API fails the step without retrying", async () => 
       expect(result.steps.map((s) => [s.step, s.status])).toEqual([
         ["select-stack", "done"], ["lock-stack", "done"], ["repair-interrupted-update", "done"],
         ["read-outputs", "done"], ["refresh-config", "done"], ["checkout-release", "done"], ["plan-update", "done"],
-        ["cancel-computations", "failed"], ["restore-alarms", "done"],
+        ["confirm-plan", "done"], ["cancel-computations", "failed"], ["restore-alarms", "done"],
       ]);
     });
     expect(refusals.services.requests()).toHaveLength(1);

@@ -30,8 +30,8 @@ afterAll(async () => {
 });
 
 const STEP_IDS = [
-  "select-stack", "lock-stack", "repair-interrupted-update", "read-outputs", "refresh-config", "checkout-release", "plan-update", "cancel-computations", "wait-idle-workers",
-  "remove-scale-in-protection", "suspend-alarms", "preview", "up", "restore-alarms",
+  "select-stack", "lock-stack", "repair-interrupted-update", "read-outputs", "refresh-config", "checkout-release", "plan-update", "confirm-plan", "cancel-computations", "wait-idle-workers",
+  "remove-scale-in-protection", "suspend-alarms", "preview", "up", "verify-deployment", "restore-alarms",
 ];
 
 /** Every alarm tagged deployment=<name>, with whether its actions are enabled (one tagging call, then DescribeAlarms). */
@@ -92,13 +92,24 @@ test.each(["file", "s3"] as const)("a pipeline run (--yes --json) on the %s back
   expect(named("suspend")).toEqual(Object.keys(alarmsBefore).sort());
   expect(bed.aws!.calls().filter((c) => c.action === "DisableAlarmActions")).toHaveLength(1);
   expect(ends.find((e) => e.step === "suspend-alarms")!.note).toMatch(new RegExp(`^actions disabled on 14 alarms \\(selected by tag deployment=${scenario.deploymentName} and dimensions\\)`));
-  // one tagging call per selection (suspend, restore) and one for the suspension tags, never one per alarm
-  expect(bed.aws!.calls().filter((c) => c.action === "GetResources").length).toBe(3);
-  // one GetMetricData per poll (and one for cancel-computations' check), and a progress event per poll
+  // one tagging call per selection (confirm-plan's count, suspend, restore) and one for the suspension tags, never one per alarm
+  // (and one per poll of verify-deployment, which reads the alarms' states)
+  const verifyPolls = events.filter((e) => e.type === "progress" && e.step === "verify-deployment").length;
+  expect(verifyPolls).toBeGreaterThan(0);
+  expect(bed.aws!.calls().filter((c) => c.action === "GetResources").length).toBe(4 + verifyPolls);
+  // one GetMetricData per poll (and one each for confirm-plan's text and cancel-computations' check), and a progress event per poll
   const polls = events.filter((e) => e.type === "progress" && e.step === "wait-idle-workers");
   const metricCalls = bed.aws!.calls().filter((c) => c.action === "GetMetricData");
   expect(polls.length).toBeGreaterThan(0);
-  expect(metricCalls).toHaveLength(polls.length + 1);
+  expect(metricCalls).toHaveLength(polls.length + 2);
+  // the confirmation's text (accepted by --yes here) said what would be disrupted, before any of it
+  const question = events.find((e) => e.type === "note" && e.step === "confirm-plan")!;
+  expect(question.message).toMatch(new RegExp(`CANCEL every running computation on the services machine: ${oldAsg}: \\d+% of slots in use, 55 InService; workers-gpu-pipeline-asg: \\d+% of slots in use, 2 InService`));
+  expect(question.message).toMatch(/dedicated workers: 1 dedicated worker running \(users: alice@example\.com\)/);
+  expect(question.message).toMatch(/remove scale-in protection from 57 instances/);
+  expect(question.message).toMatch(/suspend the actions of 14 alarms until the run ends/);
+  expect(question.message).toMatch(/then `pulumi up` will apply: .*replace 5/);
+  expect(events.findIndex((e) => e.type === "note" && e.step === "confirm-plan")).toBeLessThan(events.findIndex((e) => e.type === "step-start" && e.step === "cancel-computations"));
   // SetInstanceProtection in batches of at most 50 ids: 55 general workers → 50 + 5, 2 GPU workers → 2
   const batches = bed.aws!.calls().filter((c) => c.action === "SetInstanceProtection")
     .map((c) => [c.params.AutoScalingGroupName, Object.keys(c.params).filter((k) => k.startsWith("InstanceIds.member.")).length]);
@@ -170,7 +181,13 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
   expect(byId["plan-update"]).toMatchObject({ status: "done", note: expect.stringMatching(/release 2\.0\.0 is not checked out in a dry run/) });
   expect(byId["repair-interrupted-update"]).toMatchObject({ status: "done", note: "none" });
   expect(byId["lock-stack"]).toMatchObject({ status: "done", note: "free (a dry run does not take it)" });
-  for (const id of ["refresh-config", "checkout-release", "cancel-computations", "wait-idle-workers", "remove-scale-in-protection", "suspend-alarms", "up", "restore-alarms"]) {
+  // the confirmation text it would ask, read from the world (the computations running now)
+  expect(byId["confirm-plan"]).toMatchObject({ status: "done", note: expect.stringMatching(/^dry run: would ask before any disruption/) });
+  const question = events.find((e) => e.type === "note" && e.step === "confirm-plan")!.message as string;
+  expect(question).toMatch(/CANCEL every running computation on the services machine: workers-dryrun-1-asg: \d+% of slots in use, 2 InService/);
+  expect(question).toMatch(/remove scale-in protection from 2 instances \(workers-dryrun-1-asg: 2\)/);
+  expect(question).toMatch(/suspend the actions of 13 alarms/);
+  for (const id of ["refresh-config", "checkout-release", "cancel-computations", "wait-idle-workers", "remove-scale-in-protection", "suspend-alarms", "up", "verify-deployment", "restore-alarms"]) {
     expect(byId[id]).toMatchObject({ status: "skipped", note: expect.stringMatching(/^dry run: would /) });
   }
   expect(byId["wait-idle-workers"]!.note).toMatch(/workers-dryrun-1-asg: \d+%/);
@@ -230,6 +247,15 @@ test("--wait-dedicated: waits until no dedicated worker runs; while suspended, e
   let terminated: Promise<number> | undefined;
   let duringWindow: Record<string, boolean> | undefined;
   let waitEndedAt = 0;
+  // the alarm window, read when `up`'s first provider call reaches AWS (held until then): after
+  // suspend-alarms, before the update changes anything
+  let armed = false;
+  const unhold = bed.aws!.intercept(async () => {
+    if (!armed || duringWindow) return undefined;
+    duringWindow = await alarmsOfDeployment(bed, scenario.deploymentName);
+    untaggedDuringWindow = await enabled();
+    return undefined;
+  });
 
   const result = await upgrade({
     stack: "dedicated",
@@ -245,6 +271,7 @@ test("--wait-dedicated: waits until no dedicated worker runs; while suspended, e
     onEvent: (e) => {
       events.push(e);
       if (e.type === "step-end" && e.step === "wait-idle-workers") waitEndedAt = Date.now();
+      if (e.type === "step-end" && e.step === "suspend-alarms") armed = true;
       // the ASG is idle and only the dedicated worker is left: its user's run ends now
       const data = (e as { data?: unknown }).data as { asgs?: Array<{ state: string }>; dedicated?: { count: number } } | undefined;
       if (!terminated && e.type === "progress" && e.step === "wait-idle-workers" && data?.dedicated?.count === 1 && data.asgs?.every((a) => a.state === "idle")) {
@@ -252,13 +279,9 @@ test("--wait-dedicated: waits until no dedicated worker runs; while suspended, e
         terminated = scenario.terminateInstance(dedicated).then(() => startedAt);
       }
     },
-    // asked after suspend-alarms, before up: the alarm window
-    confirm: async () => {
-      duringWindow = await alarmsOfDeployment(bed, scenario.deploymentName);
-      untaggedDuringWindow = await enabled();
-      return true;
-    },
+    yes: true,
   });
+  unhold();
 
   expect(result.exitCode).toBe(0);
   expect(terminated).toBeDefined();

@@ -20,7 +20,7 @@ afterAll(async () => {
 
 const BOUNDARIES = [
   "select-stack", "lock-stack", "repair-interrupted-update", "read-outputs", "refresh-config", "checkout-release",
-  "plan-update", "cancel-computations", "wait-idle-workers", "remove-scale-in-protection", "suspend-alarms", "preview", "up",
+  "plan-update", "confirm-plan", "cancel-computations", "wait-idle-workers", "remove-scale-in-protection", "suspend-alarms", "preview", "up", "verify-deployment",
 ];
 
 test.each(BOUNDARIES)("kill -9 after %s, then the same command succeeds", async (boundary) => {

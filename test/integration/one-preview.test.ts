@@ -33,14 +33,16 @@ async function run(onEvent?: (e: UpgradeEvent) => void) {
   return { result, engine, prelude, note: (step: string) => result.steps.find((s) => s.step === step)?.note };
 }
 
-test("the preview step shows plan-update's preview: the same engine events, no second engine pass", async () => {
+test("confirm-plan shows plan-update's preview (the same engine events, no second engine pass), and preview keeps it", async () => {
   await stack.setConfig("message", { value: "second" });
   const { result, engine, prelude, note } = await run();
   expect(result.exitCode).toBe(0);
   expect(prelude("plan-update")).toBe(1);
   // replayed, not re-run: the very events (sequence numbers and timestamps) of plan-update's pass
-  expect(engine("preview")).toEqual(engine("plan-update"));
-  expect(note("preview")).toMatch(/^1 same, 1 update \(plan-update's preview: the checkout and config are unchanged since\)$/);
+  expect(engine("confirm-plan")).toEqual(engine("plan-update"));
+  expect(engine("preview")).toEqual([]);
+  expect(note("confirm-plan")).toBe("1 same, 1 update: accepted by --yes");
+  expect(note("preview")).toMatch(/^1 same, 1 update \(plan-update's preview: the checkout and config are unchanged since it was confirmed\)$/);
   expect(result.outputs?.message).toBe("second");
 });
 
@@ -54,7 +56,7 @@ test("a config edit between plan-update and preview makes the preview run again,
   expect(result.exitCode).toBe(0);
   expect([prelude("plan-update"), prelude("preview")]).toEqual([1, 1]);
   expect(engine("preview")).not.toEqual(engine("plan-update"));
-  expect(note("preview")).toMatch(/previewed again: the checkout or the stack config changed since plan-update's preview/);
+  expect(note("preview")).toMatch(/previewed again: the checkout or the stack config changed since plan-update's preview; the same changes as confirmed/);
   // what was confirmed is what was applied: the edited config
   expect(result.outputs?.message).toBe("fourth");
   expect(result.steps.map((s) => [s.step, s.status])).toContainEqual(["up", "done"]);

@@ -5,6 +5,7 @@ import { LocalWorkspace, PulumiCommand, type OutputMap, type Stack } from "@pulu
 import { DescribeImagesCommand, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 import { startServicesSimulator, type ServicesSimulator } from "./codeoceanServices";
+import { HEALTH_CHECKS, startHealthEndpoints, targetHealthCompensation, type HealthEndpoints } from "./codeoceanHealth";
 import { ssmLikeSshConfig } from "./sshProxy";
 import { copyFixture } from "./fixtures";
 import type { Sandbox } from "./index";
@@ -30,6 +31,8 @@ export interface DeployOptions {
   dir?: string;
   /** The database password the deployment's services get, as a Pulumi secret (default: a fixed test value). */
   dbPassword?: string;
+  /** Target group service → port (config `targetPorts`; default: the real ports of lb.ts). */
+  targetPorts?: Record<string, number>;
 }
 
 const git = (cwd: string, ...args: string[]) =>
@@ -63,6 +66,7 @@ export async function deployCodeOcean(bed: Sandbox, options: DeployOptions = {})
     gpuWorkers: { value: String(options.gpuWorkers ?? 2) },
     asgDrainTimeoutSeconds: { value: String(options.asgDrainTimeoutSeconds ?? 10) },
     dbPassword: { value: options.dbPassword ?? "fixture-db-password", secret: true },
+    ...(options.targetPorts ? { targetPorts: { value: JSON.stringify(options.targetPorts) } } : {}),
   });
   const result = await stack.up();
   return { workDir, stackName, stack, outputs: result.outputs };
@@ -72,6 +76,8 @@ export async function deployCodeOcean(bed: Sandbox, options: DeployOptions = {})
 export interface CodeOceanScenario {
   deployment: CodeOceanDeployment;
   services: ServicesSimulator;
+  /** The services machine's health endpoints (its target groups' health checks); a release can be made bad there. */
+  health: HealthEndpoints;
   /** The `upgrade` arguments that point the driver at this bed (SSH, services port, fast polling). */
   upgradeArgs: string[];
   /** The deployment tag of the services instance and the alarms. */
@@ -97,10 +103,19 @@ export interface ScenarioOptions extends DeployOptions {
    * see sshProxy.ts), with no --ssh-* flag, so the default target (the instance id) is used.
    */
   sshVia?: "flags" | "ssm-proxy";
+  /** --bake-time of upgradeArgs, in seconds (default 3). */
+  bakeSeconds?: number;
 }
 
 export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOptions = {}): Promise<CodeOceanScenario> {
-  const deployment = await deployCodeOcean(bed, options);
+  // straight to moto, like the simulator below
+  const health = await startHealthEndpoints({ ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url });
+  const deployment = await deployCodeOcean(bed, { ...options, targetPorts: health.ports });
+  const deploymentTag = deployment.outputs.deploymentName!.value as string;
+  health.setInstance(deployment.outputs.ec2ServicesInstanceId!.value as string);
+  // the target groups' names as the fixture makes them, and the endpoint each checks
+  const groups = new Map(HEALTH_CHECKS.map(({ service, path }) => [`${deploymentTag}-${service}`.slice(0, 32), { port: health.ports[service]!, path }]));
+  const uncompensate = bed.aws?.intercept(targetHealthCompensation(() => groups));
   const asgs = [deployment.outputs.workersAsgId?.value, deployment.outputs.workersGpuAsgId?.value].filter(
     (v): v is string => typeof v === "string",
   );
@@ -109,6 +124,8 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
     drainMs: options.drainMs ?? 6000,
     publishMs: 2000,
     publishMetrics: options.publishMetrics,
+    // the general ASG an update makes (named after its launch template version)
+    laterAsgs: new RegExp(`^workers-${deployment.stackName}-\\d+-asg$`),
     // straight to moto: the fault proxy is for the driver's calls, and its call log stays the driver's
     env: { ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url },
   });
@@ -127,10 +144,14 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
     "--poll-interval", "2s",
     "--metric-period", `${options.metricPeriodSeconds ?? 10}s`,
     "--drain-timeout", "2m",
+    // verification after `up`: seconds in the bed (minutes in real use)
+    "--bake-time", `${options.bakeSeconds ?? 3}s`,
+    "--verify-timeout", "30s",
   ];
   return {
     deployment,
     services,
+    health,
     upgradeArgs,
     deploymentName: deployment.outputs.deploymentName!.value as string,
     launchDedicatedWorker: async (user, capsule) => {
@@ -161,6 +182,8 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
       }
     },
     stop: async () => {
+      uncompensate?.();
+      await health.stop();
       await services.stop();
       fs.rmSync(deployment.workDir, { recursive: true, force: true });
     },

@@ -1,5 +1,6 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 
@@ -23,6 +24,12 @@ export interface ServicesSimulatorOptions {
   port?: number;
   /** false: publish no SlotsUtilization at all (a services machine whose metric agent is broken). */
   publishMetrics?: boolean;
+  /**
+   * Worker ASGs that appear later (an update replaces the general one) and match this are published
+   * too, with no computation on them yet (their workers are new), as the real services machine
+   * publishes for the ASGs it schedules on.
+   */
+  laterAsgs?: RegExp;
 }
 
 export type SimulatorMode = { kind: "normal" } | { kind: "error"; status: number; times: number } | { kind: "hang" } | { kind: "never-drains" };
@@ -82,9 +89,14 @@ export async function startServicesSimulator(options: ServicesSimulatorOptions):
     reply(404, { error: `no route ${req.method} ${path}` });
   });
 
+  const later = new Set<string>();
   const publish = async () => {
     const now = new Date();
-    const MetricData = Object.entries(running()).map(([asg, n]) => ({
+    if (options.laterAsgs) {
+      const groups = await aws.autoScaling.send(new DescribeAutoScalingGroupsCommand({})).catch(() => undefined);
+      for (const g of groups?.AutoScalingGroups ?? []) if (options.laterAsgs.test(g.AutoScalingGroupName!) && !(g.AutoScalingGroupName! in initial)) later.add(g.AutoScalingGroupName!);
+    }
+    const MetricData = [...Object.entries(running()), ...[...later].map((asg) => [asg, 0] as const)].map(([asg, n]) => ({
       MetricName: "SlotsUtilization",
       Dimensions: [{ Name: "AutoScalingGroupName", Value: asg }],
       Timestamp: now,

@@ -11,6 +11,7 @@ import { awsCall } from "../../../lib/aws";
 import type { RunContext } from "../../context";
 import { deploymentName } from "./deployment";
 import { chunk } from "./scaleInProtection";
+import { readRun, runJournal, type RunState } from "../../journal";
 
 /**
  * Runbook caveat 8: the deployment's alarms keep firing during the upgrade, so their actions are
@@ -61,50 +62,134 @@ export async function deploymentAlarms(ctx: RunContext): Promise<MetricAlarm[]> 
   return alarms;
 }
 
+/**
+ * Suspend, as a protocol a re-run can finish from any crash point (README: alarm actions):
+ *   1. tag each enabled alarm SUSPENDED_TAG=<run id>          (recorded on the alarm before it changes)
+ *   2. journal: suspend (intent); DisableAlarmActions per 100; journal: suspend applied
+ * Restore (restoreAlarmActions) decides per tagged alarm from the tag, the alarm's state now and the
+ * journal of the run the tag names.
+ */
 export async function suspendAlarmActions(ctx: RunContext): Promise<string> {
   const enabled = (await deploymentAlarms(ctx)).filter((a) => a.ActionsEnabled);
-  for (const alarm of enabled) {
-    await awsCall(`record the suspension on alarm ${alarm.AlarmName}`, () =>
-      ctx.aws().cloudWatch.send(new TagResourceCommand({ ResourceARN: alarm.AlarmArn, Tags: [{ Key: SUSPENDED_TAG, Value: ctx.runId }] })),
-    );
-  }
+  for (const alarm of enabled) await setSuspensionTag(ctx, alarm, ctx.runId);
   const names = enabled.map((a) => a.AlarmName!);
   if (names.length > 0) ctx.emit({ type: "suspend", step: "suspend-alarms", what: "alarm-actions", items: names });
   for (const batch of chunk(names, 100)) {
     await awsCall(`disable the actions of ${batch.length} alarms`, () =>
       ctx.aws().cloudWatch.send(new DisableAlarmActionsCommand({ AlarmNames: batch })),
     );
+    // synchronously in the journal, right after AWS answered: a re-run knows this run disabled them
+    ctx.emit({ type: "suspend", step: "suspend-alarms", what: "alarm-actions", items: batch, applied: true });
+    ctx.suspendedAlarms.push(...batch);
   }
-  ctx.suspendedAlarms.push(...names);
   const name = ctx.deployment!.deploymentName;
   const by = name ? `tag deployment=${name} and dimensions` : "dimensions only (the services instance has no deployment tag)";
   return names.length > 0 ? `actions disabled on ${names.length} alarms (selected by ${by}): ${names.join(", ")}` : `no alarm of the deployment has actions enabled (selected by ${by})`;
 }
 
+const setSuspensionTag = (ctx: RunContext, alarm: MetricAlarm, value: string) =>
+  awsCall(`record the suspension on alarm ${alarm.AlarmName}`, () =>
+    ctx.aws().cloudWatch.send(new TagResourceCommand({ ResourceARN: alarm.AlarmArn, Tags: [{ Key: SUSPENDED_TAG, Value: value }] })),
+  );
+
+/** The suspension tag's value: `<run id>` (suspended by that run) or `restoring:<run id>` (that run is re-enabling it). */
+export function parseSuspensionTag(value: string): { phase: "suspended" | "restoring"; runId: string } {
+  const m = /^restoring:(.+)$/.exec(value);
+  return m ? { phase: "restoring", runId: m[1]! } : { phase: "suspended", runId: value };
+}
+
+/** What restore does with one tagged alarm, and why (a pure decision, unit-tested). */
+export interface RestoreDecision {
+  enable: boolean;
+  /** For the note, when the alarm is left as a person left it or was never disabled. */
+  why?: string;
+}
+
 /**
- * Re-enables exactly the alarms a run suspended: those tagged by any run (a crashed earlier run
- * included), then removes the tag. Alarms deleted by `up` (the replaced ASG's) are gone and need nothing.
+ * One tagged alarm: its tag, whether its actions are enabled now, and what the journal of the run
+ * the tag names says (undefined: that journal is not on this machine, so the tag alone decides,
+ * towards alerting). An alarm this protocol disabled and has not re-enabled is enabled; one whose
+ * state a person changed after the run's change is left as it is.
+ */
+export function decideRestore(tag: string, enabledNow: boolean, journal: { intended: boolean; applied: boolean; restored: boolean } | undefined): RestoreDecision {
+  const { phase, runId } = parseSuspensionTag(tag);
+  if (phase === "suspended") {
+    if (enabledNow) return { enable: false, why: journal?.applied ? `re-enabled by someone after run ${runId} disabled it` : `run ${runId} stopped before disabling it` };
+    // recorded as about to be disabled but not as done: the call may have been in flight when the run
+    // died, so it counts as the run's (towards alerting); not even recorded: the run never sent it
+    if (journal && !journal.applied && !journal.intended) return { enable: false, why: `disabled by someone, not by run ${runId} (it stopped before disabling it): left disabled` };
+    return { enable: true };
+  }
+  if (enabledNow) return { enable: false, why: `already re-enabled by run ${runId}` };
+  if (journal?.restored) return { enable: false, why: `disabled by someone after run ${runId} re-enabled it: left disabled` };
+  return { enable: true };
+}
+
+/**
+ * Restore, for every alarm of the deployment that carries the suspension tag (this run's, or a
+ * crashed run's): those still as the protocol left them are re-tagged `restoring:<this run>`, then
+ * re-enabled (journal: restore), then every tag is removed. Each crash point leaves a state the next
+ * run's restore finishes: at most the tag is left, and the journal says whether the enable happened.
  */
 export async function restoreAlarmActions(ctx: RunContext): Promise<string> {
   if (!ctx.deployment) return "nothing was suspended (the run stopped before reading the deployment)";
-  const candidates = (await deploymentAlarms(ctx)).filter((a) => !a.ActionsEnabled);
-  const suspended = candidates.length > 0 ? await alarmsTagged(ctx, SUSPENDED_TAG) : new Set<string>();
-  const restore = candidates.filter((a) => suspended.has(a.AlarmName!));
-  const names = restore.map((a) => a.AlarmName!);
+  const alarms = await deploymentAlarms(ctx);
+  const tags = alarms.length > 0 ? await suspensionTags(ctx) : new Map<string, string>();
+  const tagged = alarms.filter((a) => tags.has(a.AlarmName!));
+  const journals = new Map<string, RunState | undefined>();
+  const journalOf = (runId: string) => {
+    if (!journals.has(runId)) journals.set(runId, runId === ctx.runId && ctx.journal ? readRun(ctx.journal.path) : runJournal(ctx.env, ctx.options.cwd, ctx.options.stack, runId));
+    return journals.get(runId);
+  };
+  const enable: MetricAlarm[] = [];
+  const left: string[] = [];
+  const unknownJournals = new Set<string>();
+  for (const alarm of tagged) {
+    const name = alarm.AlarmName!;
+    const { runId } = parseSuspensionTag(tags.get(name)!);
+    const run = journalOf(runId);
+    if (!run) unknownJournals.add(runId);
+    const journal = run && { intended: (run.suspendIntended["alarm-actions"] ?? []).includes(name), applied: (run.suspendApplied["alarm-actions"] ?? []).includes(name), restored: (run.restored["alarm-actions"] ?? []).includes(name) };
+    const decision = decideRestore(tags.get(name)!, alarm.ActionsEnabled === true, journal);
+    if (decision.enable) enable.push(alarm);
+    else if (decision.why) left.push(`${name} (${decision.why})`);
+  }
+  for (const alarm of enable) await setSuspensionTag(ctx, alarm, `restoring:${ctx.runId}`);
+  const names = enable.map((a) => a.AlarmName!);
   for (const batch of chunk(names, 100)) {
     await awsCall(`re-enable the actions of ${batch.length} alarms`, () =>
       ctx.aws().cloudWatch.send(new EnableAlarmActionsCommand({ AlarmNames: batch })),
     );
+    ctx.emit({ type: "restore", step: "restore-alarms", what: "alarm-actions", items: batch });
   }
-  if (names.length > 0) ctx.emit({ type: "restore", step: "restore-alarms", what: "alarm-actions", items: names });
-  for (const alarm of restore) {
+  for (const alarm of tagged) {
     await awsCall(`clear the suspension tag of alarm ${alarm.AlarmName}`, () =>
       ctx.aws().cloudWatch.send(new UntagResourceCommand({ ResourceARN: alarm.AlarmArn, TagKeys: [SUSPENDED_TAG] })),
     );
   }
-  const gone = ctx.suspendedAlarms.filter((n) => !names.includes(n) && !candidates.some((c) => c.AlarmName === n));
+  const gone = ctx.suspendedAlarms.filter((n) => !alarms.some((a) => a.AlarmName === n));
   return [
     names.length > 0 ? `actions re-enabled on ${names.join(", ")}` : "no suspended alarm to restore",
+    left.length > 0 ? `tag cleared, actions left as they are: ${left.join(", ")}` : "",
+    unknownJournals.size > 0 ? `the journal of run ${[...unknownJournals].join(", ")} is not on this machine: its tags alone decided` : "",
     gone.length > 0 ? `deleted by the update (nothing to restore): ${gone.join(", ")}` : "",
   ].filter(Boolean).join("; ");
+}
+
+/** Alarm name → the value of its suspension tag, for every alarm that carries one (one GetResources per 100). */
+async function suspensionTags(ctx: RunContext): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  await awsCall(`find the CloudWatch alarms tagged ${SUSPENDED_TAG}`, async () => {
+    for await (const page of paginateGetResources(
+      { client: ctx.aws().tagging },
+      { ResourceTypeFilters: ["cloudwatch:alarm"], TagFilters: [{ Key: SUSPENDED_TAG }], ResourcesPerPage: 100 },
+    )) {
+      for (const r of page.ResourceTagMappingList ?? []) {
+        const name = /:alarm:(.+)$/.exec(r.ResourceARN ?? "")?.[1];
+        const value = r.Tags?.find((t) => t.Key === SUSPENDED_TAG)?.Value;
+        if (name && value) found.set(name, value);
+      }
+    }
+  });
+  return found;
 }
