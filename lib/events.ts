@@ -99,6 +99,8 @@ export type SummaryEvent = {
   hint?: string;
   /** --on-failure rollback: what the run rolled back to, and whether the rollback verified. */
   rolledBack?: { to: string; verified: boolean };
+  /** The restore point taken before `up` (snapshots of the data volumes), its state at the end, and how to restore from it. */
+  restorePoints?: Array<{ snapshotId: string; volumeId: string; state: string; restore: string }>;
 };
 
 /**

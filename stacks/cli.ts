@@ -31,6 +31,7 @@ interface UpgradeFlags {
   bakeTime: string;
   verifyTimeout: string;
   onFailure: string;
+  restorePoint: boolean;
   sshUser?: string;
   sshKey?: string;
   sshPort?: string;
@@ -245,6 +246,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     bakeTimeMs: duration("--bake-time", flags.bakeTime),
     verifyTimeoutMs: duration("--verify-timeout", flags.verifyTimeout),
     onFailure: flags.onFailure as UpgradeOptions["onFailure"],
+    restorePoint: flags.restorePoint,
     ssh: {
       user: flags.sshUser,
       keyPath: flags.sshKey,
@@ -327,6 +329,7 @@ export function buildProgram(): Command {
     .option("--bake-time <duration>", "after `up`: how long the deployment must stay healthy (targets, health checks, services API, no alarm in ALARM)", "5m")
     .option("--verify-timeout <duration>", "after `up`: how long to wait for the deployment to become healthy before the bake time starts", "10m")
     .addOption(new Option("--on-failure <what>", "when verification fails after `up`: roll back to the release checked out before the run (needs --release; exit 4 once the rollback verified), or stop with the new release in place").choices(["stop", "rollback"]).default("stop"))
+    .option("--no-restore-point", "do not snapshot the services machine's data volumes before `up` (default: a restore point, reported with the command that restores from it)")
     .addOption(new Option("--metric-period <duration>", "CloudWatch period of SlotsUtilization").default("60s").hideHelp())
     .option(
       "--ssh-config <file>",

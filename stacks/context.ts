@@ -55,8 +55,22 @@ export interface RunContext {
   failedAfterUp?: string;
   /** --on-failure rollback: what the run rolled back to, and whether that verified. */
   rolledBack?: { to: string; verified: boolean };
+  /** restore-point: the snapshots taken before `up` (their state as last read). */
+  restorePoints?: RestorePoint[];
   /** The records of the steps so far (the decline at the second confirmation says what was already done). */
   records?: StepRecord[];
+}
+
+/** A snapshot of a data volume taken before `up`, to restore the data from. */
+export interface RestorePoint {
+  snapshotId: string;
+  volumeId: string;
+  availabilityZone: string;
+  /** EBS snapshot state: pending, completed, error. */
+  state: string;
+  progress?: string;
+  /** How to restore the volume from it, for people. */
+  restore: string;
 }
 
 export interface CodeOceanTargets {
@@ -124,6 +138,8 @@ export interface ResolvedOptions {
   verifyTimeoutMs: number;
   /** When verification (or `up`) fails after changes were applied: roll back to the release before the run, or stop. */
   onFailure: "stop" | "rollback";
+  /** restore-point: snapshot the services machine's data volumes before `up`. */
+  restorePoint: boolean;
   ssh: SshSettings;
   servicesPort: number;
   /** How long one cancel request may take before it counts as failed (and is retried). */

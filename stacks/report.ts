@@ -13,6 +13,8 @@ export interface ReportInput {
   error?: { message: string; hint?: string };
   events: UpgradeEvent[];
   durationMs: number;
+  restorePoints?: Array<{ snapshotId: string; volumeId: string; state: string; restore: string }>;
+  rolledBack?: { to: string; verified: boolean };
 }
 
 const ICON: Record<StepRecord["status"], string> = { done: "✅", skipped: "⏭️", failed: "❌" };
@@ -33,6 +35,8 @@ export function renderReport(r: ReportInput): string {
   if (r.changes) {
     lines.push("**Resource changes:** " + (Object.entries(r.changes).map(([op, n]) => `${op} ${n}`).join(", ") || "none"), "");
   }
+  if (r.rolledBack) lines.push(`**Rolled back** to \`${r.rolledBack.to}\`: the rollback ${r.rolledBack.verified ? "verified" : "did NOT verify"}.`, "");
+  for (const p of r.restorePoints ?? []) lines.push(`**Restore point:** \`${p.snapshotId}\` of \`${p.volumeId}\` (${p.state}). To restore the data: ${cell(p.restore)}.`, "");
   if (r.error) lines.push(`**Error:** ${cell(r.error.message)}`, ...(r.error.hint ? ["", `**Next:** ${cell(r.error.hint)}`] : []), "");
   lines.push(
     `**Versions:** upgrade-orchestrator ${packageVersion()}, @pulumi/pulumi ${pulumiSdkVersion()}, Node ${process.version}` +

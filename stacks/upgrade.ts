@@ -75,6 +75,12 @@ export interface UpgradeOptions {
    */
   onFailure?: "stop" | "rollback";
   /**
+   * Before `up`, once the workers are idle: snapshot the services machine's data volumes (EBS;
+   * the `ebsVolumeId` output and volumes of the services instance tagged `deployment`). A snapshot
+   * that cannot be started stops the run before `up` (exit 3). Default true.
+   */
+  restorePoint?: boolean;
+  /**
    * How to reach the services machine; the fields win over the operator's OpenSSH client config
    * (`configPath`).
    */
@@ -199,8 +205,12 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     : failure instanceof UpgradeError ? failure.exitCode : ExitCode.StepFailed;
   const status = failure === undefined ? "succeeded" : "failed";
   const error = failure === undefined ? undefined : errorSummary(failure, redactor.text);
+  const restorePoints = ctx.restorePoints?.map((p) => ({ snapshotId: p.snapshotId, volumeId: p.volumeId, state: p.state, restore: p.restore }));
   if (error && ctx.rolledBack) {
     error.hint = `rolled back to ${ctx.rolledBack.to}${ctx.rolledBack.verified ? ", and the rollback verified" : ", but the rollback did NOT verify: see the rollback step"}${error.hint ? `; ${error.hint}` : ""}`;
+  }
+  if (error && ctx.failedAfterUp && restorePoints?.length) {
+    error.hint = `${error.hint ? `${error.hint}; ` : ""}the data as it was before \`up\`: ${restorePoints.map((p) => `${p.snapshotId} (${p.state}): ${p.restore}`).join("; ")}`;
   }
   if (webhooks.length) {
     // the outcome is sent once it is final: after every step's own retries
@@ -215,8 +225,8 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     );
     for (const message of [...undeliveredNotes(await startNotified, "start"), ...undeliveredNotes(ended, "outcome")]) emit({ type: "note", message });
   }
-  emit({ type: "summary", status, exitCode, durationMs: Date.now() - started, steps, changes: ctx.changes, error: error?.message, hint: error?.hint, ...(ctx.rolledBack ? { rolledBack: ctx.rolledBack } : {}) });
-  const report = renderReport({ runId, options: resolved, status, exitCode, steps, changes: ctx.changes, error, events, durationMs: Date.now() - started });
+  emit({ type: "summary", status, exitCode, durationMs: Date.now() - started, steps, changes: ctx.changes, error: error?.message, hint: error?.hint, ...(ctx.rolledBack ? { rolledBack: ctx.rolledBack } : {}), ...(restorePoints ? { restorePoints } : {}) });
+  const report = renderReport({ runId, options: resolved, status, exitCode, steps, changes: ctx.changes, error, events, durationMs: Date.now() - started, restorePoints, rolledBack: ctx.rolledBack });
   writeReports(report, options.reportPath, env.GITHUB_STEP_SUMMARY, emit);
   const notMirrored = await journal.flush();
   if (notMirrored) options.onEvent?.({ type: "note", message: `the journal could not be written to the backend (${redactor.text(notMirrored)}); the local copy is ${journal.path}` });
@@ -240,6 +250,7 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
     bakeTimeMs: o.bakeTimeMs ?? DEFAULTS.bakeTimeMs,
     verifyTimeoutMs: o.verifyTimeoutMs ?? DEFAULTS.verifyTimeoutMs,
     onFailure: o.onFailure ?? "stop",
+    restorePoint: o.restorePoint ?? true,
     ssh: {
       user: o.ssh?.user,
       port: o.ssh?.port,

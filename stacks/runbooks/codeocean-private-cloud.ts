@@ -10,6 +10,7 @@ const idle = () => import("./codeocean/waitForIdleWorkers");
 const deployment = () => import("./codeocean/deployment");
 const disruption = () => import("./codeocean/disruption");
 const verify = () => import("./codeocean/verifyDeployment");
+const restorePoint = () => import("./codeocean/restorePoint");
 const computationsAlreadyCancelled = async (ctx: RunContext) => (await cancel()).computationsAlreadyCancelled(ctx);
 const cancelComputations = async (ctx: RunContext) => (await cancel()).cancelComputations(ctx);
 const suspendAlarmActions = async (ctx: RunContext) => (await alarms()).suspendAlarmActions(ctx);
@@ -24,6 +25,7 @@ const waitForIdleWorkers = async (ctx: RunContext) => (await idle()).waitForIdle
  * after select-stack, read-outputs, refresh-config (3. `pulumi config refresh -f`) and preview):
  *   4. stop all running computations       (SSH to the services machine, POST :8300/cancel_computations)
  *   5. wait for SlotsUtilization to reach 0 on every worker ASG
+ *      then: a restore point (EBS snapshots of the services machine's data volumes)
  *   6. remove scale-in protection from the workers
  *   8. keep the deployment's alarms quiet for the window, and restore them afterwards
  *   then: verify the deployment (target health, health checks, services API, alarms over a bake time)
@@ -52,6 +54,14 @@ export const codeOceanPrivateCloud: Runbook = {
         return `would wait up to the drain deadline for SlotsUtilization 0${ctx.options.waitDedicated ? " and no dedicated worker" : ""}; now: ${now}; ${dedicated}`;
       },
       run: waitForIdleWorkers,
+    },
+    {
+      // the data at rest, before the update touches it: point-in-time at its start, `up` does not wait for it
+      id: "restore-point",
+      title: "Take a restore point",
+      check: async (ctx) => (ctx.options.restorePoint ? undefined : "--no-restore-point"),
+      plan: async (ctx) => (await restorePoint()).planRestorePoint(ctx),
+      run: async (ctx) => (await restorePoint()).takeRestorePoint(ctx),
     },
     {
       id: "remove-scale-in-protection",
@@ -108,6 +118,13 @@ export const codeOceanPrivateCloud: Runbook = {
         return `new workers: ${idle}; ${unprotected}`;
       },
     ),
+    {
+      id: "restore-point-state",
+      title: "Report the restore point",
+      always: true,
+      when: (ctx) => (ctx.restorePoints?.length ?? 0) > 0,
+      run: async (ctx) => (await restorePoint()).restorePointState(ctx),
+    },
     {
       id: "restore-alarms",
       title: "Restore alarm actions",

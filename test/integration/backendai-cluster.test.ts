@@ -76,7 +76,7 @@ test("preview of 23.09.8 → 24.03.2 shows the planned hops, as an update (never
   const dry = await runCli(["upgrade", "--stack", own.stack.name, "--cwd", own.workDir, "--dry-run"], bed.env);
   outputs.push(dry.stdout, dry.stderr);
   expect(dry.code).toBe(0);
-  const line = dry.stdout.split("\n").find((l) => l.includes("[preview] ~ pulumi-nodejs:dynamic/backendai:BackendAiCluster bai ("));
+  const line = dry.stdout.split("\n").find((l) => l.includes("[confirm-plan] ~ pulumi-nodejs:dynamic/backendai:BackendAiCluster bai ("));
   expect(line).toMatch(/version: 23\.09\.8 → 24\.03\.2/);
   expect(line).toMatch(/plannedPath: \(none\) → 23\.09\.10, 24\.03\.0, 24\.03\.2/);
   expect(cluster.installedVersion("manager")).toBe("23.09.8");

@@ -43,6 +43,7 @@ function optionsFor(scenario: CodeOceanScenario, extra: Partial<UpgradeOptions> 
     pollIntervalMs: 1000,
     metricPeriodSeconds: 10,
     drainTimeoutMs: 60_000,
+    ...scenario.verification,
     // the deployment is at 1.0.0: without a release to deploy there is nothing to update (and nothing to drain)
     release: "2.0.0",
     ...extra,

@@ -31,7 +31,7 @@ afterAll(async () => {
 
 const STEP_IDS = [
   "select-stack", "lock-stack", "repair-interrupted-update", "read-outputs", "refresh-config", "checkout-release", "plan-update", "confirm-plan", "cancel-computations", "wait-idle-workers",
-  "remove-scale-in-protection", "suspend-alarms", "preview", "up", "verify-deployment", "restore-alarms",
+  "restore-point", "remove-scale-in-protection", "suspend-alarms", "preview", "up", "verify-deployment", "restore-point-state", "restore-alarms",
 ];
 
 /** Every alarm tagged deployment=<name>, with whether its actions are enabled (one tagging call, then DescribeAlarms). */
@@ -77,9 +77,21 @@ test.each(["file", "s3"] as const)("a pipeline run (--yes --json) on the %s back
   expect(ends.map((e) => e.step)).toEqual(STEP_IDS);
   expect(ends.every((e) => e.status === "done" && typeof e.durationMs === "number")).toBe(true);
   expect(events.some((e) => e.type === "engine" && e.step === "up")).toBe(true);
+  // the restore point: a snapshot of the deployment's data volume (its ebsVolumeId output), taken before `up`, reported with how to restore
+  const dataVolume = scenario.deployment.outputs.ebsVolumeId!.value as string;
+  const point = ends.find((e) => e.step === "restore-point")!;
+  expect(point.note).toMatch(new RegExp(`^restore point: snap-\\w+ of ${dataVolume} \\(completed\\)$`));
+  const snapshotId = /snap-\w+/.exec(String(point.note))![0];
+  expect((await awsSnapshot(bed.env)).restorePoints.pipeline).toEqual([snapshotId]);
+  expect(ends.find((e) => e.step === "restore-point-state")!.note).toBe(`${snapshotId} of ${dataVolume} (completed); to restore: aws ec2 create-volume --snapshot-id ${snapshotId} --availability-zone us-east-1a, then attach it in place of ${dataVolume}`);
+  expect(events.at(-1)!.restorePoints).toEqual([{ snapshotId, volumeId: dataVolume, state: "completed", restore: expect.stringContaining(`--snapshot-id ${snapshotId}`) }]);
+  expect(events.findIndex((e) => e.type === "step-end" && e.step === "restore-point")).toBeLessThan(events.findIndex((e) => e.type === "step-start" && e.step === "up"));
 
   // the services API got exactly one cancel request, over SSH to the instance id through the config's ProxyCommand
-  expect(scenario.services.requests()).toEqual([{ method: "POST", path: "/cancel_computations", status: 200 }]);
+  // (verify-deployment's reads of the services API are GETs: any answer but a 5xx means it answers)
+  const serviceRequests = scenario.services.requests();
+  expect(serviceRequests.filter((r) => r.method !== "GET")).toEqual([{ method: "POST", path: "/cancel_computations", status: 200 }]);
+  expect(serviceRequests.filter((r) => r.method === "GET").length).toBeGreaterThan(0);
   const cancelEnd = ends.find((e) => e.step === "cancel-computations")!;
   expect(cancelEnd.note).toMatch(new RegExp(`^HTTP 200 via ${servicesId} \\(the instance id, routed by .*/config\\): .*@${servicesId}:22 through the ProxyCommand \`.*ssm-start-session --target ${servicesId} --document-name AWS-StartSSHSession --parameters '\\{"portNumber":\\["22"\\]\\}'\``));
   // the dedicated worker is reported, not waited for
@@ -187,10 +199,12 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
   expect(question).toMatch(/CANCEL every running computation on the services machine: workers-dryrun-1-asg: \d+% of slots in use, 2 InService/);
   expect(question).toMatch(/remove scale-in protection from 2 instances \(workers-dryrun-1-asg: 2\)/);
   expect(question).toMatch(/suspend the actions of 13 alarms/);
-  for (const id of ["refresh-config", "checkout-release", "cancel-computations", "wait-idle-workers", "remove-scale-in-protection", "suspend-alarms", "up", "verify-deployment", "restore-alarms"]) {
+  for (const id of ["refresh-config", "checkout-release", "cancel-computations", "wait-idle-workers", "restore-point", "remove-scale-in-protection", "suspend-alarms", "up", "verify-deployment", "restore-alarms"]) {
     expect(byId[id]).toMatchObject({ status: "skipped", note: expect.stringMatching(/^dry run: would /) });
   }
   expect(byId["wait-idle-workers"]!.note).toMatch(/workers-dryrun-1-asg: \d+%/);
+  expect(byId["restore-point"]!.note).toBe(`dry run: would snapshot ${scenario.deployment.outputs.ebsVolumeId!.value} (100 GiB) before \`up\``);
+  expect(question).toMatch(/restore point: snapshot vol-\w+ \(100 GiB\) before `up`/);
   // the plan says how the services machine would be reached (here: the flag), and that no dedicated worker runs
   expect(byId["cancel-computations"]!.note).toMatch(/over SSH to 127\.0\.0\.1 \(--ssh-host\): .*@127\.0\.0\.1:\d+ directly$/);
   expect(byId["wait-idle-workers"]!.note).toMatch(/no dedicated worker running$/);
@@ -268,6 +282,7 @@ test("--wait-dedicated: waits until no dedicated worker runs; while suspended, e
     metricPeriodSeconds: 10,
     pollIntervalMs: 1000,
     drainTimeoutMs: 60_000,
+    ...scenario.verification,
     onEvent: (e) => {
       events.push(e);
       if (e.type === "step-end" && e.step === "wait-idle-workers") waitEndedAt = Date.now();

@@ -54,7 +54,7 @@ test("a release whose web health check fails: verification fails after `up`, the
   expect(events.at(-1)).toMatchObject({ type: "summary", status: "failed", exitCode: 1 });
   // alarm actions stayed suspended during verification and were restored after it
   const ends = events.filter((e) => e.type === "step-end").map((e) => e.step);
-  expect(ends.slice(-2)).toEqual(["verify-deployment", "restore-alarms"]);
+  expect(ends.slice(-3)).toEqual(["verify-deployment", "restore-point-state", "restore-alarms"]);
   expect(await alarmsAfter()).toEqual({ enabled: expect.arrayContaining([true]), tagged: 0 });
   expect((await alarmsAfter()).enabled.every(Boolean)).toBe(true);
   expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");

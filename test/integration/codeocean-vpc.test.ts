@@ -39,7 +39,7 @@ async function previewLine(target: OwnStack): Promise<string | undefined> {
   const dry = await runCli(["upgrade", "--stack", target.stack.name, "--cwd", target.workDir, "--dry-run"], bed.env);
   outputs.push(dry.stdout, dry.stderr);
   expect(dry.code).toBe(0);
-  return dry.stdout.split("\n").find((l) => l.includes("[preview] ~ pulumi-nodejs:dynamic/codeocean-vpc:CodeOceanVpc vpc ("));
+  return dry.stdout.split("\n").find((l) => l.includes("[confirm-plan] ~ pulumi-nodejs:dynamic/codeocean-vpc:CodeOceanVpc vpc ("));
 }
 afterAll(async () => {
   await own?.remove();

@@ -20,7 +20,7 @@ afterAll(async () => {
 
 const BOUNDARIES = [
   "select-stack", "lock-stack", "repair-interrupted-update", "read-outputs", "refresh-config", "checkout-release",
-  "plan-update", "confirm-plan", "cancel-computations", "wait-idle-workers", "remove-scale-in-protection", "suspend-alarms", "preview", "up", "verify-deployment",
+  "plan-update", "confirm-plan", "cancel-computations", "wait-idle-workers", "restore-point", "remove-scale-in-protection", "suspend-alarms", "preview", "up", "verify-deployment",
 ];
 
 test.each(BOUNDARIES)("kill -9 after %s, then the same command succeeds", async (boundary) => {
@@ -40,7 +40,10 @@ test.each(BOUNDARIES)("kill -9 after %s, then the same command succeeds", async 
   expect(ends.every((e) => e.status !== "failed")).toBe(true);
   expect(s.services.requests().filter((r) => r.path === "/cancel_computations").length).toBeLessThanOrEqual(1);
   expect((await s.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
-  const alarms = Object.entries((await awsSnapshot(bed.env)).alarms).filter(([name]) => name.includes(`${stackName}-`));
+  const aws = await awsSnapshot(bed.env);
+  // one restore point for the upgrade, however the runs split it: a resumed run adopts what the killed one took
+  expect(aws.restorePoints[stackName]).toHaveLength(1);
+  const alarms = Object.entries(aws.alarms).filter(([name]) => name.includes(`${stackName}-`));
   expect(alarms.length).toBe(13); // the deployment's alarm set without the GPU fleet's
   expect(alarms.every(([, enabled]) => enabled)).toBe(true);
   rows.push(`${boundary.padEnd(28)} resumed, succeeded  ${((Date.now() - started) / 1000).toFixed(1)}s`);

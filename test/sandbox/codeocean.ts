@@ -80,6 +80,8 @@ export interface CodeOceanScenario {
   health: HealthEndpoints;
   /** The `upgrade` arguments that point the driver at this bed (SSH, services port, fast polling). */
   upgradeArgs: string[];
+  /** The bed's verification deadlines for `upgrade()` (seconds here, minutes in real use), as upgradeArgs gives them to the CLI. */
+  verification: { bakeTimeMs: number; verifyTimeoutMs: number };
   /** The deployment tag of the services instance and the alarms. */
   deploymentName: string;
   /**
@@ -136,6 +138,7 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
       ? ["--ssh-config", ssmLikeSshConfig(sshd, path.join(bed.dir, `${deployment.stackName}-ssh`), [servicesId]).configPath]
       : ["--ssh-config", "none", "--ssh-host", sshd.host, "--ssh-port", String(sshd.port), "--ssh-user", sshd.user, "--ssh-key", sshd.privateKeyPath, "--known-hosts", sshd.knownHostsPath];
   const aws = () => createAwsClients(awsSettingsFromEnv({ ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url }));
+  const verification = { bakeTimeMs: (options.bakeSeconds ?? 3) * 1000, verifyTimeoutMs: 30_000 };
   const upgradeArgs = [
     "--stack", deployment.stackName,
     "--cwd", deployment.workDir,
@@ -145,14 +148,15 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
     "--metric-period", `${options.metricPeriodSeconds ?? 10}s`,
     "--drain-timeout", "2m",
     // verification after `up`: seconds in the bed (minutes in real use)
-    "--bake-time", `${options.bakeSeconds ?? 3}s`,
-    "--verify-timeout", "30s",
+    "--bake-time", `${verification.bakeTimeMs / 1000}s`,
+    "--verify-timeout", `${verification.verifyTimeoutMs / 1000}s`,
   ];
   return {
     deployment,
     services,
     health,
     upgradeArgs,
+    verification,
     deploymentName: deployment.outputs.deploymentName!.value as string,
     launchDedicatedWorker: async (user, capsule) => {
       const clients = aws();

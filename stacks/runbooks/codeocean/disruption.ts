@@ -1,6 +1,7 @@
 import type { RunContext } from "../../context";
 import { deploymentAlarms } from "./alarmActions";
 import { dedicatedWorkers, describeDedicated } from "./deployment";
+import { planRestorePoint } from "./restorePoint";
 import { protectedInstances } from "./scaleInProtection";
 import { observeWorkers } from "./waitForIdleWorkers";
 
@@ -26,6 +27,7 @@ export async function describeDisruption(ctx: RunContext): Promise<string[]> {
   }
   const dedicated = await dedicatedWorkers(ctx);
   lines.push(`dedicated workers: ${describeDedicated(dedicated)}${dedicated?.length ? ctx.options.waitDedicated ? " (waited for)" : " (their computations are cancelled too; not waited for)" : ""}`);
+  lines.push(`restore point: ${(await planRestorePoint(ctx)).replace(/^would /, "")}`);
   const prot = await protectedInstances(ctx);
   const count = [...prot.values()].reduce((n, ids) => n + ids.length, 0);
   lines.push(count > 0 ? `remove scale-in protection from ${count} instances (${[...prot].map(([asg, ids]) => `${asg}: ${ids.length}`).join(", ")})` : "remove scale-in protection: no instance is protected");
