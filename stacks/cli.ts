@@ -14,6 +14,7 @@ interface UpgradeFlags {
   concurrency: string;
   keepGoing?: boolean;
   maxFailures?: string;
+  waveDelay?: string;
   onLocked: string;
   notify: string[];
   notifyTimeout: string;
@@ -95,6 +96,15 @@ function positiveInt(flag: string, text: string): number {
   return n;
 }
 
+/** --max-failures: a count of failed stacks, or a percentage of a wave ("50%"). */
+export function failureLimit(text: string): number | { percent: number } {
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text.trim());
+  if (!percent) return positiveInt("--max-failures", text);
+  const p = Number(percent[1]);
+  if (p <= 0 || p >= 100) throw badInput("read --max-failures", `${JSON.stringify(text)} is not a share of a wave between 0% and 100%`, "e.g. --max-failures 10%, or a count: --max-failures 2");
+  return { percent: p };
+}
+
 function webhookUrls(urls: string[]): string[] {
   for (const u of urls) {
     let ok = false;
@@ -113,7 +123,7 @@ function webhookUrls(urls: string[]): string[] {
  * (its cwd, release and report, --json). Every other flag the operator gave goes to each stack's run.
  */
 export const FLEET_LEVEL_FLAGS: ReadonlySet<string> = new Set([
-  "--stack", "--stacks-file", "--concurrency", "--keep-going", "--max-failures", "--on-locked",
+  "--stack", "--stacks-file", "--concurrency", "--keep-going", "--max-failures", "--wave-delay", "--on-locked",
   "--notify", "--notify-timeout", "--notify-backoff", "--cwd", "--release", "--json", "--report",
 ]);
 
@@ -168,12 +178,14 @@ async function runFleetFromFlags(flags: UpgradeFlags, cmd: Command): Promise<voi
   process.on("SIGTERM", onSignal);
   try {
     const concurrency = positiveInt("--concurrency", flags.concurrency ?? String(plan.concurrency ?? 1));
-    const maxFailures = flags.keepGoing ? Infinity : flags.maxFailures ? positiveInt("--max-failures", flags.maxFailures) : 1;
+    const maxFailures = flags.keepGoing ? Infinity : flags.maxFailures ? failureLimit(flags.maxFailures) : 1;
     if (flags.onLocked !== "fail" && flags.onLocked !== "skip") throw badInput("read --on-locked", `unknown ${JSON.stringify(flags.onLocked)}`, "use fail or skip");
     const result = await runFleet({
       plan: { ...plan, notify: webhookUrls(plan.notify) },
       concurrency,
       maxFailures,
+      keepGoing: flags.keepGoing,
+      waveDelayMs: flags.waveDelay === undefined ? undefined : duration("--wave-delay", flags.waveDelay),
       onLocked: flags.onLocked,
       upgradeArgs: perStackArgs(cmd),
       env: process.env,
@@ -311,7 +323,8 @@ export function buildProgram(): Command {
     .option("--stacks-file <file>", "a fleet file (YAML): waves of stacks, a canary wave first, per-stack cwd and release")
     .addOption(new Option("--concurrency <n>", "fleet: stacks upgraded at once within a wave (canary waves: 1)"))
     .option("--keep-going", "fleet: go on past failed stacks (the exit code is still the worst)")
-    .option("--max-failures <n>", "fleet: stop after this many failed stacks (default 1)")
+    .option("--max-failures <n|p%>", "fleet: stop after this many failed stacks (default 1), or once more than this share of a wave failed (e.g. 50%: a wave of 4 goes on past 2, stops at the 3rd); a wave with a failed stack starts no further wave")
+    .option("--wave-delay <duration>", "fleet: wait this long between two waves (e.g. 10m to watch the canary)")
     .addOption(new Option("--on-locked <what>", "fleet: a stack another run holds is counted as failed, or skipped").choices(["fail", "skip"]).default("fail"))
     .option("--notify <url>", "POST JSON (Slack-compatible text + summary) to this webhook when the run or fleet starts, succeeds or fails (repeatable)", collect, [])
     .addOption(new Option("--notify-timeout <duration>", "deadline of one webhook POST").default("5s").hideHelp())

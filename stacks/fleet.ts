@@ -18,6 +18,8 @@ import { stateDir } from "./journal";
  * Canary waves go first, one stack at a time; within other waves up to `concurrency` run at once.
  * The first failure (or the `maxFailures`-th) stops the fleet: stacks not started are reported as
  * such, running ones are told to stop after their current step (SIGTERM, as an operator's Ctrl-C).
+ * A wave starts only when every stack of the one before succeeded (its runbook's verification
+ * included), unless `keepGoing`: a tolerated failure lets its own wave finish, not the next begin.
  */
 export interface FleetStack {
   stack: string;
@@ -50,6 +52,8 @@ export interface FleetStackResult extends FleetStack {
   error?: string;
   /** The stack's own Markdown run report. */
   report?: string;
+  /** Its runbook's verification after `up` (verify-deployment): "verified: …", "FAILED: …", or absent when the runbook has none. */
+  verification?: string;
 }
 
 export interface FleetResult {
@@ -68,8 +72,15 @@ export interface FleetOptions {
   plan: FleetPlan;
   /** Stacks running at once within a wave (canary waves: 1). */
   concurrency: number;
-  /** Failures tolerated before the fleet stops (default 1; Infinity with keepGoing). */
-  maxFailures: number;
+  /**
+   * When failures stop the fleet: a count (the n-th failed stack, fleet-wide; default 1), or a
+   * percentage of a wave (`{ percent: 50 }`: a wave of 4 goes on past 2 failures, stops at the 3rd).
+   */
+  maxFailures: number | { percent: number };
+  /** Start the next wave even after a wave with failed stacks (--keep-going). */
+  keepGoing?: boolean;
+  /** Wait this long between two waves (the next wave starts only after it). */
+  waveDelayMs?: number;
   /** A stack another run holds: "fail" counts it as failed (exit 3), "skip" skips it and says so. */
   onLocked: "fail" | "skip";
   /** `upgrade` flags for every stack (--yes, --dry-run, --ssh-…), as the CLI takes them. */
@@ -296,6 +307,9 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
           return;
         }
         if (event.type === "run-start") r.runId = event.runId as string;
+        if (event.type === "step-end" && event.step === "verify-deployment") {
+          r.verification = event.status === "done" ? String(event.note ?? "verified") : event.status === "failed" ? `FAILED: ${String(event.error ?? "").split("\n")[0]}` : `skipped: ${String(event.note ?? "")}`;
+        }
         if (event.type === "summary") summary = event;
         emit({ ...event, stack: r.stack });
       });
@@ -319,14 +333,37 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
         emit({ type: "fleet-stack-end", stack: r.stack, wave: r.wave, status: r.status, exitCode: r.exitCode, durationMs: r.durationMs, runId: r.runId, error: r.error, ...(r.status === "skipped" ? { note: `skipped: ${r.error}` } : {}) });
         if (r.status === "failed") {
           failures++;
-          if (failures >= options.maxFailures) stop(`${failures} stack(s) failed (limit ${options.maxFailures}): ${r.stack}`);
+          const limit = options.maxFailures;
+          if (typeof limit === "number") {
+            if (failures >= limit) stop(`${failures} stack(s) failed (limit ${limit}): ${r.stack}`);
+          } else {
+            const inWave = results.filter((x) => x.wave === r.wave);
+            const failedInWave = inWave.filter((x) => x.status === "failed").length;
+            const tolerated = Math.floor((limit.percent / 100) * inWave.length);
+            if (failedInWave > tolerated) stop(`${failedInWave} of ${inWave.length} stack(s) of wave ${r.wave} failed (limit ${limit.percent}%: ${tolerated}): ${r.stack}`);
+          }
         }
         resolve();
       });
     });
 
+  let previous: FleetWave | undefined;
   for (const wave of options.plan.waves) {
     if (stopping) break;
+    if (previous) {
+      const failed = results.filter((r) => r.wave === previous!.name && r.status === "failed").map((r) => r.stack);
+      if (failed.length > 0 && !options.keepGoing) {
+        stop(`wave ${previous.name} did not succeed on every stack (failed: ${failed.join(", ")}); a wave starts only when the one before succeeded`);
+        break;
+      }
+      if (options.waveDelayMs) {
+        const until = Date.now() + options.waveDelayMs;
+        emit({ type: "fleet-wave-delay", stack: null, wave: wave.name, delayMs: options.waveDelayMs, startsAt: new Date(until).toISOString() });
+        await sleepUnlessAborted(options.waveDelayMs, options.signal);
+        if (stopping) break;
+      }
+    }
+    previous = wave;
     const queue = results.filter((r) => r.wave === wave.name);
     const width = wave.canary ? 1 : Math.max(1, options.concurrency);
     emit({ type: "fleet-wave-start", stack: null, wave: wave.name, canary: wave.canary, concurrency: width, stacks: queue.map((r) => r.stack) });
@@ -366,6 +403,19 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   return { fleetId, status, exitCode, durationMs, stacks: results, report: { markdown: markdownPath, json: jsonPath } };
 }
 
+function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
 const countByStatus = (results: FleetStackResult[]) =>
   results.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r.status]: (acc[r.status] ?? 0) + 1 }), {});
 
@@ -379,11 +429,11 @@ export function renderFleetReport(fleetId: string, status: string, exitCode: num
     "",
     `exit code ${exitCode} · ${formatDuration(durationMs)} · ${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ")}`,
     "",
-    "| stack | wave | status | duration | changes | error | report |",
-    "|---|---|---|---|---|---|---|",
+    "| stack | wave | status | duration | changes | verification | error | report |",
+    "|---|---|---|---|---|---|---|---|",
     ...results.map(
       (r) =>
-        `| \`${r.stack}\` | ${r.wave} | ${ICON[r.status]} ${r.status} | ${r.durationMs === undefined ? "" : formatDuration(r.durationMs)} | ${r.changes ? cell(Object.entries(r.changes).filter(([op, n]) => n > 0 && op !== "same").map(([op, n]) => `${op} ${n}`).join(", ") || "none") : ""} | ${cell(r.error)} | ${r.report ? `[${path.basename(r.report)}](${path.relative(relativeTo, r.report)})` : ""} |`,
+        `| \`${r.stack}\` | ${r.wave} | ${ICON[r.status]} ${r.status} | ${r.durationMs === undefined ? "" : formatDuration(r.durationMs)} | ${r.changes ? cell(Object.entries(r.changes).filter(([op, n]) => n > 0 && op !== "same").map(([op, n]) => `${op} ${n}`).join(", ") || "none") : ""} | ${cell(r.verification)} | ${cell(r.error)} | ${r.report ? `[${path.basename(r.report)}](${path.relative(relativeTo, r.report)})` : ""} |`,
     ),
     "",
   ].join("\n");
@@ -424,6 +474,7 @@ export function createFleetRenderer(mode: "json" | "tty" | "plain", out: NodeJS.
         }
         if (e.type === "step-start") plain(`${e.stack}: ${e.step as string}`);
       } else if (e.type === "fleet-stopping") plain(`stopping the fleet: ${e.reason as string}`);
+      else if (e.type === "fleet-wave-delay") plain(`waiting ${formatDuration(e.delayMs as number)} before wave ${e.wave as string} (--wave-delay; it starts at ${e.startsAt as string})`);
       else if (e.type === "fleet-summary") plain(`fleet ${e.status as string} (exit ${e.exitCode as number}); report ${e.report as string}`);
       else if (e.type === "note") plain(`note: ${e.message as string}`);
       draw();

@@ -20,11 +20,13 @@ const OK = ["ok-canary", "ok-1", "ok-2", "ok-3", "ok-4", "ok-5"];
 const FAIL = ["f-canary", "f-1", "f-2", "f-3", "f-4", "f-5"];
 const OVERLAP = ["o-1", "o-2", "o-3"];
 const KILL = ["k-1", "k-2", "k-3", "k-4"];
+const GATE = ["g-canary", "g-1", "g-2", "g-3", "g-4", "g-5"];
+const SHARE = ["p-canary", "p-1", "p-2", "p-3", "p-4"];
 
 beforeAll(async () => {
   bed = await startSandbox({ aws: false, ssh: false });
   store = openBackendStore(bed.pulumi!.backendUrl, bed.env)!;
-  workDir = await createFleetStacks(bed, [...OK, ...FAIL, ...OVERLAP, ...KILL]);
+  workDir = await createFleetStacks(bed, [...OK, ...FAIL, ...OVERLAP, ...KILL, ...GATE, ...SHARE]);
 });
 afterAll(async () => {
   store?.close();
@@ -33,11 +35,14 @@ afterAll(async () => {
   if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
-function fleetFile(name: string, canary: string, rest: string[]): string {
+function fleetFile(name: string, canary: string, rest: string[], later: string[] = []): string {
   const file = path.join(bed.dir, `${name}.yaml`);
-  fs.writeFileSync(file, [`cwd: ${workDir}`, "waves:", "  - name: canary", "    canary: true", `    stacks: [${canary}]`, "  - name: rest", `    stacks: [${rest.join(", ")}]`, ""].join("\n"));
+  const laterWave = later.length > 0 ? ["  - name: later", `    stacks: [${later.join(", ")}]`] : [];
+  fs.writeFileSync(file, [`cwd: ${workDir}`, "waves:", "  - name: canary", "    canary: true", `    stacks: [${canary}]`, "  - name: rest", `    stacks: [${rest.join(", ")}]`, ...laterWave, ""].join("\n"));
   return file;
 }
+/** A stack of the fleet file made to fail: its release cannot be checked out. */
+const failing = (stack: string) => `{stack: ${stack}, release: 9.9.9}`;
 
 type Event = Record<string, unknown> & { type: string };
 const stackEnds = (run: CliRun) => Object.fromEntries(run.events().filter((e) => e.type === "fleet-stack-end").map((e) => [e.stack as string, e]));
@@ -69,7 +74,7 @@ test("a fleet of 6 (1 canary + 5) with concurrency 3 succeeds: canary first and 
   expect(events.at(-1)).toMatchObject({ type: "fleet-summary", stack: null, status: "succeeded", exitCode: 0, counts: { succeeded: 6 } });
   // the fleet report: Markdown and JSON, a row per stack, linking each stack's own report
   const markdown = fs.readFileSync(report, "utf8");
-  for (const s of OK) expect(markdown).toMatch(new RegExp(`\\| \`${s}\` \\| (canary|rest) \\| ✅ succeeded \\| .* \\| create 1 \\|  \\| \\[${s}\\.md\\]\\(fleet\\.stacks/${s}\\.md\\) \\|`));
+  for (const s of OK) expect(markdown).toMatch(new RegExp(`\\| \`${s}\` \\| (canary|rest) \\| ✅ succeeded \\| .* \\| create 1 \\|  \\|  \\| \\[${s}\\.md\\]\\(fleet\\.stacks/${s}\\.md\\) \\|`));
   const json = JSON.parse(fs.readFileSync(path.join(bed.dir, "ok", "fleet.json"), "utf8"));
   expect(json.stacks.map((s: { stack: string; status: string }) => [s.stack, s.status])).toEqual(OK.map((s) => [s, "succeeded"]));
   for (const s of OK) expect(fs.readFileSync(path.join(bed.dir, "ok", "fleet.stacks", `${s}.md`), "utf8")).toContain(`Upgrade of stack \`${s}\`: succeeded`);
@@ -95,6 +100,37 @@ test("one stack made to fail stops the fleet: the report shows who ran, who fail
   for (const s of ["f-3", "f-4", "f-5"]) expect(markdown).toContain(`| \`${s}\` | rest | ⬜ not-started |`);
   // not-started stacks were never touched: no journal of theirs in the backend
   for (const s of ["f-3", "f-4", "f-5"]) expect(await store.list(`.pulumi/upgrade-orchestrator/journal/fleet-project/${s}/`)).toEqual([]);
+});
+
+test("--max-failures 50%: a wave of 4 goes on past its first failure, stops at the third; the stack after it never starts", async () => {
+  const report = path.join(bed.dir, "share", "fleet.md");
+  const run = await runCli(["upgrade", "--stacks-file", fleetFile("share", "p-canary", ["p-1", "p-2", "p-3", "p-4"].map((s, i) => (i < 3 ? failing(s) : s))), "--concurrency", "1", "--max-failures", "50%", "--yes", "--json", "--report", report], bed.env);
+  expect(run.code).toBe(1);
+  const ends = stackEnds(run);
+  expect(ends["p-canary"]).toMatchObject({ status: "succeeded" });
+  for (const s of ["p-1", "p-2", "p-3"]) expect(ends[s]).toMatchObject({ status: "failed", exitCode: 1 });
+  expect(ends["p-4"]).toMatchObject({ status: "not-started", note: expect.stringContaining("3 of 4 stack(s) of wave rest failed (limit 50%: 2): p-3") });
+  expect(run.events().at(-1)).toMatchObject({ type: "fleet-summary", status: "failed", exitCode: 1, counts: { succeeded: 1, failed: 3, "not-started": 1 } });
+});
+
+test("a wave with a failed stack (tolerated by --max-failures) finishes, and starts no further wave; --wave-delay waits between waves", async () => {
+  const report = path.join(bed.dir, "gate", "fleet.md");
+  const run = await runCli(
+    ["upgrade", "--stacks-file", fleetFile("gate", "g-canary", [failing("g-1"), "g-2", "g-3", "g-4"], ["g-5"]), "--concurrency", "2", "--max-failures", "50%", "--wave-delay", "2s", "--yes", "--json", "--report", report],
+    bed.env,
+  );
+  expect(run.code).toBe(1);
+  const events = run.events();
+  const ends = stackEnds(run);
+  expect(ends["g-1"]).toMatchObject({ status: "failed" });
+  for (const s of ["g-canary", "g-2", "g-3", "g-4"]) expect(ends[s]).toMatchObject({ status: "succeeded" });
+  expect(ends["g-5"]).toMatchObject({ status: "not-started", note: expect.stringContaining("wave rest did not succeed on every stack (failed: g-1)") });
+  // the canary wave succeeded: the delay came before wave rest, and rest began only after it
+  const delay = events.findIndex((e) => e.type === "fleet-wave-delay" && e.wave === "rest");
+  expect(delay).toBeGreaterThan(events.findIndex((e) => e.type === "fleet-stack-end" && e.stack === "g-canary"));
+  expect(events.findIndex((e) => e.type === "fleet-wave-start" && e.wave === "rest")).toBeGreaterThan(delay);
+  expect(events.filter((e) => e.type === "fleet-wave-delay")).toHaveLength(1);
+  expect(fs.readFileSync(report, "utf8")).toMatch(/\| stack \| wave \| status \| duration \| changes \| verification \| error \| report \|/);
 });
 
 test("a glob that matches no stack of the backend exits 2 and runs nothing", async () => {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { buildProgram, FLEET_LEVEL_FLAGS, perStackArgs } from "../../stacks/cli";
+import { buildProgram, failureLimit, FLEET_LEVEL_FLAGS, perStackArgs } from "../../stacks/cli";
 
 // A fleet runs `upgrade` once per stack. Every flag the operator gives must reach each stack's run
 // unless it is the fleet's own (issue 21: --ssh-config and --wait-dedicated were silently dropped).
@@ -45,4 +45,17 @@ test("repeated values and given defaults are passed as given", () => {
   const cmd = upgradeCommand();
   cmd.parseOptions(["--stack", "prod-*", "--drain-timeout", "30m", "--runbook", "none", "--yes"]);
   expect(perStackArgs(cmd)).toEqual(["--runbook", "none", "--yes", "--drain-timeout", "30m"]);
+});
+
+test("--max-failures takes a count or a share of a wave; anything else is bad input naming the flag", () => {
+  expect(failureLimit("3")).toBe(3);
+  expect(failureLimit("50%")).toEqual({ percent: 50 });
+  expect(failureLimit("12.5%")).toEqual({ percent: 12.5 });
+  for (const bad of ["0", "-1", "0%", "100%", "150%", "ten", "5 %x"]) expect(() => failureLimit(bad)).toThrow(/--max-failures/);
+});
+
+test("--no-restore-point reaches every stack of a fleet", () => {
+  const cmd = upgradeCommand();
+  cmd.parseOptions(["--stack", "a", "--stack", "b", "--no-restore-point", "--wave-delay", "5m"]);
+  expect(perStackArgs(cmd)).toEqual(["--no-restore-point"]);
 });
