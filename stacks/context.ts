@@ -53,6 +53,8 @@ export interface RunContext {
   checkedOutFrom?: string;
   /** Set when verify-deployment (or `up`) failed after the update changed things: what failed. */
   failedAfterUp?: string;
+  /** This run finishes the rollback an interrupted run started (to `to`), instead of upgrading again. */
+  resumedRollback?: { to: string; runId: string };
   /** --on-failure rollback: what the run rolled back to, and whether that verified. */
   rolledBack?: { to: string; verified: boolean };
   /** restore-point: the snapshots taken before `up` (their state as last read). */

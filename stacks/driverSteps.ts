@@ -226,12 +226,30 @@ async function configuredRunbook(ctx: RunContext): Promise<string | undefined> {
   return (await pulumiCall("read config upgrade:runbook", () => ctx.stack!.getConfig("upgrade:runbook"))).value;
 }
 
+/** The rollback an interrupted run of this stack started and did not finish (its target), if any. */
+export function pendingRollback(ctx: RunContext): { to: string; runId: string } | undefined {
+  const previous = ctx.resumeFrom;
+  return previous?.rollbackTo ? { to: previous.rollbackTo, runId: previous.runId } : undefined;
+}
+
+/** The release this run checks out: --release, or the target of a rollback an interrupted run did not finish. */
+const releaseToCheckOut = (ctx: RunContext) => ctx.resumedRollback?.to ?? ctx.options.release!;
+
 export const checkoutRelease: Step<RunContext> = {
   id: "checkout-release",
   title: "Check out the release",
-  when: (ctx) => ctx.options.release !== undefined,
+  when: (ctx) => ctx.options.release !== undefined || pendingRollback(ctx) !== undefined,
   async check(ctx) {
-    const tag = ctx.options.release!;
+    // a run killed while rolling back is finished first: deploying the release that failed again would undo it
+    ctx.resumedRollback = pendingRollback(ctx);
+    if (ctx.resumedRollback) {
+      ctx.emit({
+        type: "progress", step: "checkout-release",
+        message: `run ${ctx.resumedRollback.runId} was interrupted while rolling back to ${ctx.resumedRollback.to}: this run finishes that rollback${ctx.options.release ? ` (not the upgrade to ${ctx.options.release}; run again for that)` : ""}`,
+        data: { rollbackTo: ctx.resumedRollback.to },
+      });
+    }
+    const tag = releaseToCheckOut(ctx);
     const head = await git(ctx, "rev-parse", "HEAD");
     const target = await git(ctx, "rev-parse", "--verify", "--quiet", `refs/tags/${tag}^{commit}`).catch(() => undefined);
     if (target === undefined) {
@@ -241,12 +259,18 @@ export const checkoutRelease: Step<RunContext> = {
     if (dirty) {
       throw refused(`check out release ${tag}`, `the working tree has uncommitted changes:\n${dirty}`, "commit or stash them first; the deployed code must be exactly the release");
     }
-    return head === target ? `already at ${tag}` : undefined;
+    if (head !== target) return undefined;
+    // checked out by an interrupted run: what ran before it is in its journal (a rollback's target)
+    if (!ctx.resumedRollback) ctx.checkedOutFrom ??= ctx.resumeFrom?.checkedOutFrom;
+    return `already at ${tag}${ctx.resumedRollback ? ` (finishing the rollback of run ${ctx.resumedRollback.runId})` : ""}`;
   },
-  plan: async (ctx) => `would git checkout ${ctx.options.release} and npm ci`,
+  plan: async (ctx) => `would git checkout ${releaseToCheckOut(ctx)} and npm ci${ctx.resumedRollback ? ` (finishing the rollback of run ${ctx.resumedRollback.runId})` : ""}`,
   async run(ctx) {
-    // what ran before: a decline says how to go back, and a rollback deploys it
-    ctx.checkedOutFrom = await currentRelease(ctx);
+    if (ctx.resumedRollback) return `${await checkoutAndInstall(ctx, ctx.resumedRollback.to)} (finishing the rollback of run ${ctx.resumedRollback.runId})`;
+    // what ran before: a decline says how to go back, and a rollback deploys it (recorded for a resumed run too)
+    const from = await currentRelease(ctx);
+    ctx.checkedOutFrom = from;
+    ctx.emit({ type: "progress", step: "checkout-release", message: `the project is at ${from} before this run`, data: { checkedOutFrom: from } });
     return checkoutAndInstall(ctx, ctx.options.release!);
   },
 };

@@ -123,6 +123,10 @@ export interface RunState {
   restored: Record<string, string[]>;
   /** When the cancel request of this run was sent (for resuming the wait). */
   cancelRequestedAt?: string;
+  /** What the project was checked out at before checkout-release moved it (a rollback's target). */
+  checkedOutFrom?: string;
+  /** The release the run started to roll back to (--on-failure rollback). */
+  rollbackTo?: string;
   error?: string;
 }
 
@@ -184,6 +188,12 @@ export function parseRun(text: string, runId: string, journal: string): RunState
         state.stillSuspended[e.what] = (state.stillSuspended[e.what] ?? []).filter((i) => !e.items.includes(i));
         add(state.restored, e.what, e.items);
         break;
+      case "progress": {
+        const data = e.data as { checkedOutFrom?: unknown; rollbackTo?: unknown } | undefined;
+        if (typeof data?.checkedOutFrom === "string") state.checkedOutFrom = data.checkedOutFrom;
+        if (typeof data?.rollbackTo === "string") state.rollbackTo = data.rollbackTo;
+        break;
+      }
       case "summary":
         state.status = e.status;
         state.exitCode = e.exitCode;

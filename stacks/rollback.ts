@@ -30,7 +30,8 @@ export function rollbackStep(verify: (ctx: RunContext) => Promise<string>, prepa
           permanent: true,
         });
       }
-      ctx.emit({ type: "progress", step: "rollback", message: `verification failed (${ctx.failedAfterUp!.split("\n")[0]}); deploying ${to}` });
+      // journaled: a run killed from here on is finished by the next one (checkout-release), not redone
+      ctx.emit({ type: "progress", step: "rollback", message: `verification failed (${ctx.failedAfterUp!.split("\n")[0]}); deploying ${to}`, data: { rollbackTo: to } });
       await checkoutAndInstall(ctx, to);
       // the runbook's own preparation of an update (the new workers drained and unprotected)
       const prepared = prepare ? await prepare(ctx) : undefined;

@@ -197,6 +197,17 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     aws?.destroy();
   }
 
+  if (failure === undefined && ctx.resumedRollback && !resolved.dryRun) {
+    // the rollback an interrupted run started is finished and verified: still not a successful upgrade
+    const { to, runId: from } = ctx.resumedRollback;
+    ctx.rolledBack = { to, verified: true };
+    failure = new UpgradeError({
+      what: "upgrade",
+      why: `run ${from} failed after \`up\` and was interrupted while rolling back; this run finished the rollback to ${to}`,
+      hint: resolved.release ? `the deployment runs ${to} again; to try ${resolved.release} once more, run the same command again` : `the deployment runs ${to} again`,
+      permanent: true,
+    });
+  }
   const interrupted = options.signal?.aborted === true;
   const exitCode =
     failure === undefined ? ExitCode.Succeeded

@@ -106,3 +106,51 @@ test("a healthy release verifies: every target group healthy, every health check
   const verify = run.events().find((e) => e.type === "step-end" && e.step === "verify-deployment")!;
   expect(verify).toMatchObject({ status: "done", note: expect.stringMatching(/^verified: 7 target groups \((codeocean-verify\d-[\w-]+ healthy(, )?){7}\); probes 8\/8 ok; alarms in ALARM: none; healthy for the bake time 0:03$/) });
 }, 400_000);
+
+/** Starts the command, kills its whole process group (kill -9) when `at` says so, and waits for it to die. */
+async function killedAt(args: string[], at: (e: Record<string, unknown>, seen: Array<Record<string, unknown>>) => boolean): Promise<Array<Record<string, unknown>>> {
+  const seen: Array<Record<string, unknown>> = [];
+  const cli = startCli(args, bed.env, (e) => {
+    seen.push(e);
+    if (at(e, seen)) cli.signal("SIGKILL", true);
+  });
+  expect(await cli.exited).toBe(137);
+  return seen;
+}
+
+test("kill -9 during verify-deployment, then the same command: it resumes the verification (no second `up`), ends verified, nothing left suspended", async () => {
+  const args = ["upgrade", ...scenario.upgradeArgs, "--release", "2.0.0", "--yes", "--json", "--bake-time", "8s"];
+  const first = await killedAt(args, (e) => e.type === "progress" && e.step === "verify-deployment");
+  expect(first.some((e) => e.type === "step-end" && e.step === "up" && e.status === "done")).toBe(true);
+  // killed with the alarm actions suspended (and tagged for the next run)
+  expect((await alarmsAfter()).tagged).toBeGreaterThan(0);
+
+  const again = await runCli(args, bed.env);
+  expect(again.code).toBe(0);
+  const ends = Object.fromEntries(again.events().filter((e) => e.type === "step-end").map((e) => [e.step, e]));
+  expect(ends["up"]).toMatchObject({ status: "skipped" });
+  expect(ends["verify-deployment"]).toMatchObject({ status: "done", note: expect.stringMatching(/^verified: 7 target groups/) });
+  expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
+  expect((await alarmsAfter()).enabled.every(Boolean)).toBe(true);
+  expect((await alarmsAfter()).tagged).toBe(0);
+}, 400_000);
+
+test("kill -9 during the rollback's `up`, then the same command: it finishes the rollback to 1.0.0 (does not deploy 2.0.0 again), verifies it, exit 4, nothing left suspended", async () => {
+  scenario.health.failForRelease("2.0.0", ["web"]);
+  const args = ["upgrade", ...scenario.upgradeArgs, "--release", "2.0.0", "--yes", "--json", "--verify-timeout", "6s", "--on-failure", "rollback"];
+  await killedAt(args, (e, seen) => e.type === "engine" && seen.some((s) => s.type === "progress" && s.step === "rollback"));
+  const again = await runCli(args, bed.env);
+  expect(again.code).toBe(4);
+  const events = again.events();
+  const ends = Object.fromEntries(events.filter((e) => e.type === "step-end").map((e) => [e.step, e]));
+  expect(String(ends["checkout-release"]!.note)).toMatch(/1\.0\.0.*finishing the rollback of run/);
+  expect(events.some((e) => e.type === "progress" && /this run finishes that rollback \(not the upgrade to 2\.0\.0; run again for that\)/.test(String(e.message)))).toBe(true);
+  expect(ends["verify-deployment"]).toMatchObject({ status: "done" });
+  expect(ends["rollback"]).toBeUndefined();
+  expect(events.at(-1)).toMatchObject({ type: "summary", status: "failed", exitCode: 4, rolledBack: { to: "1.0.0", verified: true } });
+  expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("1.0.0");
+  expect(await scenario.health.release()).toBe("1.0.0");
+  expect((await alarmsAfter()).enabled.every(Boolean)).toBe(true);
+  expect((await alarmsAfter()).tagged).toBe(0);
+  scenario.health.heal();
+}, 600_000);
