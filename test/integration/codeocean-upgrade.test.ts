@@ -120,7 +120,7 @@ test.each(["file", "s3"] as const)("a pipeline run (--yes --json) on the %s back
   expect(question.message).toMatch(/dedicated workers: 1 dedicated worker running \(users: alice@example\.com\)/);
   expect(question.message).toMatch(/remove scale-in protection from 57 instances/);
   expect(question.message).toMatch(/suspend the actions of 14 alarms until the run ends/);
-  expect(question.message).toMatch(/then `pulumi up` will apply: .*replace 5/);
+  expect(question.message).toMatch(/then `pulumi up` will apply: .*5 replace/);
   expect(events.findIndex((e) => e.type === "note" && e.step === "confirm-plan")).toBeLessThan(events.findIndex((e) => e.type === "step-start" && e.step === "cancel-computations"));
   // SetInstanceProtection in batches of at most 50 ids: 55 general workers → 50 + 5, 2 GPU workers → 2
   const batches = bed.aws!.calls().filter((c) => c.action === "SetInstanceProtection")

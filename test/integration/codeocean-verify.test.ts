@@ -86,7 +86,7 @@ test("--on-failure rollback: the bad release fails verification, the run deploys
   expect(run.code).toBe(4);
   const events = run.events();
   const ends = events.filter((e) => e.type === "step-end");
-  expect(ends.slice(-3).map((e) => [e.step, e.status])).toEqual([["verify-deployment", "failed"], ["rollback", "done"], ["restore-alarms", "done"]]);
+  expect(ends.slice(-4).map((e) => [e.step, e.status])).toEqual([["verify-deployment", "failed"], ["rollback", "done"], ["restore-point-state", "done"], ["restore-alarms", "done"]]);
   expect(ends.find((e) => e.step === "rollback")!.note).toMatch(/^rolled back to 1\.0\.0 \(.*update.*\); verified: 7 target groups .*probes 8\/8 ok; alarms in ALARM: none/);
   expect(events.at(-1)).toMatchObject({
     type: "summary", status: "failed", exitCode: 4, rolledBack: { to: "1.0.0", verified: true },
