@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import { DescribeAlarmsCommand, SetAlarmStateCommand } from "@aws-sdk/client-cloudwatch";
 import { GetResourcesCommand } from "@aws-sdk/client-resource-groups-tagging-api";
 import { awsSettingsFromEnv, createAwsClients, type AwsClients } from "../../lib/aws";
@@ -151,6 +152,28 @@ test("kill -9 during the rollback's `up`, then the same command: it finishes the
   expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("1.0.0");
   expect(await scenario.health.release()).toBe("1.0.0");
   expect((await alarmsAfter()).enabled.every(Boolean)).toBe(true);
+  expect((await alarmsAfter()).tagged).toBe(0);
+  scenario.health.heal();
+}, 600_000);
+
+test("a fleet whose canary fails verification starts no further wave; the fleet report shows the verification", async () => {
+  scenario.health.failForRelease("2.0.0", ["web"]);
+  const next = await startCodeOceanScenario(bed, { stackName: `verify-next${n}`, workers: 1, gpuWorkers: 0, drainMs: 1000 });
+  scenarios.push(next);
+  const file = `${bed.dir}/verify-fleet-${n}.yaml`;
+  const entry = (s: CodeOceanScenario) => `{stack: ${s.deployment.stackName}, cwd: ${s.deployment.workDir}, release: 2.0.0}`;
+  fs.writeFileSync(file, ["waves:", "  - name: canary", "    canary: true", `    stacks: [${entry(scenario)}]`, "  - name: rest", `    stacks: [${entry(next)}]`, ""].join("\n"));
+  // the bed's per-stack flags (SSH, services port, deadlines) are the canary's: the next stack must never start
+  const perStack = scenario.upgradeArgs.filter((_, i, all) => !["--stack", "--cwd"].includes(all[i]!) && !["--stack", "--cwd"].includes(all[i - 1]!));
+  const report = `${bed.dir}/verify-fleet-${n}.md`;
+  const run = await runCli(["upgrade", "--stacks-file", file, ...perStack, "--verify-timeout", "6s", "--yes", "--json", "--report", report], bed.env);
+  expect(run.code).toBe(1);
+  const ends = Object.fromEntries(run.events().filter((e) => e.type === "fleet-stack-end").map((e) => [e.stack, e]));
+  expect(ends[scenario.deployment.stackName]).toMatchObject({ status: "failed", exitCode: 1 });
+  expect(ends[next.deployment.stackName]).toMatchObject({ status: "not-started" });
+  expect(run.events().some((e) => e.type === "run-start" && e.stack === next.deployment.stackName)).toBe(false);
+  expect(fs.readFileSync(report, "utf8")).toMatch(new RegExp(`\\| \`${scenario.deployment.stackName}\` \\| canary \\| ❌ failed \\| [^|]* \\| [^|]* \\| FAILED: could not verify the deployment after \`up\`: not healthy within 0:06`));
+  expect((await next.deployment.stack.outputs()).deployedRelease?.value).toBe("1.0.0");
   expect((await alarmsAfter()).tagged).toBe(0);
   scenario.health.heal();
 }, 600_000);
