@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import type { EngineEvent, Stack, Workspace } from "@pulumi/pulumi/automation";
-import { badInput, refused, UpgradeError } from "../lib/errors";
+import { badInput, describe as describeError, refused, UpgradeError } from "../lib/errors";
 import type { Step } from "../lib/steps";
 import { likelyPulumiBinDir, pulumiCommand } from "../lib/toolchain";
 import { withCompileCache } from "../lib/compileCache";
@@ -374,22 +374,34 @@ export const up: Step<RunContext> = {
   async run(ctx) {
     let summary: Record<string, number> | undefined;
     let rootOutputs: Record<string, unknown> | undefined;
+    // resources the update changed before it ended (a failed `up` that changed some can be rolled back)
+    let applied = 0;
     const show = engineEvents(ctx, "up");
-    await pulumiCall(
-      "apply the update (pulumi up)",
-      () =>
-        withoutReadBack(ctx.stack!).up({
-          message: ctx.options.message,
-          onEvent: (event) => {
-            if (event.summaryEvent) summary = event.summaryEvent.resourceChanges as Record<string, number>;
-            const res = event.resOutputsEvent?.metadata;
-            if (res?.type === "pulumi:pulumi:Stack" && res.new?.outputs) rootOutputs = res.new.outputs;
-            show(event);
-          },
-          signal: ctx.signal,
-        }),
-      "see the engine events above; the stack holds what was applied before the failure",
-    );
+    try {
+      await pulumiCall(
+        "apply the update (pulumi up)",
+        () =>
+          withoutReadBack(ctx.stack!).up({
+            message: ctx.options.message,
+            onEvent: (event) => {
+              if (event.summaryEvent) summary = event.summaryEvent.resourceChanges as Record<string, number>;
+              const res = event.resOutputsEvent?.metadata;
+              if (res?.type === "pulumi:pulumi:Stack" && res.new?.outputs) rootOutputs = res.new.outputs;
+              if (res && res.type !== "pulumi:pulumi:Stack" && res.op !== "same" && res.op !== "read") applied++;
+              show(event);
+            },
+            signal: ctx.signal,
+          }),
+        "see the engine events above; the stack holds what was applied before the failure",
+      );
+    } catch (err) {
+      if (applied > 0 && !ctx.signal?.aborted) {
+        // changes were applied: like a failed verification, a rollback may undo them (its outputs are the state's now)
+        ctx.failedAfterUp = `\`pulumi up\` failed after changing ${applied} resource(s): ${describeError(err).split("\n")[0]}`;
+        ctx.outputs = await readState(ctx).then(outputsOf, () => ctx.outputs);
+      }
+      throw err;
+    }
     // the outputs after the update, secrets masked: from the root stack's outputs event, or else the state
     ctx.outputs = rootOutputs
       ? outputsFrom(rootOutputs)

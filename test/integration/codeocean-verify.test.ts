@@ -177,3 +177,30 @@ test("a fleet whose canary fails verification starts no further wave; the fleet 
   expect((await alarmsAfter()).tagged).toBe(0);
   scenario.health.heal();
 }, 600_000);
+
+test("`up` fails after changing resources (the bed refuses the old worker ASG's delete once): --on-failure rollback deploys 1.0.0 again, verifies it, exit 4", async () => {
+  let refusedOnce = false;
+  const unhook = bed.aws!.intercept(async (call) => {
+    if (refusedOnce || call.action !== "DeleteAutoScalingGroup") return undefined;
+    refusedOnce = true;
+    const body = "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>refused by the test bed</Message></Error><RequestId>bed</RequestId></ErrorResponse>";
+    return { status: 400, headers: { "content-type": "text/xml" }, body: Buffer.from(body) };
+  });
+  try {
+    const run = await runCli(["upgrade", ...scenario.upgradeArgs, "--release", "2.0.0", "--yes", "--json", "--on-failure", "rollback"], bed.env);
+    expect(refusedOnce).toBe(true);
+    const events = run.events();
+    const ends = events.filter((e) => e.type === "step-end");
+    expect(ends.find((e) => e.step === "up")).toMatchObject({ status: "failed", error: expect.stringContaining("refused by the test bed") });
+    expect(ends.some((e) => e.step === "verify-deployment")).toBe(false);
+    expect(ends.find((e) => e.step === "rollback")).toMatchObject({ status: "done", note: expect.stringMatching(/^rolled back to 1\.0\.0 .*verified: 7 target groups/) });
+    expect(events.some((e) => e.type === "progress" && e.step === "rollback" && /`pulumi up` failed after changing \d+ resource\(s\)/.test(String(e.message)))).toBe(true);
+    expect(run.code).toBe(4);
+    expect(events.at(-1)).toMatchObject({ type: "summary", exitCode: 4, rolledBack: { to: "1.0.0", verified: true } });
+    expect((await scenario.deployment.stack.outputs()).deployedRelease?.value).toBe("1.0.0");
+    expect((await alarmsAfter()).enabled.every(Boolean)).toBe(true);
+    expect((await alarmsAfter()).tagged).toBe(0);
+  } finally {
+    unhook();
+  }
+}, 600_000);
