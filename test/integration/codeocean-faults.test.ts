@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as os from "node:os";
 import { DeleteAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
+import { DeleteVolumeCommand, DetachVolumeCommand } from "@aws-sdk/client-ec2";
 import { LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
 import { upgrade, type UpgradeOptions } from "../../stacks/upgrade";
@@ -309,4 +310,28 @@ test("`up` failing in a resource: exit 1 naming the resource error, alarms still
   } finally {
     await broken.stop();
   }
+});
+
+// last in this file: it deletes the refusals deployment's data volume
+test("no data volume to take the restore point of: refused at confirm-plan (exit 3), before any disruption; nothing changed", async () => {
+  const volume = refusals.deployment.outputs.ebsVolumeId!.value as string;
+  const aws = createAwsClients(awsSettingsFromEnv({ ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url }));
+  try {
+    await aws.ec2.send(new DetachVolumeCommand({ VolumeId: volume }));
+    await aws.ec2.send(new DeleteVolumeCommand({ VolumeId: volume }));
+  } finally {
+    aws.destroy();
+  }
+  await refusals.services.reset();
+  await expectUnchanged(refusals, async () => {
+    const result = await upgrade(optionsFor(refusals));
+    expect(result.exitCode).toBe(3);
+    expect(result.steps.find((s) => s.status === "failed")).toMatchObject({
+      step: "confirm-plan",
+      error: expect.stringMatching(new RegExp(`could not take a restore point before \`up\`: no data volume of the services machine found: the ebsVolumeId output names ${volume}, which EC2 does not have[\\s\\S]*hint: .*--no-restore-point`)),
+    });
+    expect(result.steps.map((s) => s.step)).not.toContain("cancel-computations");
+  });
+  expect(refusals.services.requests()).toEqual([]);
+  expect(Object.values(refusals.services.running()).every((n) => n > 0)).toBe(true);
 });

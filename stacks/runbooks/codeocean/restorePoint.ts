@@ -26,8 +26,9 @@ export async function dataVolumes(ctx: RunContext): Promise<Volume[]> {
   const found = new Map<string, Volume>();
   const fromOutput = ctx.outputs?.ebsVolumeId?.value;
   if (typeof fromOutput === "string" && fromOutput !== "") {
+    // a volume the output names and EC2 does not know is not found (the refusal names the output), not a failure
     const out = await awsCall(`read the data volume ${fromOutput} (output ebsVolumeId)`, () =>
-      ctx.aws().ec2.send(new DescribeVolumesCommand({ VolumeIds: [fromOutput] })),
+      ctx.aws().ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: "volume-id", Values: [fromOutput] }] })),
     );
     for (const v of out.Volumes ?? []) found.set(v.VolumeId!, v);
   }
@@ -65,21 +66,26 @@ async function snapshotsOfRun(ctx: RunContext, runId: string): Promise<Snapshot[
   return out.Snapshots ?? [];
 }
 
+/**
+ * The volumes to snapshot; none found is a refusal, asked before anything is disrupted (confirm-plan's
+ * text reads it first), so that the run never cancels computations for an upgrade it will not make.
+ */
+async function volumesToSnapshot(ctx: RunContext): Promise<Volume[]> {
+  const volumes = await dataVolumes(ctx);
+  if (volumes.length > 0) return volumes;
+  const output = ctx.outputs?.ebsVolumeId?.value;
+  const why = `${typeof output === "string" && output ? `the ebsVolumeId output names ${output}, which EC2 does not have` : "no ebsVolumeId output"}, and no volume tagged deployment=${ctx.deployment!.deploymentName ?? "?"} attached to ${ctx.deployment!.servicesInstanceId}`;
+  throw refused("take a restore point before `up`", `no data volume of the services machine found: ${why}`, "tag the data volume deployment=<name>, or run with --no-restore-point to go on without one");
+}
+
 export async function planRestorePoint(ctx: RunContext): Promise<string> {
   if (!ctx.options.restorePoint) return "no restore point (--no-restore-point)";
-  const volumes = await dataVolumes(ctx);
-  if (volumes.length === 0) return `would stop before \`up\`: no data volume found (${noVolumeWhy(ctx)})`;
+  const volumes = await volumesToSnapshot(ctx);
   return `would snapshot ${volumes.map((v) => `${v.VolumeId} (${v.Size ?? "?"} GiB)`).join(", ")} before \`up\``;
 }
 
-const noVolumeWhy = (ctx: RunContext) =>
-  `no ebsVolumeId output, and no volume tagged deployment=${ctx.deployment!.deploymentName ?? "?"} attached to ${ctx.deployment!.servicesInstanceId}`;
-
 export async function takeRestorePoint(ctx: RunContext): Promise<string> {
-  const volumes = await dataVolumes(ctx);
-  if (volumes.length === 0) {
-    throw refused("take a restore point before `up`", `no data volume of the services machine found: ${noVolumeWhy(ctx)}`, "tag the data volume deployment=<name>, or run with --no-restore-point to go on without one; the alarm actions are restored next");
-  }
+  const volumes = await volumesToSnapshot(ctx);
   // a crashed run of this upgrade may have started them already: adopt those, start the rest
   const previous = ctx.resumeFrom?.runId;
   const adopted = previous ? await snapshotsOfRun(ctx, previous) : [];
