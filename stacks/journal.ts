@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { StepRecord, UpgradeEvent } from "../lib/events";
 import { journalPrefix, type BackendStore } from "./backend";
+import { disruptionWindow, timedSteps, type DisruptionWindow } from "./timeline";
 
 /**
  * The run journal: every event of a run (redacted, engine events left out) appended as one JSON
@@ -128,6 +129,8 @@ export interface RunState {
   /** The release the run started to roll back to (--on-failure rollback). */
   rollbackTo?: string;
   error?: string;
+  /** From the first disruptive step that ran to the end of the last step after it (the alarms' restore); absent: nothing disruptive ran. */
+  disruption?: DisruptionWindow;
 }
 
 export function lastRun(env: Record<string, string | undefined>, cwd: string, stack: string, exceptRunId?: string): RunState | undefined {
@@ -202,6 +205,27 @@ export function parseRun(text: string, runId: string, journal: string): RunState
     }
   }
   state.unfinishedStep = open;
+  state.disruption = disruptionWindow(timedSteps(entries));
   for (const [k, v] of Object.entries(state.stillSuspended)) if (v.length === 0) delete state.stillSuspended[k];
   return state;
+}
+
+/** This machine's journal of a stack, newest run first (at most `limit` runs read). */
+export function recentRuns(env: Record<string, string | undefined>, cwd: string, stack: string, limit: number, exceptRunId?: string): RunState[] {
+  const dir = runsDir(env, cwd, stack);
+  if (!fs.existsSync(dir)) return [];
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl") && f !== `${exceptRunId}.jsonl`).sort().reverse();
+  return files.slice(0, limit).map((f) => readRun(path.join(dir, f)));
+}
+
+/**
+ * How long a run of this stack is expected to disrupt: the longest disruption window of its (up
+ * to) three most recent successful runs that applied an update. Undefined: no such run journaled.
+ */
+export function expectedDisruption(runs: readonly RunState[]): { ms: number; runIds: string[] } | undefined {
+  const applied = runs
+    .filter((r) => r.status === "succeeded" && r.disruption && r.steps.some((s) => s.step === "up" && s.status === "done"))
+    .slice(0, 3);
+  if (applied.length === 0) return undefined;
+  return { ms: Math.max(...applied.map((r) => r.disruption!.durationMs)), runIds: applied.map((r) => r.runId) };
 }
