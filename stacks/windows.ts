@@ -202,7 +202,7 @@ export function formatInstant(ms: number, timeZone: string): string {
 export function formatSpan(ms: number): string {
   if (ms < DAY_MS) return formatDuration(ms);
   const minutes = Math.floor(ms / 60_000);
-  return `${Math.floor(minutes / 1440)}d ${Math.floor((minutes % 1440) / 60)}h ${minutes % 60}m`;
+  return `${Math.floor(minutes / 1440)}d ${Math.floor((minutes % 1440) / 60)}h ${String(minutes % 60).padStart(2, "0")}m`;
 }
 
 /** How long the run is expected to disrupt, and where that figure comes from (for people). */
@@ -232,7 +232,7 @@ export function checkWindow(windows: readonly MaintenanceWindow[], nowMs: number
     throw refused(
       "start the upgrade in a maintenance window",
       `the run is expected to take ${formatDuration(expected.ms)} (${expected.source}), but the window ${open.specs.map((s) => JSON.stringify(s)).join(" + ")} ends ${formatInstant(open.endMs, open.timeZone)}, in ${formatDuration(open.endMs - nowMs)}`,
-      `start earlier in the window (${nextText}), or give --expected-duration when the earlier runs are not representative (nothing was changed)`,
+      `${nextText}; start it then${expected.source === "--expected-duration" ? "" : ", or give --expected-duration if the journal's earlier runs do not represent this one"} (nothing was changed)`,
     );
   }
   return open;
