@@ -464,6 +464,7 @@ export function buildProgram(): Command {
       for (const s of run.steps) lines.push(`  ${s.status.padEnd(7)} ${s.step.padEnd(28)} ${formatDuration(s.durationMs).padStart(7)}  ${s.error ?? s.note ?? ""}`);
       if (run.unfinishedStep) lines.push(`  started ${run.unfinishedStep} (no end recorded)`);
       for (const [what, items] of Object.entries(run.stillSuspended)) lines.push(`  still suspended (${what}): ${items.join(", ")} — the next run restores them`);
+      if (run.disruption) lines.push(`  disruption window: ${formatDuration(run.disruption.durationMs)} (${run.disruption.from} → end of ${run.disruption.to})`);
       if (run.error) lines.push(`  error: ${run.error}`);
       lines.push(`  journal: ${run.journal}`);
       process.stdout.write(lines.join("\n") + "\n");

@@ -149,7 +149,7 @@ export const lockStack: Step<RunContext> = {
     }
     // the journal goes beside the state from here on; the last run may have been on another machine
     ctx.journal?.mirrorTo(store, project, ctx.options.stack);
-    const previous = newerRun(lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId), await lastRunInBackend(store, project, ctx.options.stack, ctx.runId));
+    const previous = newerRun(lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId, true), await lastRunInBackend(store, project, ctx.options.stack, ctx.runId));
     if (previous?.status === "running") {
       ctx.resumeFrom = previous;
       const suspended = Object.entries(previous.stillSuspended).map(([what, items]) => `${what}: ${items.join(", ")}`).join("; ");

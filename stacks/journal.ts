@@ -133,12 +133,25 @@ export interface RunState {
   disruption?: DisruptionWindow;
 }
 
-export function lastRun(env: Record<string, string | undefined>, cwd: string, stack: string, exceptRunId?: string): RunState | undefined {
+/**
+ * The last run of a stack on this machine. `startedOnly`: leave out runs refused by check-window
+ * before they selected the stack (a scheduled job refused outside its window every hour must not
+ * hide the run a resume needs; they never reach the backend's journal either).
+ */
+export function lastRun(env: Record<string, string | undefined>, cwd: string, stack: string, exceptRunId?: string, startedOnly = false): RunState | undefined {
   const dir = runsDir(env, cwd, stack);
   if (!fs.existsSync(dir)) return undefined;
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl") && f !== `${exceptRunId}.jsonl`).sort();
-  const last = files.at(-1);
-  return last ? readRun(path.join(dir, last)) : undefined;
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl") && f !== `${exceptRunId}.jsonl`).sort().reverse();
+  for (const file of files) {
+    const run = readRun(path.join(dir, file));
+    if (!startedOnly || !refusedByWindow(run)) return run;
+  }
+  return undefined;
+}
+
+/** A run that ended at check-window, before anything else ran. */
+export function refusedByWindow(run: RunState): boolean {
+  return run.status !== "running" && run.steps.length === 1 && run.steps[0]!.step === "check-window";
 }
 
 /** One run's journal on this machine, by run id (undefined: not recorded here). */
@@ -210,12 +223,20 @@ export function parseRun(text: string, runId: string, journal: string): RunState
   return state;
 }
 
-/** This machine's journal of a stack, newest run first (at most `limit` runs read). */
+/** This machine's journal of a stack, newest run first: at most `limit` runs, not counting those refused at check-window. */
 export function recentRuns(env: Record<string, string | undefined>, cwd: string, stack: string, limit: number, exceptRunId?: string): RunState[] {
   const dir = runsDir(env, cwd, stack);
   if (!fs.existsSync(dir)) return [];
   const files = fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl") && f !== `${exceptRunId}.jsonl`).sort().reverse();
-  return files.slice(0, limit).map((f) => readRun(path.join(dir, f)));
+  const runs: RunState[] = [];
+  // runs refused at check-window do not count against the limit (a schedule may leave many)
+  for (const file of files.slice(0, limit * 20)) {
+    const run = readRun(path.join(dir, file));
+    if (refusedByWindow(run)) continue;
+    runs.push(run);
+    if (runs.length === limit) break;
+  }
+  return runs;
 }
 
 /**

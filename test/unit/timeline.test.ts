@@ -1,5 +1,8 @@
 import type { UpgradeEvent } from "../../lib/events";
-import { expectedDisruption, parseRun, type RunState } from "../../stacks/journal";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { expectedDisruption, lastRun, openJournal, parseRun, recentRuns, type RunState } from "../../stacks/journal";
 import { renderReport } from "../../stacks/report";
 import type { ResolvedOptions } from "../../stacks/context";
 import { disruptionWindow, renderGantt, shortDuration, timedSteps } from "../../stacks/timeline";
@@ -104,4 +107,20 @@ describe("the journal's figures", () => {
     expect(expectedDisruption([upToDate, failed])).toBeUndefined();
     expect(expectedDisruption([])).toBeUndefined();
   });
+});
+
+test("runs refused at check-window (a schedule outside its window) hide neither the run to resume nor the expected duration", () => {
+  const env = { UPGRADE_ORCHESTRATOR_STATE: fs.mkdtempSync(path.join(os.tmpdir(), "journal-windows-")) };
+  const write = (runId: string, events: UpgradeEvent[]) => {
+    const journal = openJournal(env, "/p", "prod", runId);
+    for (const e of events) journal.record(e);
+  };
+  write("20261205T010000-a", runEvents(codeOcean));
+  const crashed = runEvents(codeOcean.slice(0, 6)).slice(0, -2); // killed during wait-idle-workers: no step-end, no summary
+  write("20261206T010000-b", crashed);
+  for (let i = 10; i < 40; i++) write(`20261207T0${i}000-r`, runEvents([["check-window", "failed", 0, 0]], "failed"));
+  expect(lastRun(env, "/p", "prod")?.runId).toBe("20261207T039000-r");
+  expect(lastRun(env, "/p", "prod", undefined, true)).toMatchObject({ runId: "20261206T010000-b", status: "running", unfinishedStep: "wait-idle-workers" });
+  expect(recentRuns(env, "/p", "prod", 20).map((r) => r.runId)).toEqual(["20261206T010000-b", "20261205T010000-a"]);
+  expect(expectedDisruption(recentRuns(env, "/p", "prod", 20))).toEqual({ ms: 493_000, runIds: ["20261205T010000-a"] });
 });
