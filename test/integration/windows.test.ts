@@ -60,6 +60,28 @@ test("outside the window: refused (exit 3) before anything else, nothing changed
   expect(bad.exitCode).toBe(2);
   expect(bad.error?.message).toMatch(/"Europe\/Berlim" is not a time zone/);
 
+  // a dry run says what a real run would meet, and goes on
+  const dry = await upgrade(echo({ dryRun: true, now: testClock("2026-12-07T12:00:00Z").now }));
+  expect(dry.exitCode).toBe(0);
+  expect(dry.steps[0]).toMatchObject({ step: "check-window", status: "done", note: expect.stringMatching(/^dry run: a run now would be refused: it is Mon 2026-12-07 13:00 Europe\/Berlin, outside/) });
+
+  // a person takes so long to confirm that the window has closed: refused after the confirmation, before `up`
+  const slow = testClock("2026-12-12T04:59:00Z");
+  const asked = await upgrade(
+    echo({
+      yes: false,
+      now: slow.now,
+      confirm: async () => {
+        slow.jump("2026-12-12T05:01:00Z");
+        return true;
+      },
+    }),
+  );
+  expect(asked.exitCode).toBe(3);
+  expect(asked.steps.slice(-2).map((s) => [s.step, s.status])).toEqual([["confirm-plan", "done"], ["check-window-again", "failed"]]);
+  expect(asked.error?.message).toMatch(/it is Sat 2026-12-12 06:01 Europe\/Berlin, outside/);
+  expect((await stack.history()).length).toBe(history);
+
   const inside = await upgrade(echo({ now: testClock("2026-12-12T01:30:00Z").now }));
   expect(inside.exitCode).toBe(0);
   expect(inside.steps[0]).toMatchObject({ step: "check-window", status: "done", note: expect.stringMatching(/^in the window "Sat 02:00-06:00 Europe\/Berlin" until Sat 2026-12-12 06:00 Europe\/Berlin \(3:(29|30):\d\d left\); (expected|no expected duration)/) });
@@ -124,7 +146,7 @@ describe("Code Ocean", () => {
       servicesPort: scenario.services.port,
       pollIntervalMs: 1000,
       metricPeriodSeconds: 10,
-      drainTimeoutMs: 10 * 60_000,
+      drainTimeoutMs: 90_000,
       ...scenario.verification,
       release: "2.0.0",
       windows: ["daily 01:00-06:00 UTC"],
@@ -140,7 +162,7 @@ describe("Code Ocean", () => {
     expect(steps).toContainEqual(["wait-idle-workers", "failed"]);
     expect(steps.map((s) => s[0])).not.toContain("up");
     expect(result.steps.at(-1)).toMatchObject({ step: "restore-alarms", status: "done" });
-    // the drain's deadline was the window's end, not --drain-timeout's 10 minutes
+    // the drain's deadline was the window's end, not --drain-timeout's 90 s
     expect(result.steps.find((s) => s.step === "wait-idle-workers")!.durationMs).toBeLessThan(15_000);
     expect(scenario.services.requests().filter((r) => r.status === 200)).toHaveLength(1); // the cancel
     const after = await awsSnapshot(bed.env);
