@@ -1,5 +1,7 @@
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
+import { formatDuration } from "../../lib/wait";
 import { readRun } from "../../stacks/journal";
 import { upgrade, type UpgradeOptions } from "../../stacks/upgrade";
 import { startSandbox, type Sandbox } from "../sandbox";
@@ -131,13 +133,9 @@ describe("Code Ocean", () => {
   }, 240_000);
   afterAll(async () => scenario?.stop());
 
-  test("a drain that reaches the window's end stops before `up`, alarms restored; the report's gantt is Mermaid's and its disruption bar the journal's", async () => {
-    scenario.services.setMode({ kind: "never-drains" });
+  const options = (extra: Partial<UpgradeOptions>): UpgradeOptions => {
     const sshd = bed.sshd!;
-    const clock = testClock("2026-12-12T02:00:00Z");
-    const before = await awsSnapshot(bed.env);
-    const history = (await scenario.deployment.stack.history()).length;
-    const result = await upgrade({
+    return {
       stack: scenario.deployment.stackName,
       cwd: scenario.deployment.workDir,
       yes: true,
@@ -150,11 +148,23 @@ describe("Code Ocean", () => {
       ...scenario.verification,
       release: "2.0.0",
       windows: ["daily 01:00-06:00 UTC"],
-      expectedDurationMs: 30 * 60_000,
-      now: clock.now,
-      // the drain starts 6 s before the window ends
-      onEvent: (e) => e.type === "step-start" && e.step === "wait-idle-workers" && clock.jump("2026-12-12T05:59:54Z"),
-    });
+      ...extra,
+    };
+  };
+
+  test("a drain that reaches the window's end stops before `up`, alarms restored; the report's gantt is Mermaid's and its disruption bar the journal's", async () => {
+    scenario.services.setMode({ kind: "never-drains" });
+    const clock = testClock("2026-12-12T02:00:00Z");
+    const before = await awsSnapshot(bed.env);
+    const history = (await scenario.deployment.stack.history()).length;
+    const result = await upgrade(
+      options({
+        expectedDurationMs: 30 * 60_000,
+        now: clock.now,
+        // the drain starts 6 s before the window ends
+        onEvent: (e) => e.type === "step-start" && e.step === "wait-idle-workers" && clock.jump("2026-12-12T05:59:54Z"),
+      }),
+    );
     expect(result.exitCode).toBe(3);
     expect(result.error?.message).toMatch(/^could not wait for the workers to become idle within the maintenance window: the window "daily 01:00-06:00 UTC" ends Sat 2026-12-12 06:00 UTC and the workers were not idle by then; last seen: workers-window-1-asg: /);
     expect(result.error?.hint).toMatch(/stopped before `up` and restored what it suspended/);
@@ -181,5 +191,33 @@ describe("Code Ocean", () => {
     expect([journaled.from, journaled.to]).toEqual(["cancel-computations", "restore-alarms"]);
     expect(bar.endMs - bar.startMs).toBe(journaled.durationMs);
     expect(bar.startMs).toBe(journaled.startMs);
+  }, 240_000);
+
+  test("an update inside the window: the gantt has every step, the disruption bar the journal's; the next run expects that long", async () => {
+    // the operator's state again: the code at 1.0.0, computations running
+    execFileSync("git", ["-c", "advice.detachedHead=false", "checkout", "-q", "1.0.0"], { cwd: scenario.deployment.workDir });
+    await scenario.services.reset();
+    const done = await upgrade(options({ now: testClock("2026-12-12T02:00:00Z").now }));
+    expect(done.error).toBeUndefined();
+    expect(done.exitCode).toBe(0);
+    const blocks = await parseMermaidBlocks(done.report);
+    const gantt = blocks[0]!;
+    if ("error" in gantt) throw new Error(`Mermaid rejected the report's gantt: ${gantt.error}`);
+    const bars = gantt.tasks.filter((t) => t.section === "Steps");
+    expect(bars.map((t) => t.task.split(" ")[0])).toEqual(done.steps.map((s) => s.step));
+    expect(bars.map((t) => t.endMs - t.startMs)).toEqual(done.steps.map((s) => s.durationMs));
+    expect(bars.find((t) => t.task.startsWith("wait-idle-workers"))).toMatchObject({ active: true });
+    const journaled = readRun(done.journal).disruption!;
+    expect([journaled.from, journaled.to]).toEqual(["cancel-computations", "restore-alarms"]);
+    const bar = gantt.tasks.find((t) => t.id === "disruption")!;
+    expect(bar.endMs - bar.startMs).toBe(journaled.durationMs);
+    expect(done.report).toContain(`**Disruption window:** ${formatDuration(journaled.durationMs)}, from \`cancel-computations\` to the end of \`restore-alarms\``);
+
+    // with less of the window left than that update disrupted: refused, the figure from the journal
+    const end = Date.parse("2026-12-12T06:00:00Z");
+    const next = await upgrade(options({ now: testClock(new Date(end - journaled.durationMs + 500).toISOString()).now }));
+    expect(next.exitCode).toBe(3);
+    expect(next.error?.message).toContain(`expected to take ${formatDuration(journaled.durationMs)} (the longest disruption of this stack's last successful update in the journal: ${done.runId})`);
+    expect(next.steps.map((s) => s.step)).toEqual(["check-window"]);
   }, 240_000);
 });
