@@ -77,14 +77,15 @@ const taskName = (text: string) => text.replace(/[:;#\n\r]+/g, " ").replace(/\s+
 
 /**
  * A Mermaid `gantt` block (GitHub renders it): one bar per step (done, `crit` when it failed,
- * `active` when it waited on the world), and the disruption window as a `crit` bar of its own.
+ * `active` instead of `done` when it waited on the world), and the disruption window as a `crit` bar of its own.
  * Instants are epoch milliseconds (`dateFormat x`). No `title`: the report's heading names the
  * run (and Mermaid sanitizes titles with DOMPurify, which needs a browser).
  */
 export function renderGantt(steps: readonly TimedStep[], disruption: DisruptionWindow | undefined): string {
   const lines = ["```mermaid", "gantt", "  dateFormat x", "  axisFormat %H:%M:%S", "  section Steps"];
   steps.forEach((s, i) => {
-    const tags = [s.status === "failed" ? "crit" : s.status === "done" ? "done" : undefined, s.wait ? "active" : undefined].filter(Boolean);
+    // a wait is drawn `active` rather than `done`, to stand out among the steps
+    const tags = [s.status === "failed" ? "crit" : s.status === "done" && !s.wait ? "done" : undefined, s.wait ? "active" : undefined].filter(Boolean);
     const name = taskName(`${s.step} ${s.status === "done" ? "" : `(${s.status}) `}${s.wait ? "wait " : ""}${shortDuration(s.durationMs)}`);
     lines.push(`  ${name} :${[...tags, `s${i}`, s.startMs, s.startMs + s.durationMs].join(", ")}`);
   });
