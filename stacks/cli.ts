@@ -409,7 +409,7 @@ export function buildProgram(): Command {
     .option("--stack <name>", "stack name or glob (repeatable)", collect, [])
     .option("--stacks-file <file>", "a fleet file (YAML)")
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
-    .option("--json", "print one JSON object: {waves: [{name, canary, matrix: {include: [{stack, cwd, release?}]}}]}")
+    .option("--json", "print one JSON object: {waves: [{name, canary, matrix: {include: [{stack, cwd, release?, runbook?, windows?}]}}]}")
     .action(async (flags: { stack: string[]; stacksFile?: string; cwd: string; json?: boolean }) => {
       const { planMatrix } = await heavy(() => import("./fleet"));
       const matrix = planMatrix(await fleetPlanFromFlags({ ...flags, notify: [] }));
