@@ -8,7 +8,7 @@ import type { BackendStore } from "./backend";
 import type { Journal, RunState } from "./journal";
 import type { RunLock } from "./lock";
 import type { StackState } from "./stackState";
-import type { WindowOccurrence } from "./windows";
+import type { ExpectedDuration, WindowOccurrence } from "./windows";
 
 /** Everything the steps of one run share. Steps fill in what later steps read. */
 export interface RunContext {
@@ -62,6 +62,8 @@ export interface RunContext {
   restorePoints?: RestorePoint[];
   /** check-window: the maintenance window the run is in (the drain ends no later than its end). */
   window?: WindowOccurrence;
+  /** What check-window expected the run to take (null: no figure, undefined: not checked). */
+  windowExpected?: ExpectedDuration | null;
   /** The records of the steps so far (the decline at the second confirmation says what was already done). */
   records?: StepRecord[];
 }

@@ -12,7 +12,7 @@ import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
 import { codeOceanTargets, readsSecretOutputs } from "./runbooks/codeocean/targets";
 import { configuredValue, outputsFrom, outputsOf, pendingDeletes, readStackState } from "./stackState";
-import { expectedDisruption, lastRun, lastRunInBackend, newerRun, recentRuns } from "./journal";
+import { expectedDisruption, lastRun, lastRunInBackend, newerRun, recentRuns, recentRunsInBackend } from "./journal";
 import { checkWindow as checkWindows, formatInstant, formatSpan, parseWindows, type ExpectedDuration } from "./windows";
 import { formatDuration } from "../lib/wait";
 import * as os from "node:os";
@@ -24,10 +24,17 @@ const run = promisify(execFile);
 /** The runbooks the driver knows, by name (`--runbook`, config key `upgrade:runbook`). */
 export const RUNBOOKS: Record<string, Runbook> = { [codeOceanPrivateCloud.name]: codeOceanPrivateCloud };
 
-/** How long the disruptive part of this run is expected to take: --expected-duration, else the journal's earlier runs. */
-export function expectedDuration(ctx: RunContext): ExpectedDuration | undefined {
+/**
+ * How long the disruptive part of this run is expected to take: --expected-duration, else the
+ * journal's earlier runs: this machine's, and once lock-stack knows the backend, every machine's
+ * (a pipeline's fresh machine has no local journal).
+ */
+export async function expectedDuration(ctx: RunContext): Promise<ExpectedDuration | undefined> {
   if (ctx.options.expectedDurationMs !== undefined) return { ms: ctx.options.expectedDurationMs, source: "--expected-duration" };
-  const journaled = expectedDisruption(recentRuns(ctx.env, ctx.options.cwd, ctx.options.stack, 20, ctx.runId));
+  const runs = new Map(recentRuns(ctx.env, ctx.options.cwd, ctx.options.stack, 20, ctx.runId).map((r) => [r.runId, r]));
+  const store = ctx.backend?.store;
+  if (store) for (const r of await recentRunsInBackend(store, ctx.backend!.project, ctx.options.stack, 20, ctx.runId)) if (!runs.has(r.runId)) runs.set(r.runId, r);
+  const journaled = expectedDisruption([...runs.values()].sort((a, b) => (a.runId < b.runId ? 1 : -1)));
   return journaled && { ms: journaled.ms, source: `the longest disruption of this stack's last successful update${journaled.runIds.length > 1 ? "s" : ""} in the journal: ${journaled.runIds.join(", ")}` };
 }
 
@@ -44,7 +51,8 @@ function windowStep(id: string, title: string, when: (ctx: RunContext) => boolea
     when: (ctx) => ctx.options.windows.length > 0 && when(ctx),
     async run(ctx) {
       const windows = parseWindows(ctx.options.windows);
-      const expected = expectedDuration(ctx);
+      const expected = await expectedDuration(ctx);
+      ctx.windowExpected = expected ?? null;
       const now = ctx.options.now();
       try {
         ctx.window = checkWindows(windows, now, expected);
@@ -60,8 +68,15 @@ function windowStep(id: string, title: string, when: (ctx: RunContext) => boolea
 }
 
 export const checkWindow = windowStep("check-window", "Check the maintenance window", () => true);
-/** After a confirmation a person gave: the time it took may have moved the run out of its window. */
-export const checkWindowAgain = windowStep("check-window-again", "Check the maintenance window after the confirmation", (ctx) => !ctx.options.yes && !ctx.options.dryRun);
+/**
+ * After the plan's confirmation: a person's answer may have taken the run out of its window; and a
+ * run that found no earlier update in this machine's journal now reads the backend's.
+ */
+export const checkWindowAgain = windowStep(
+  "check-window-again",
+  "Check the maintenance window again",
+  (ctx) => !ctx.options.dryRun && (!ctx.options.yes || (ctx.windowExpected === null && ctx.backend?.store !== undefined)),
+);
 
 export const selectStack: Step<RunContext> = {
   id: "select-stack",

@@ -97,6 +97,21 @@ export async function lastRunInBackend(store: BackendStore, project: string, sta
   return object && parseRun(object.body, path.posix.basename(last, ".jsonl"), `${store.description}/${last}`);
 }
 
+/** The backend's journal of a stack (any machine's runs), newest first: at most `limit` runs. */
+export async function recentRunsInBackend(store: BackendStore, project: string, stack: string, limit: number, exceptRunId?: string): Promise<RunState[]> {
+  const keys = (await store.list(journalPrefix(project, stack))).filter((k) => k.endsWith(".jsonl") && !k.endsWith(`/${exceptRunId}.jsonl`)).sort().reverse();
+  const runs: RunState[] = [];
+  for (const key of keys.slice(0, limit * 2)) {
+    const object = await store.get(key);
+    if (!object) continue;
+    const run = parseRun(object.body, path.posix.basename(key, ".jsonl"), `${store.description}/${key}`);
+    if (refusedByWindow(run)) continue;
+    runs.push(run);
+    if (runs.length === limit) break;
+  }
+  return runs;
+}
+
 /** The newer of two runs by run id (ids start with their UTC start time). */
 export function newerRun(a: RunState | undefined, b: RunState | undefined): RunState | undefined {
   if (!a || !b) return a ?? b;

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import { formatDuration } from "../../lib/wait";
 import { readRun } from "../../stacks/journal";
@@ -102,6 +103,14 @@ test("an expected duration that overruns the window's end is refused: from the j
   expect(late.exitCode).toBe(3);
   expect(late.error?.message).toMatch(new RegExp(`the run is expected to take \\d:\\d\\d \\(the longest disruption of this stack's last successful update in the journal: ${earlier.runId}\\), but the window "Sat 02:00-06:00 Europe/Berlin" ends Sat 2026-12-12 06:00 Europe/Berlin`));
   expect(late.steps.map((s) => s.step)).toEqual(["check-window"]);
+
+  // another machine (a pipeline's fresh one): no local journal; the backend's has the update
+  const elsewhere = await upgrade(echo({ env: { ...bed.env, UPGRADE_ORCHESTRATOR_STATE: fs.mkdtempSync(path.join(bed.dir, "machine-b-")) }, now: testClock(new Date(end - took + 50).toISOString()).now }));
+  expect(elsewhere.exitCode).toBe(3);
+  expect(elsewhere.steps[0]).toMatchObject({ step: "check-window", status: "done", note: expect.stringMatching(/no expected duration/) });
+  expect(elsewhere.steps.at(-1)).toMatchObject({ step: "check-window-again", status: "failed" });
+  expect(elsewhere.error?.message).toContain(`in the journal: ${earlier.runId})`);
+  expect(elsewhere.steps.map((s) => s.step)).not.toContain("up");
 
   const told = await upgrade(echo({ now: testClock("2026-12-12T03:00:00Z").now, expectedDurationMs: 2.5 * 3_600_000 }));
   expect(told.exitCode).toBe(3);
