@@ -62,7 +62,7 @@ export async function waitForIdleWorkers(ctx: RunContext, holdToWindow = false):
     refused(
       "wait for the workers to become idle within the maintenance window",
       `the window ${window!.specs.map((s) => JSON.stringify(s)).join(" + ")} ends ${windowEnd} and the workers were not idle by then; last seen: ${seen}`,
-      "the run stopped before `up` and restored what it suspended (computations stay cancelled); run it again in the next window, with a longer --drain-timeout margin or after the long computations end",
+      "the run stopped before `up` and restored what it suspended (the computations stay cancelled); run it again early in the next window, or once the computations still running have ended",
     );
   if (window && windowLeftMs <= 0) throw windowEnded("the drain had not started");
   if (waitDedicated && (await deploymentName(ctx)) === undefined) {
