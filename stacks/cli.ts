@@ -46,6 +46,8 @@ interface UpgradeFlags {
   forceUnlock?: boolean;
   repair?: boolean;
   verbose?: boolean;
+  window: string[];
+  expectedDuration?: string;
 }
 
 const EXAMPLES = `
@@ -70,8 +72,12 @@ Exit codes: 0 succeeded, 1 a step failed, 2 bad input or usage, 3 refused by a s
 (stack locked, not drained in time, dirty working tree, confirmation declined), 4 verification
 failed and the run rolled back to the previous release (the rollback verified), 130 interrupted.
 A fleet exits with the worst of its stacks' codes, worst first: 1, 130, 4, 3, 2, 0.
-Fleet file (YAML): cwd, concurrency, notify: [urls], waves: [{name, canary, stacks: [name | glob |
-{stack, cwd, release, runbook}]}]; canary waves run first, one stack at a time.
+Fleet file (YAML): cwd, concurrency, notify: [urls], waves: [{name, canary, window, stacks: [name |
+glob | {stack, cwd, release, runbook, window}]}]; canary waves run first, one stack at a time; a
+wave's or stack's window (a spec or a list) replaces --window for its stacks.
+Maintenance windows: --window "<days> <HH:MM>-<HH:MM> <IANA zone>", e.g. "Sat 02:00-06:00 Europe/Berlin";
+a run outside every window, or expected (--expected-duration, else the journal) to overrun its end,
+is refused (exit 3) before anything disruptive; a drain still going at the end stops before \`up\`.
 The SSH key's passphrase, if any, is read from $UPGRADE_SSH_KEY_PASSPHRASE.`;
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -162,6 +168,7 @@ async function fleetPlanFromFlags(flags: { stack: string[]; stacksFile?: string;
 }
 
 async function runFleetFromFlags(flags: UpgradeFlags, cmd: Command): Promise<void> {
+  if (flags.window.length > 0) (await import("./windows")).parseWindows(flags.window);
   const { createFleetRenderer, runFleet } = await heavy(() => import("./fleet"));
   const plan = await fleetPlanFromFlags(flags);
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
@@ -215,7 +222,20 @@ function port(flag: string, text: string): number {
   return n;
 }
 
+/**
+ * UPGRADE_ORCHESTRATOR_TEST_NOW (tests only): an ISO 8601 instant the run's clock starts at, then
+ * moves on in real time; what the maintenance-window checks read. Unset: the real clock.
+ */
+function testClock(start: string | undefined): (() => number) | undefined {
+  if (start === undefined) return undefined;
+  const at = Date.parse(start);
+  if (Number.isNaN(at)) throw badInput("read UPGRADE_ORCHESTRATOR_TEST_NOW", `${JSON.stringify(start)} is not an ISO 8601 instant`, "e.g. 2026-12-12T02:00:00Z, or unset it (it is for tests)");
+  const offset = at - Date.now();
+  return () => Date.now() + offset;
+}
+
 async function runUpgrade(flags: UpgradeFlags): Promise<void> {
+  if (flags.window.length > 0) (await import("./windows")).parseWindows(flags.window); // bad input before anything starts
   const runbooks = ["auto", "codeocean-private-cloud", "none"];
   if (!runbooks.includes(flags.runbook)) throw badInput("read --runbook", `unknown runbook ${JSON.stringify(flags.runbook)}`, `use one of ${runbooks.join(", ")}`);
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
@@ -274,6 +294,9 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     reportPath: flags.report,
     forceUnlock: flags.forceUnlock,
     repair: flags.repair,
+    windows: flags.window,
+    expectedDurationMs: flags.expectedDuration === undefined ? undefined : duration("--expected-duration", flags.expectedDuration),
+    now: testClock(process.env.UPGRADE_ORCHESTRATOR_TEST_NOW),
     onEvent: renderer.sink,
     signal: controller.signal,
     // the question's text (what will be disrupted, what `up` changes) is on screen above, as the
@@ -359,6 +382,8 @@ export function buildProgram(): Command {
     .option("--known-hosts <file>", "known_hosts file for strict host-key checking (default: the config's UserKnownHostsFile, else ~/.ssh/known_hosts)")
     .addOption(new Option("--services-port <port>", "port of the services API on the services machine").default(String(DEFAULTS.servicesPort)).hideHelp())
     .addOption(new Option("--services-timeout <duration>", "deadline of one cancel request").default("20s").hideHelp())
+    .option("--window <spec>", 'maintenance window, e.g. "Sat 02:00-06:00 Europe/Berlin" or "Mon-Fri 22:00-02:00 UTC" (repeatable): refuse to start outside one, or when the expected duration would overrun its end; the drain before `up` ends by then', collect, [])
+    .option("--expected-duration <duration>", "with --window: how long the disruptive part of the run takes (default: the longest of this stack's last three successful updates in the journal)")
     .option("--report <file>", "write the Markdown run report there ($GITHUB_STEP_SUMMARY is also honoured)")
     .option("--force-unlock", "take over the run lock of a run that is gone (reported as stale)")
     .option("--repair", "clear what an interrupted `pulumi up` left (its lock, pending operations) when the driver cannot be sure it is gone")
@@ -384,7 +409,7 @@ export function buildProgram(): Command {
     .option("--stack <name>", "stack name or glob (repeatable)", collect, [])
     .option("--stacks-file <file>", "a fleet file (YAML)")
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
-    .option("--json", "print one JSON object: {waves: [{name, canary, matrix: {include: [{stack, cwd, release?}]}}]}")
+    .option("--json", "print one JSON object: {waves: [{name, canary, matrix: {include: [{stack, cwd, release?, runbook?, windows?}]}}]}")
     .action(async (flags: { stack: string[]; stacksFile?: string; cwd: string; json?: boolean }) => {
       const { planMatrix } = await heavy(() => import("./fleet"));
       const matrix = planMatrix(await fleetPlanFromFlags({ ...flags, notify: [] }));
@@ -439,6 +464,7 @@ export function buildProgram(): Command {
       for (const s of run.steps) lines.push(`  ${s.status.padEnd(7)} ${s.step.padEnd(28)} ${formatDuration(s.durationMs).padStart(7)}  ${s.error ?? s.note ?? ""}`);
       if (run.unfinishedStep) lines.push(`  started ${run.unfinishedStep} (no end recorded)`);
       for (const [what, items] of Object.entries(run.stillSuspended)) lines.push(`  still suspended (${what}): ${items.join(", ")} — the next run restores them`);
+      if (run.disruption) lines.push(`  disruption window: ${formatDuration(run.disruption.durationMs)} (${run.disruption.from} → end of ${run.disruption.to})`);
       if (run.error) lines.push(`  error: ${run.error}`);
       lines.push(`  journal: ${run.journal}`);
       process.stdout.write(lines.join("\n") + "\n");

@@ -8,6 +8,7 @@ import type { BackendStore } from "./backend";
 import type { Journal, RunState } from "./journal";
 import type { RunLock } from "./lock";
 import type { StackState } from "./stackState";
+import type { ExpectedDuration, WindowOccurrence } from "./windows";
 
 /** Everything the steps of one run share. Steps fill in what later steps read. */
 export interface RunContext {
@@ -59,6 +60,10 @@ export interface RunContext {
   rolledBack?: { to: string; verified: boolean };
   /** restore-point: the snapshots taken before `up` (their state as last read). */
   restorePoints?: RestorePoint[];
+  /** check-window: the maintenance window the run is in (the drain ends no later than its end). */
+  window?: WindowOccurrence;
+  /** What check-window expected the run to take (null: no figure, undefined: not checked). */
+  windowExpected?: ExpectedDuration | null;
   /** The records of the steps so far (the decline at the second confirmation says what was already done). */
   records?: StepRecord[];
 }
@@ -153,4 +158,10 @@ export interface ResolvedOptions {
   /** Clear what an interrupted `up` left (engine lock, pending operations) even when its holder is not certainly gone. */
   repair: boolean;
   confirm?: (plan: ConfirmRequest) => Promise<boolean>;
+  /** Maintenance window specs (--window); empty: none. */
+  windows: string[];
+  /** --expected-duration; undefined: from the journal. */
+  expectedDurationMs?: number;
+  /** The clock of the window checks (tests move it). */
+  now: () => number;
 }

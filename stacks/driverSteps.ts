@@ -12,7 +12,9 @@ import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
 import { codeOceanTargets, readsSecretOutputs } from "./runbooks/codeocean/targets";
 import { configuredValue, outputsFrom, outputsOf, pendingDeletes, readStackState } from "./stackState";
-import { lastRun, lastRunInBackend, newerRun } from "./journal";
+import { expectedDisruption, lastRun, lastRunInBackend, newerRun, recentRuns, recentRunsInBackend } from "./journal";
+import { checkWindow as checkWindows, formatInstant, formatSpan, parseWindows, type ExpectedDuration } from "./windows";
+import { formatDuration } from "../lib/wait";
 import * as os from "node:os";
 import { backendKind, lockKey, workspaceBackend } from "./backend";
 import { acquireRunLock, describeHolder, describeLock, engineLocks, processAlive } from "./lock";
@@ -21,6 +23,60 @@ const run = promisify(execFile);
 
 /** The runbooks the driver knows, by name (`--runbook`, config key `upgrade:runbook`). */
 export const RUNBOOKS: Record<string, Runbook> = { [codeOceanPrivateCloud.name]: codeOceanPrivateCloud };
+
+/**
+ * How long the disruptive part of this run is expected to take: --expected-duration, else the
+ * journal's earlier runs: this machine's, and once lock-stack knows the backend, every machine's
+ * (a pipeline's fresh machine has no local journal).
+ */
+export async function expectedDuration(ctx: RunContext): Promise<ExpectedDuration | undefined> {
+  if (ctx.options.expectedDurationMs !== undefined) return { ms: ctx.options.expectedDurationMs, source: "--expected-duration" };
+  const runs = new Map(recentRuns(ctx.env, ctx.options.cwd, ctx.options.stack, 20, ctx.runId).map((r) => [r.runId, r]));
+  const store = ctx.backend?.store;
+  if (store) for (const r of await recentRunsInBackend(store, ctx.backend!.project, ctx.options.stack, 20, ctx.runId)) if (!runs.has(r.runId)) runs.set(r.runId, r);
+  const journaled = expectedDisruption([...runs.values()].sort((a, b) => (a.runId < b.runId ? 1 : -1)));
+  return journaled && { ms: journaled.ms, source: `the longest disruption of this stack's last successful update${journaled.runIds.length > 1 ? "s" : ""} in the journal: ${journaled.runIds.join(", ")}` };
+}
+
+/**
+ * --window: the run starts only inside a maintenance window, and only when its expected duration
+ * fits before the window's end (refused, exit 3, before anything changed). A dry run says what a
+ * real run would meet, and goes on.
+ */
+function windowStep(id: string, title: string, when: (ctx: RunContext) => boolean): Step<RunContext> {
+  return {
+    id,
+    title,
+    readOnly: true,
+    when: (ctx) => ctx.options.windows.length > 0 && when(ctx),
+    async run(ctx) {
+      const windows = parseWindows(ctx.options.windows);
+      const expected = await expectedDuration(ctx);
+      ctx.windowExpected = expected ?? null;
+      const now = ctx.options.now();
+      try {
+        ctx.window = checkWindows(windows, now, expected);
+      } catch (err) {
+        if (ctx.options.dryRun && err instanceof UpgradeError && err.exitCode === 3) return `dry run: a run now would be refused: ${err.why}`;
+        throw err;
+      }
+      const end = formatInstant(ctx.window.endMs, ctx.window.timeZone);
+      const expectation = expected ? `expected ${formatDuration(expected.ms)} (${expected.source})` : "no expected duration (no successful update in the journal, no --expected-duration): only the drain is held to the window";
+      return `in the window ${ctx.window.specs.map((s) => JSON.stringify(s)).join(" + ")} until ${end} (${formatSpan(ctx.window.endMs - now)} left); ${expectation}`;
+    },
+  };
+}
+
+export const checkWindow = windowStep("check-window", "Check the maintenance window", () => true);
+/**
+ * After the plan's confirmation: a person's answer may have taken the run out of its window; and a
+ * run that found no earlier update in this machine's journal now reads the backend's.
+ */
+export const checkWindowAgain = windowStep(
+  "check-window-again",
+  "Check the maintenance window again",
+  (ctx) => !ctx.options.dryRun && (!ctx.options.yes || (ctx.windowExpected === null && ctx.backend?.store !== undefined)),
+);
 
 export const selectStack: Step<RunContext> = {
   id: "select-stack",
@@ -108,7 +164,7 @@ export const lockStack: Step<RunContext> = {
     }
     // the journal goes beside the state from here on; the last run may have been on another machine
     ctx.journal?.mirrorTo(store, project, ctx.options.stack);
-    const previous = newerRun(lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId), await lastRunInBackend(store, project, ctx.options.stack, ctx.runId));
+    const previous = newerRun(lastRun(ctx.env, ctx.options.cwd, ctx.options.stack, ctx.runId, true), await lastRunInBackend(store, project, ctx.options.stack, ctx.runId));
     if (previous?.status === "running") {
       ctx.resumeFrom = previous;
       const suspended = Object.entries(previous.stillSuspended).map(([what, items]) => `${what}: ${items.join(", ")}`).join("; ");

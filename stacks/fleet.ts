@@ -5,11 +5,12 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { badInput, ExitCode } from "../lib/errors";
+import { badInput, ExitCode, type UpgradeError } from "../lib/errors";
 import { notify, undeliveredNotes } from "../lib/notify";
 import { createRedactor } from "../lib/redaction";
 import { formatDuration } from "../lib/wait";
 import { stateDir } from "./journal";
+import { parseWindows } from "./windows";
 
 /**
  * Fleets: many stacks upgraded in waves. Each stack's upgrade is its own `upgrade --stack <one>`
@@ -26,6 +27,8 @@ export interface FleetStack {
   cwd: string;
   release?: string;
   runbook?: string;
+  /** Its maintenance windows (--window), from the fleet file's stack or wave; they replace the command line's. */
+  windows?: string[];
 }
 
 export interface FleetWave {
@@ -161,9 +164,10 @@ export async function listBackendStacks(cwd: string, env: Record<string, string 
   return (await workspace.listStacks()).map((s) => s.name);
 }
 
+const windowList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 const stackEntry = z.union([
   z.string().min(1),
-  z.object({ stack: z.string().min(1), cwd: z.string().optional(), release: z.string().optional(), runbook: z.string().optional() }).strict(),
+  z.object({ stack: z.string().min(1), cwd: z.string().optional(), release: z.string().optional(), runbook: z.string().optional(), window: windowList.optional() }).strict(),
 ]);
 const fleetFileSchema = z
   .object({
@@ -171,7 +175,7 @@ const fleetFileSchema = z
     concurrency: z.number().int().positive().optional(),
     notify: z.array(z.string().url()).optional(),
     waves: z
-      .array(z.object({ name: z.string().min(1), canary: z.boolean().optional(), stacks: z.array(stackEntry).min(1) }).strict())
+      .array(z.object({ name: z.string().min(1), canary: z.boolean().optional(), window: windowList.optional(), stacks: z.array(stackEntry).min(1) }).strict())
       .min(1),
   })
   .strict();
@@ -186,7 +190,9 @@ const fleetFileSchema = z
  *       canary: true
  *       stacks: [staging]
  *     - name: production
- *       stacks: ["prod-*", { stack: prod-us, release: 3.4.1, cwd: ../other }]
+ *       window: "Sat 02:00-06:00 Europe/Berlin"   # or a list; for every stack of the wave
+ *       stacks: ["prod-*", { stack: prod-us, release: 3.4.1, cwd: ../other, window: ["Sun 01:00-05:00 America/New_York"] }]
+ * A stack's or wave's `window` replaces the command line's --window for that stack.
  */
 export async function readFleetFile(file: string, env: Record<string, string | undefined>, defaultCwd: string): Promise<FleetPlan> {
   const yaml = await import("yaml");
@@ -205,22 +211,40 @@ export async function readFleetFile(file: string, env: Record<string, string | u
   const fileCwd = parsed.data.cwd ? path.resolve(base, parsed.data.cwd) : defaultCwd;
   const listed = new Map<string, string[]>();
   const waves: FleetWave[] = [];
+  const windowsOf = (given: string | string[] | undefined, where: string): string[] | undefined => {
+    if (given === undefined) return undefined;
+    const specs = typeof given === "string" ? [given] : given;
+    try {
+      parseWindows(specs);
+    } catch (err) {
+      const e = err as UpgradeError;
+      throw badInput(`read the fleet file ${file}`, `${where}.window: ${e.why}`, e.hint);
+    }
+    return specs;
+  };
   for (const w of parsed.data.waves) {
     const stacks: FleetStack[] = [];
+    const waveWindows = windowsOf(w.window, `wave ${w.name}`);
     for (const entry of w.stacks) {
-      const e = typeof entry === "string" ? { stack: entry } : entry;
+      const e = typeof entry === "string" ? { stack: entry, window: undefined } : entry;
+      const windows = windowsOf(e.window, `wave ${w.name}, stack ${e.stack}`) ?? waveWindows;
       const cwd = e.cwd ? path.resolve(base, e.cwd) : fileCwd;
       let names = [e.stack];
       if (GLOB.test(e.stack)) {
         if (!listed.has(cwd)) listed.set(cwd, await listBackendStacks(cwd, env));
         names = expandStackPatterns([e.stack], listed.get(cwd));
       }
-      for (const stack of names) stacks.push({ stack, cwd, release: e.release, runbook: e.runbook });
+      for (const stack of names) stacks.push({ stack, cwd, release: e.release, runbook: e.runbook, ...(windows ? { windows } : {}) });
     }
     waves.push({ name: w.name, canary: w.canary ?? false, stacks });
   }
   checkNoStackTwice(waves);
   return { waves: [...waves.filter((w) => w.canary), ...waves.filter((w) => !w.canary)], notify: parsed.data.notify ?? [], concurrency: parsed.data.concurrency };
+}
+
+/** The per-stack arguments less the command line's --window (a stack's own windows replace them). */
+export function withoutWindows(args: readonly string[]): string[] {
+  return args.filter((a, i) => a !== "--window" && args[i - 1] !== "--window");
 }
 
 function checkNoStackTwice(waves: FleetWave[]): void {
@@ -241,7 +265,7 @@ export function planMatrix(plan: FleetPlan, relativeTo = process.cwd()) {
       name: w.name,
       canary: w.canary,
       matrix: {
-        include: w.stacks.map((s) => ({ stack: s.stack, cwd: path.relative(relativeTo, s.cwd) || ".", ...(s.release ? { release: s.release } : {}), ...(s.runbook ? { runbook: s.runbook } : {}) })),
+        include: w.stacks.map((s) => ({ stack: s.stack, cwd: path.relative(relativeTo, s.cwd) || ".", ...(s.release ? { release: s.release } : {}), ...(s.runbook ? { runbook: s.runbook } : {}), ...(s.windows ? { windows: s.windows } : {}) })),
       },
     })),
   };
@@ -288,7 +312,8 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   const runOne = (r: FleetStackResult): Promise<void> =>
     new Promise((resolve) => {
       const report = path.join(reportsDir, `${r.stack.replace(/[^A-Za-z0-9._-]+/g, "_")}.md`);
-      const args = ["upgrade", "--stack", r.stack, "--cwd", r.cwd, "--json", "--report", report, ...options.upgradeArgs];
+      const args = ["upgrade", "--stack", r.stack, "--cwd", r.cwd, "--json", "--report", report, ...(r.windows ? withoutWindows(options.upgradeArgs) : options.upgradeArgs)];
+      for (const w of r.windows ?? []) args.push("--window", w);
       if (r.release) args.push("--release", r.release);
       if (r.runbook) args.push("--runbook", r.runbook);
       const child = spawn(process.execPath, [cliPath(), ...args], { env: { ...process.env, ...env, GITHUB_STEP_SUMMARY: "" }, stdio: ["ignore", "pipe", "pipe"] });

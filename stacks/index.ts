@@ -32,3 +32,6 @@ export type {
 } from "../lib/events";
 export { ExitCode, UpgradeError } from "../lib/errors";
 export type { UpgradeErrorDetails } from "../lib/errors";
+/** Maintenance windows (`UpgradeOptions.windows`): validate a spec, or ask whether one is open now. */
+export { parseWindow, parseWindows, windowAt, nextWindow } from "./windows";
+export type { MaintenanceWindow, WindowOccurrence } from "./windows";

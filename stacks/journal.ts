@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { StepRecord, UpgradeEvent } from "../lib/events";
 import { journalPrefix, type BackendStore } from "./backend";
+import { disruptionWindow, timedSteps, type DisruptionWindow } from "./timeline";
 
 /**
  * The run journal: every event of a run (redacted, engine events left out) appended as one JSON
@@ -96,6 +97,21 @@ export async function lastRunInBackend(store: BackendStore, project: string, sta
   return object && parseRun(object.body, path.posix.basename(last, ".jsonl"), `${store.description}/${last}`);
 }
 
+/** The backend's journal of a stack (any machine's runs), newest first: at most `limit` runs. */
+export async function recentRunsInBackend(store: BackendStore, project: string, stack: string, limit: number, exceptRunId?: string): Promise<RunState[]> {
+  const keys = (await store.list(journalPrefix(project, stack))).filter((k) => k.endsWith(".jsonl") && !k.endsWith(`/${exceptRunId}.jsonl`)).sort().reverse();
+  const runs: RunState[] = [];
+  for (const key of keys.slice(0, limit * 2)) {
+    const object = await store.get(key);
+    if (!object) continue;
+    const run = parseRun(object.body, path.posix.basename(key, ".jsonl"), `${store.description}/${key}`);
+    if (refusedByWindow(run)) continue;
+    runs.push(run);
+    if (runs.length === limit) break;
+  }
+  return runs;
+}
+
 /** The newer of two runs by run id (ids start with their UTC start time). */
 export function newerRun(a: RunState | undefined, b: RunState | undefined): RunState | undefined {
   if (!a || !b) return a ?? b;
@@ -128,14 +144,29 @@ export interface RunState {
   /** The release the run started to roll back to (--on-failure rollback). */
   rollbackTo?: string;
   error?: string;
+  /** From the first disruptive step that ran to the end of the last step after it (the alarms' restore); absent: nothing disruptive ran. */
+  disruption?: DisruptionWindow;
 }
 
-export function lastRun(env: Record<string, string | undefined>, cwd: string, stack: string, exceptRunId?: string): RunState | undefined {
+/**
+ * The last run of a stack on this machine. `startedOnly`: leave out runs refused by check-window
+ * before they selected the stack (a scheduled job refused outside its window every hour must not
+ * hide the run a resume needs; they never reach the backend's journal either).
+ */
+export function lastRun(env: Record<string, string | undefined>, cwd: string, stack: string, exceptRunId?: string, startedOnly = false): RunState | undefined {
   const dir = runsDir(env, cwd, stack);
   if (!fs.existsSync(dir)) return undefined;
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl") && f !== `${exceptRunId}.jsonl`).sort();
-  const last = files.at(-1);
-  return last ? readRun(path.join(dir, last)) : undefined;
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl") && f !== `${exceptRunId}.jsonl`).sort().reverse();
+  for (const file of files) {
+    const run = readRun(path.join(dir, file));
+    if (!startedOnly || !refusedByWindow(run)) return run;
+  }
+  return undefined;
+}
+
+/** A run that ended at check-window, before anything else ran. */
+export function refusedByWindow(run: RunState): boolean {
+  return run.status !== "running" && run.steps.length === 1 && run.steps[0]!.step === "check-window";
 }
 
 /** One run's journal on this machine, by run id (undefined: not recorded here). */
@@ -202,6 +233,35 @@ export function parseRun(text: string, runId: string, journal: string): RunState
     }
   }
   state.unfinishedStep = open;
+  state.disruption = disruptionWindow(timedSteps(entries));
   for (const [k, v] of Object.entries(state.stillSuspended)) if (v.length === 0) delete state.stillSuspended[k];
   return state;
+}
+
+/** This machine's journal of a stack, newest run first: at most `limit` runs, not counting those refused at check-window. */
+export function recentRuns(env: Record<string, string | undefined>, cwd: string, stack: string, limit: number, exceptRunId?: string): RunState[] {
+  const dir = runsDir(env, cwd, stack);
+  if (!fs.existsSync(dir)) return [];
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl") && f !== `${exceptRunId}.jsonl`).sort().reverse();
+  const runs: RunState[] = [];
+  // runs refused at check-window do not count against the limit (a schedule may leave many)
+  for (const file of files.slice(0, limit * 20)) {
+    const run = readRun(path.join(dir, file));
+    if (refusedByWindow(run)) continue;
+    runs.push(run);
+    if (runs.length === limit) break;
+  }
+  return runs;
+}
+
+/**
+ * How long a run of this stack is expected to disrupt: the longest disruption window of its (up
+ * to) three most recent successful runs that applied an update. Undefined: no such run journaled.
+ */
+export function expectedDisruption(runs: readonly RunState[]): { ms: number; runIds: string[] } | undefined {
+  const applied = runs
+    .filter((r) => r.status === "succeeded" && r.disruption && r.steps.some((s) => s.step === "up" && s.status === "done"))
+    .slice(0, 3);
+  if (applied.length === 0) return undefined;
+  return { ms: Math.max(...applied.map((r) => r.disruption!.durationMs)), runIds: applied.map((r) => r.runId) };
 }

@@ -11,7 +11,7 @@ import { runSteps, type Step } from "../lib/steps";
 import type { ConfirmRequest, ResolvedOptions, RunContext } from "./context";
 
 export type { ConfirmRequest };
-import { checkoutRelease, lockStack, planUpdate, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
+import { checkoutRelease, checkWindow, checkWindowAgain, lockStack, planUpdate, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
 import { confirmPlan, preview } from "./confirmation";
 import { openJournal } from "./journal";
 import { describeHolder } from "./lock";
@@ -109,6 +109,22 @@ export interface UpgradeOptions {
   forceUnlock?: boolean;
   /** Clear what an interrupted `up` left behind (Pulumi's lock, pending operations); see `repair-interrupted-update`. */
   repair?: boolean;
+  /**
+   * Maintenance windows, e.g. `"Sat 02:00-06:00 Europe/Berlin"` (days, a time range that may cross
+   * midnight, an IANA time zone; stacks/windows.ts). With any, the run is refused (exit 3) before
+   * anything disruptive when it is outside all of them, or when its expected duration would overrun
+   * the end of the one it is in; the drain before `up` ends no later than that end (then the run
+   * stops before `up`, exit 3, and restores what it suspended). A bad spec is bad input (exit 2).
+   */
+  windows?: string[];
+  /**
+   * How long the disruptive part of the run (first disruptive step → alarms restored) is expected
+   * to take; default: the longest of the stack's three most recent successful updates in the
+   * journal. Without either, only "inside a window" is checked.
+   */
+  expectedDurationMs?: number;
+  /** The clock (epoch ms) the window checks read; default Date.now. For tests. */
+  now?: () => number;
   /** Webhooks told when the run starts, succeeds or fails (JSON POST, Slack-compatible `text`); never fail the run. */
   notify?: string[];
   /** Deadline of one webhook POST (default 5 s) and the first backoff between attempts (default 500 ms). */
@@ -184,11 +200,11 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     failure ??= outcome.failure;
   };
   try {
-    await phase([selectStack, lockStack, repairInterruptedUpdate, readOutputs, refreshConfig]);
+    await phase([checkWindow, selectStack, lockStack, repairInterruptedUpdate, readOutputs, refreshConfig]);
     if (failure === undefined) {
       const runbook = ctx.runbook;
       const beforeUp = (runbook?.beforeUp ?? []).map(unlessUpToDate);
-      await phase([checkoutRelease, planUpdate, unlessUpToDate(confirmPlan), ...beforeUp, preview, unlessUpToDate(up), ...(runbook?.afterUp ?? [])]);
+      await phase([checkoutRelease, planUpdate, unlessUpToDate(confirmPlan), unlessUpToDate(checkWindowAgain), ...beforeUp, preview, unlessUpToDate(up), ...(runbook?.afterUp ?? [])]);
     }
   } finally {
     const lost = ctx.lock?.lost();
@@ -278,6 +294,9 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
     forceUnlock: o.forceUnlock ?? false,
     repair: o.repair ?? false,
     confirm: o.confirm,
+    windows: o.windows ?? [],
+    expectedDurationMs: o.expectedDurationMs,
+    now: o.now ?? Date.now,
   };
 }
 

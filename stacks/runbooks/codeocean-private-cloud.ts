@@ -18,7 +18,7 @@ const restoreAlarmActions = async (ctx: RunContext) => (await alarms()).restoreA
 const noProtectedInstances = async (ctx: RunContext) => (await protection()).noProtectedInstances(ctx);
 const removeScaleInProtection = async (ctx: RunContext) => (await protection()).removeScaleInProtection(ctx);
 const verifyNoProtectedInstances = async (ctx: RunContext) => (await protection()).verifyNoProtectedInstances(ctx);
-const waitForIdleWorkers = async (ctx: RunContext) => (await idle()).waitForIdleWorkers(ctx);
+const waitForIdleWorkers = async (ctx: RunContext, holdToWindow = false) => (await idle()).waitForIdleWorkers(ctx, holdToWindow);
 
 /**
  * Runbook 1 of RUNBOOKS.md, Code Ocean private cloud. Around `pulumi up` (which the driver runs
@@ -53,7 +53,8 @@ export const codeOceanPrivateCloud: Runbook = {
         const dedicated = describeDedicated(await dedicatedWorkers(ctx));
         return `would wait up to the drain deadline for SlotsUtilization 0${ctx.options.waitDedicated ? " and no dedicated worker" : ""}; now: ${now}; ${dedicated}`;
       },
-      run: waitForIdleWorkers,
+      // before `up`: held to the maintenance window's end (--window)
+      run: (ctx) => waitForIdleWorkers(ctx, true),
     },
     {
       // the data at rest, before the update touches it: point-in-time at its start, `up` does not wait for it

@@ -4,6 +4,7 @@ import { awsCall } from "../../../lib/aws";
 import { refused, UpgradeError } from "../../../lib/errors";
 import { formatDuration, pollUntil } from "../../../lib/wait";
 import type { RunContext } from "../../context";
+import { formatInstant } from "../../windows";
 import { dedicatedWorkers, deploymentName, describeDedicated, type DedicatedWorker } from "./deployment";
 
 /**
@@ -48,9 +49,22 @@ export function describeObservations(seen: AsgObservation[]): string {
  * SlotsUtilization: they are reported in every progress line and the note; the update does not
  * replace them, so they are waited for only with --wait-dedicated.
  */
-export async function waitForIdleWorkers(ctx: RunContext): Promise<string> {
+export async function waitForIdleWorkers(ctx: RunContext, holdToWindow = false): Promise<string> {
   const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
-  const { drainTimeoutMs, pollIntervalMs, metricPeriodSeconds, waitDedicated } = ctx.options;
+  const { pollIntervalMs, metricPeriodSeconds, waitDedicated } = ctx.options;
+  // --window: the drain before `up` ends no later than the maintenance window's end
+  const window = holdToWindow ? ctx.window : undefined;
+  const windowLeftMs = window ? window.endMs - ctx.options.now() : Infinity;
+  const drainTimeoutMs = Math.min(ctx.options.drainTimeoutMs, windowLeftMs);
+  const cutByWindow = windowLeftMs <= ctx.options.drainTimeoutMs;
+  const windowEnd = window && formatInstant(window.endMs, window.timeZone);
+  const windowEnded = (seen: string) =>
+    refused(
+      "wait for the workers to become idle within the maintenance window",
+      `the window ${window!.specs.map((s) => JSON.stringify(s)).join(" + ")} ends ${windowEnd} and the workers were not idle by then; last seen: ${seen}`,
+      "the run stopped before `up` and restored what it suspended (the computations stay cancelled); run it again early in the next window, or once the computations still running have ended",
+    );
+  if (window && windowLeftMs <= 0) throw windowEnded("the drain had not started");
   if (waitDedicated && (await deploymentName(ctx)) === undefined) {
     throw refused(
       "wait for the dedicated workers",
@@ -94,7 +108,7 @@ export async function waitForIdleWorkers(ctx: RunContext): Promise<string> {
         },
       }),
     onTimeout: (last, elapsedMs) =>
-      refused(
+      cutByWindow ? windowEnded(`${last ? describe(last) : "nothing"} after ${formatDuration(elapsedMs)}`) : refused(
         "wait for the workers to become idle",
         `not drained within ${formatDuration(elapsedMs)}; last seen: ${last ? describe(last) : "nothing"}`,
         "computations are still running; check the services machine, or raise --drain-timeout. Nothing was changed after cancelling",
