@@ -318,7 +318,8 @@ test("no data volume to take the restore point of: refused at confirm-plan (exit
   const volume = refusals.deployment.outputs.ebsVolumeId!.value as string;
   const aws = createAwsClients(awsSettingsFromEnv({ ...bed.env, AWS_ENDPOINT_URL: bed.moto!.url }));
   try {
-    await aws.ec2.send(new DetachVolumeCommand({ VolumeId: volume }));
+    // (moto answers a DetachVolume without the instance with a 500)
+    await aws.ec2.send(new DetachVolumeCommand({ VolumeId: volume, InstanceId: refusals.deployment.outputs.ec2ServicesInstanceId!.value as string }));
     await aws.ec2.send(new DeleteVolumeCommand({ VolumeId: volume }));
   } finally {
     aws.destroy();
