@@ -68,7 +68,7 @@ test("sandbox up --with backendai: an adopted cluster to upgrade by hand, by edi
     fs.writeFileSync(configFile!, fs.readFileSync(configFile!, "utf8").replace(/version: 23\.09\.8/, "version: 24.03.2"));
     const cwd = command!.split(" ").at(-1)!;
     const dry = execFileSync("bash", ["-c", `source ${path.join(dir, "env")} && node ${path.join(__dirname, "..", "..", "dist", "stacks", "cli.js")} upgrade --stack backendai --cwd ${cwd} --dry-run`], { encoding: "utf8" });
-    expect(dry).toMatch(/\[preview\] ~ \S+BackendAiCluster cluster \(.*plannedPath: \(none\) → 23\.09\.10, 24\.03\.0, 24\.03\.2/);
+    expect(dry).toMatch(/\[confirm-plan\] ~ \S+BackendAiCluster cluster \(.*plannedPath: \(none\) → 23\.09\.10, 24\.03\.0, 24\.03\.2/);
 
     const down = await runCli(["down", "--dir", dir], {}, { script: SANDBOX_CLI });
     expect(down.code).toBe(0);
