@@ -32,24 +32,8 @@ afterAll(async () => {
   await bed?.stop();
 });
 
-function optionsFor(scenario: CodeOceanScenario, extra: Partial<UpgradeOptions> = {}): UpgradeOptions {
-  const sshd = bed.sshd!;
-  return {
-    stack: scenario.deployment.stackName,
-    cwd: scenario.deployment.workDir,
-    yes: true,
-    env: bed.env,
-    ssh: { host: sshd.host, port: sshd.port, user: sshd.user, keyPath: sshd.privateKeyPath, knownHostsPath: sshd.knownHostsPath },
-    servicesPort: scenario.services.port,
-    pollIntervalMs: 1000,
-    metricPeriodSeconds: 10,
-    drainTimeoutMs: 60_000,
-    ...scenario.verification,
-    // the deployment is at 1.0.0: without a release to deploy there is nothing to update (and nothing to drain)
-    release: "2.0.0",
-    ...extra,
-  };
-}
+/** The scenario's `upgrade()` options (test/sandbox/codeocean.ts), with `extra`. */
+const optionsFor = (scenario: CodeOceanScenario, extra: Partial<UpgradeOptions> = {}): UpgradeOptions => scenario.upgradeOptions(extra);
 
 async function expectUnchanged(scenario: CodeOceanScenario, action: () => Promise<void>): Promise<void> {
   const before = await awsSnapshot(bed.env);

@@ -148,24 +148,8 @@ describe("Code Ocean", () => {
   }, 240_000);
   afterAll(async () => scenario?.stop());
 
-  const options = (extra: Partial<UpgradeOptions>): UpgradeOptions => {
-    const sshd = bed.sshd!;
-    return {
-      stack: scenario.deployment.stackName,
-      cwd: scenario.deployment.workDir,
-      yes: true,
-      env: bed.env,
-      ssh: { host: sshd.host, port: sshd.port, user: sshd.user, keyPath: sshd.privateKeyPath, knownHostsPath: sshd.knownHostsPath },
-      servicesPort: scenario.services.port,
-      pollIntervalMs: 1000,
-      metricPeriodSeconds: 10,
-      drainTimeoutMs: 90_000,
-      ...scenario.verification,
-      release: "2.0.0",
-      windows: ["daily 01:00-06:00 UTC"],
-      ...extra,
-    };
-  };
+  const options = (extra: Partial<UpgradeOptions>): UpgradeOptions =>
+    scenario.upgradeOptions({ drainTimeoutMs: 90_000, windows: ["daily 01:00-06:00 UTC"], ...extra });
 
   test("a drain that reaches the window's end stops before `up`, alarms restored; the report's gantt is Mermaid's and its disruption bar the journal's", async () => {
     scenario.services.setMode({ kind: "never-drains" });

@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type OutputMap, type Stack } from "@pulumi/pulumi/automation";
 import { DescribeImagesCommand, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
+import type { UpgradeOptions } from "../../stacks/upgrade";
 import { startServicesSimulator, type ServicesSimulator } from "./codeoceanServices";
 import { HEALTH_CHECKS, startHealthEndpoints, targetHealthCompensation, type HealthEndpoints } from "./codeoceanHealth";
 import { ssmLikeSshConfig } from "./sshProxy";
@@ -80,6 +81,12 @@ export interface CodeOceanScenario {
   health: HealthEndpoints;
   /** The `upgrade` arguments that point the driver at this bed (SSH, services port, fast polling). */
   upgradeArgs: string[];
+  /**
+   * The `upgrade()` options that point the driver at this bed (the bed's sshd by flags, the services
+   * port, 1 s polls, a 60 s drain, the bed's verification deadlines), deploying release 2.0.0 with
+   * --yes: the deployment is at 1.0.0, so without a release there is nothing to update. `extra` wins.
+   */
+  upgradeOptions(extra?: Partial<UpgradeOptions>): UpgradeOptions;
   /** The bed's verification deadlines for `upgrade()` (seconds here, minutes in real use), as upgradeArgs gives them to the CLI. */
   verification: { bakeTimeMs: number; verifyTimeoutMs: number };
   /** The deployment tag of the services instance and the alarms. */
@@ -157,6 +164,20 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
     health,
     upgradeArgs,
     verification,
+    upgradeOptions: (extra = {}) => ({
+      stack: deployment.stackName,
+      cwd: deployment.workDir,
+      yes: true,
+      env: bed.env,
+      ssh: { host: sshd.host, port: sshd.port, user: sshd.user, keyPath: sshd.privateKeyPath, knownHostsPath: sshd.knownHostsPath },
+      servicesPort: services.port,
+      pollIntervalMs: 1000,
+      metricPeriodSeconds: options.metricPeriodSeconds ?? 10,
+      drainTimeoutMs: 60_000,
+      ...verification,
+      release: "2.0.0",
+      ...extra,
+    }),
     deploymentName: deployment.outputs.deploymentName!.value as string,
     launchDedicatedWorker: async (user, capsule) => {
       const clients = aws();
