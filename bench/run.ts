@@ -23,6 +23,8 @@ import { compileCacheDir } from "../lib/compileCache";
  *              the bed's file backend), with no changes and with a change; the driver's own peak RSS
  *   fleet      unprotecting 1,000 instances in 4 worker ASGs on moto: time and calls
  *   codeocean, backendai   wall time per step of the sandbox upgrades (and per hop)
+ *   codeocean-fleet   6 Code Ocean deployments (20 s drains) as a fleet (1 canary + 5 at
+ *              --concurrency 3) against 6 more upgraded one after another (issue 22)
  *
  * Each pair is run alternately (A B, B A, ...) BENCH_RUNS times (default 5); each figure is the
  * median with its spread (min–max), and the ratio of medians A/B is measured within this one run.
@@ -314,7 +316,62 @@ async function stackFleet(): Promise<void> {
   }
 }
 
-const SECTIONS: Record<string, () => Promise<void>> = { startup, engine, unprotect, fleet: stackFleet, codeocean: codeOcean, backendai: backendAi, utilitarian };
+/**
+ * A fleet of Code Ocean deployments, each with a real drain wait (its computations take ~20 s to
+ * end after the cancel), as one `upgrade --stacks-file` (a canary wave, then 5 at --concurrency 3)
+ * against 6 more upgraded one after another. Each deployment's services API has its own port on
+ * the bed: the fleet file gives it as that stack's `flags`.
+ */
+async function codeOceanFleet(): Promise<void> {
+  const bed = await startSandbox();
+  const scenarios: Array<Awaited<ReturnType<typeof startCodeOceanScenario>>> = [];
+  try {
+    const names = ["canary", "s1", "s2", "s3", "s4", "s5"];
+    const deploy = async (stackName: string) => {
+      const s = await startCodeOceanScenario(bed, { stackName, workers: 1, gpuWorkers: 1, drainMs: 20_000 });
+      scenarios.push(s);
+      return s;
+    };
+    const all = [...names.map((n) => `fleet-${n}`), ...names.map((n) => `seq-${n}`)];
+    const started = Date.now();
+    const deployed = new Map<string, Awaited<ReturnType<typeof startCodeOceanScenario>>>();
+    for (let i = 0; i < all.length; i += 3) {
+      for (const s of await Promise.all(all.slice(i, i + 3).map(deploy))) deployed.set(s.deployment.stackName, s);
+    }
+    process.stdout.write(`
+12 Code Ocean deployments on the bed in ${((Date.now() - started) / 1000).toFixed(1)}s
+`);
+    // the flags every stack shares (ssh, polling, bake), less the ones of one stack
+    const shared = (args: string[]) => args.filter((a, i) => !["--stack", "--cwd", "--services-port"].includes(a) && !["--stack", "--cwd", "--services-port"].includes(args[i - 1]!));
+    const entry = (stack: string) => {
+      const s = deployed.get(stack)!;
+      return `{ stack: ${stack}, cwd: ${JSON.stringify(s.deployment.workDir)}, flags: [--services-port, "${s.services.port}"] }`;
+    };
+    const file = path.join(bed.dir, "codeocean-fleet.yaml");
+    fs.writeFileSync(file, `waves:\n  - name: canary\n    canary: true\n    stacks: [${entry("fleet-canary")}]\n  - name: rest\n    stacks: [${names.slice(1).map((n) => entry(`fleet-${n}`)).join(", ")}]\n`);
+    const common = shared(deployed.get("fleet-canary")!.upgradeArgs);
+    const fleetStarted = Date.now();
+    const fleetRun = await runCli(["upgrade", "--stacks-file", file, ...common, "--release", "2.0.0", "--concurrency", "3", "--yes", "--json"], bed.env, { timeoutMs: 1_800_000 });
+    const fleetMs = Date.now() - fleetStarted;
+    if (fleetRun.code !== 0) throw new Error(`the fleet failed (exit ${fleetRun.code}):\n${fleetRun.stdout.slice(-3000)}`);
+    const perStack: Row[] = [];
+    const seqStarted = Date.now();
+    for (const n of names) {
+      const one = await timeRun(["upgrade", ...deployed.get(`seq-${n}`)!.upgradeArgs, "--release", "2.0.0", "--yes", "--json"], bed.env);
+      perStack.push([`seq-${n}`, one.total]);
+    }
+    const seqMs = Date.now() - seqStarted;
+    print("Fleet of 6 Code Ocean deployments (20 s drains; 1 canary + 5 at --concurrency 3)", fleetMs, [["fleet (canary, then 5 at 3 at once)", fleetMs], ["same kind of stacks one after another", seqMs]]);
+    print("  one after another, per stack", seqMs, perStack);
+    rows.push(["Code Ocean fleet of 6 (20 s drains, 1 canary + 5 at --concurrency 3) vs one after another", `${(fleetMs / seqMs).toFixed(2)}×`, ms(fleetMs), ms(seqMs), ""]);
+    printRow(rows.at(-1)!);
+  } finally {
+    for (const s of scenarios) await s.stop().catch(() => undefined);
+    await bed.stop();
+  }
+}
+
+const SECTIONS: Record<string, () => Promise<void>> = { startup, engine, unprotect, fleet: stackFleet, codeocean: codeOcean, "codeocean-fleet": codeOceanFleet, backendai: backendAi, utilitarian };
 
 async function main(which: string[]): Promise<void> {
   const chosen = which.length === 0 ? ["startup", "engine", "unprotect", "fleet"] : which;

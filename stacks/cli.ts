@@ -153,13 +153,34 @@ export function perStackArgs(cmd: Command): string[] {
   return args;
 }
 
+/**
+ * A fleet file's per-stack `flags`, checked against `upgrade`'s own options before any stack runs:
+ * each a known flag that is not fleet-level, with its value where it takes one.
+ */
+export function checkStackFlags(cmd: Command, stack: string, flags: readonly string[]): void {
+  const bad = (why: string) => badInput(`read the flags of stack ${stack} in the fleet file`, why, "give `upgrade` flags of one stack, e.g. [--services-port, \"8400\"]; fleet-level ones (--concurrency, --release…) have their own keys");
+  for (let i = 0; i < flags.length; i++) {
+    const flag = flags[i]!;
+    const option = cmd.options.find((o) => o.long === flag);
+    if (!flag.startsWith("--") || !option) throw bad(`${JSON.stringify(flag)} is not an upgrade flag`);
+    if (FLEET_LEVEL_FLAGS.has(flag)) throw bad(`${flag} is for the whole fleet, not one stack`);
+    if (option.required || option.optional) {
+      const value = flags[i + 1];
+      if (value === undefined || (option.required && value.startsWith("--"))) throw bad(`${flag} needs a value`);
+      i++;
+    }
+  }
+}
+
 /** The fleet's plan: from --stacks-file, or from repeated --stack (names and globs) as one wave. */
-async function fleetPlanFromFlags(flags: { stack: string[]; stacksFile?: string; cwd: string; release?: string; notify: string[] }): Promise<import("./fleet").FleetPlan> {
+export async function fleetPlanFromFlags(flags: { stack: string[]; stacksFile?: string; cwd: string; release?: string; notify: string[] }): Promise<import("./fleet").FleetPlan> {
   const { expandStackPatterns, listBackendStacks, readFleetFile } = await heavy(() => import("./fleet"));
   if (flags.stacksFile) {
     if (flags.stack.length > 0) throw badInput("choose the stacks", "both --stack and --stacks-file were given", "use one of them");
     const plan = await readFleetFile(flags.stacksFile, process.env, flags.cwd);
-    return { ...plan, notify: [...plan.notify, ...flags.notify] };
+    // --release is every stack's release unless the file gives a stack its own
+    const waves = plan.waves.map((w) => ({ ...w, stacks: w.stacks.map((s) => ({ ...s, release: s.release ?? flags.release })) }));
+    return { ...plan, waves, notify: [...plan.notify, ...flags.notify] };
   }
   if (flags.stack.length === 0) throw badInput("choose the stacks", "no --stack and no --stacks-file", "pass --stack <name> (repeatable, globs allowed) or --stacks-file fleet.yaml");
   const known = hasGlob(flags.stack) ? await listBackendStacks(flags.cwd, process.env) : undefined;
@@ -171,6 +192,7 @@ async function runFleetFromFlags(flags: UpgradeFlags, cmd: Command): Promise<voi
   if (flags.window.length > 0) (await import("./windows")).parseWindows(flags.window);
   const { createFleetRenderer, runFleet } = await heavy(() => import("./fleet"));
   const plan = await fleetPlanFromFlags(flags);
+  for (const s of plan.waves.flatMap((w) => w.stacks)) if (s.flags) checkStackFlags(cmd, s.stack, s.flags);
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
   if (!flags.yes && !flags.dryRun) {
     throw badInput("upgrade a fleet", interactive ? "a fleet does not stop at each stack's preview" : "--json output cannot prompt", "pass --yes to apply, or --dry-run to preview every stack");
@@ -409,10 +431,14 @@ export function buildProgram(): Command {
     .option("--stack <name>", "stack name or glob (repeatable)", collect, [])
     .option("--stacks-file <file>", "a fleet file (YAML)")
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
-    .option("--json", "print one JSON object: {waves: [{name, canary, matrix: {include: [{stack, cwd, release?, runbook?, windows?}]}}]}")
+    .option("--json", "print one JSON object: {waves: [{name, canary, matrix: {include: [{stack, cwd, release?, runbook?, windows?, flags?}]}}]}")
     .action(async (flags: { stack: string[]; stacksFile?: string; cwd: string; json?: boolean }) => {
       const { planMatrix } = await heavy(() => import("./fleet"));
-      const matrix = planMatrix(await fleetPlanFromFlags({ ...flags, notify: [] }));
+      const plan = await fleetPlanFromFlags({ ...flags, notify: [] });
+      // each job runs `upgrade` with the stack's flags: a bad one fails here, not in the job
+      const upgrade = program.commands.find((c) => c.name() === "upgrade")!;
+      for (const s of plan.waves.flatMap((w) => w.stacks)) if (s.flags) checkStackFlags(upgrade, s.stack, s.flags);
+      const matrix = planMatrix(plan);
       if (flags.json) {
         process.stdout.write(JSON.stringify(matrix) + "\n");
         return;

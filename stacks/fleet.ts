@@ -29,6 +29,11 @@ export interface FleetStack {
   runbook?: string;
   /** Its maintenance windows (--window), from the fleet file's stack or wave; they replace the command line's. */
   windows?: string[];
+  /**
+   * `upgrade` flags of this stack alone (the fleet file's `flags`), after the command line's: one
+   * given on both takes this value (e.g. the port its services API listens on).
+   */
+  flags?: string[];
 }
 
 export interface FleetWave {
@@ -167,7 +172,7 @@ export async function listBackendStacks(cwd: string, env: Record<string, string 
 const windowList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 const stackEntry = z.union([
   z.string().min(1),
-  z.object({ stack: z.string().min(1), cwd: z.string().optional(), release: z.string().optional(), runbook: z.string().optional(), window: windowList.optional() }).strict(),
+  z.object({ stack: z.string().min(1), cwd: z.string().optional(), release: z.string().optional(), runbook: z.string().optional(), window: windowList.optional(), flags: z.array(z.string()).optional() }).strict(),
 ]);
 const fleetFileSchema = z
   .object({
@@ -192,7 +197,10 @@ const fleetFileSchema = z
  *     - name: production
  *       window: "Sat 02:00-06:00 Europe/Berlin"   # or a list; for every stack of the wave
  *       stacks: ["prod-*", { stack: prod-us, release: 3.4.1, cwd: ../other, window: ["Sun 01:00-05:00 America/New_York"] }]
- * A stack's or wave's `window` replaces the command line's --window for that stack.
+ *     - name: eu
+ *       stacks: [{ stack: prod-eu, flags: [--services-port, "8400", --wait-dedicated] }]
+ * A stack's or wave's `window` replaces the command line's --window for that stack; a stack's
+ * `flags` are `upgrade` flags for it alone, checked against `upgrade`'s before anything runs.
  */
 export async function readFleetFile(file: string, env: Record<string, string | undefined>, defaultCwd: string): Promise<FleetPlan> {
   const yaml = await import("yaml");
@@ -226,7 +234,7 @@ export async function readFleetFile(file: string, env: Record<string, string | u
     const stacks: FleetStack[] = [];
     const waveWindows = windowsOf(w.window, `wave ${w.name}`);
     for (const entry of w.stacks) {
-      const e = typeof entry === "string" ? { stack: entry, window: undefined } : entry;
+      const e = typeof entry === "string" ? { stack: entry, window: undefined, flags: undefined } : entry;
       const windows = windowsOf(e.window, `wave ${w.name}, stack ${e.stack}`) ?? waveWindows;
       const cwd = e.cwd ? path.resolve(base, e.cwd) : fileCwd;
       let names = [e.stack];
@@ -234,7 +242,7 @@ export async function readFleetFile(file: string, env: Record<string, string | u
         if (!listed.has(cwd)) listed.set(cwd, await listBackendStacks(cwd, env));
         names = expandStackPatterns([e.stack], listed.get(cwd));
       }
-      for (const stack of names) stacks.push({ stack, cwd, release: e.release, runbook: e.runbook, ...(windows ? { windows } : {}) });
+      for (const stack of names) stacks.push({ stack, cwd, release: e.release, runbook: e.runbook, ...(windows ? { windows } : {}), ...(e.flags?.length ? { flags: e.flags } : {}) });
     }
     waves.push({ name: w.name, canary: w.canary ?? false, stacks });
   }
@@ -265,7 +273,7 @@ export function planMatrix(plan: FleetPlan, relativeTo = process.cwd()) {
       name: w.name,
       canary: w.canary,
       matrix: {
-        include: w.stacks.map((s) => ({ stack: s.stack, cwd: path.relative(relativeTo, s.cwd) || ".", ...(s.release ? { release: s.release } : {}), ...(s.runbook ? { runbook: s.runbook } : {}), ...(s.windows ? { windows: s.windows } : {}) })),
+        include: w.stacks.map((s) => ({ stack: s.stack, cwd: path.relative(relativeTo, s.cwd) || ".", ...(s.release ? { release: s.release } : {}), ...(s.runbook ? { runbook: s.runbook } : {}), ...(s.windows ? { windows: s.windows } : {}), ...(s.flags ? { flags: s.flags } : {}) })),
       },
     })),
   };
@@ -316,6 +324,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       for (const w of r.windows ?? []) args.push("--window", w);
       if (r.release) args.push("--release", r.release);
       if (r.runbook) args.push("--runbook", r.runbook);
+      args.push(...(r.flags ?? []));
       const child = spawn(process.execPath, [cliPath(), ...args], { env: { ...process.env, ...env, GITHUB_STEP_SUMMARY: "" }, stdio: ["ignore", "pipe", "pipe"] });
       running.set(r, child);
       const t0 = Date.now();

@@ -148,7 +148,8 @@ describe.each(BACKENDS)("on the %s backend", (backend) => {
       expect(await lockFiles()).toHaveLength(1);
 
       const second = await run(args, {}, backend);
-      expect(second.code).toBe(0);
+      // the summary beside the code: a failure says why, not only "1"
+      expect([second.code, second.code === 0 ? "" : JSON.stringify(second.events().filter((e) => e.type === "step-end" || e.type === "summary").slice(-4))]).toEqual([0, ""]);
       const events = second.events();
       expect(events).toContainEqual(expect.objectContaining({ type: "note", message: expect.stringMatching(/interrupted and left: Pulumi's lock from pid \d+ .*process gone/) }));
       expect(events).toContainEqual(expect.objectContaining({ type: "step-end", step: "repair-interrupted-update", status: "done", note: expect.stringMatching(/^repaired: pulumi cancel/) }));

@@ -88,17 +88,18 @@ test("refused before anything changes: an AMI that does not exist; a blue id of 
 test("prepared with a green host whose smoke test fails: refused, DNS untouched; mended, prepared again launches nothing twice", async () => {
   fleet.mark("sumac.3", "HEARTBEAT_FAIL", true);
   const records = await fleet.records();
-  await configure({ release: "sumac.3", phase: "prepared" });
+  await configure({ release: "sumac.3", phase: "prepared", healthySeconds: 2 });
   const failing = await up();
   expect(failing.result.exitCode).not.toBe(0);
   // edx-platform's answer to a failed check: 503 with the per-check JSON; the check is named
-  expect(failing.message).toMatch(/smoke test failed: i-[0-9a-f]+ http:\S+\/lms\/heartbeat: HTTP 503, failing check\(s\) sql \(fixture: HEARTBEAT_FAIL marker/);
+  expect(failing.message).toMatch(/smoke test failed after 2s: i-[0-9a-f]+ http:\S+\/lms\/heartbeat: HTTP 503, failing check\(s\) sql \(fixture: HEARTBEAT_FAIL marker/);
   expect(failing.message).toContain("DNS was not touched and still points at the load balancers");
   expect(await fleet.records()).toEqual(records);
   expect(bed.aws!.calls().filter((c) => c.action === "ChangeResourceRecordSets")).toHaveLength(0);
 
   fleet.mark("sumac.3", "HEARTBEAT_FAIL", false);
   bed.aws!.clearCalls();
+  await configure({ release: "sumac.3", phase: "prepared" });
   const mended = await up();
   expect([mended.result.exitCode, mended.message]).toEqual([0, ""]);
   expect(mended.diagnostics.join("\n")).toMatch(/prepared launch-green \[[^\]]+\]: skipped \(green is there/);

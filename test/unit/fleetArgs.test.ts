@@ -1,5 +1,9 @@
 import type { Command } from "commander";
-import { buildProgram, failureLimit, FLEET_LEVEL_FLAGS, perStackArgs } from "../../stacks/cli";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { buildProgram, checkStackFlags, failureLimit, FLEET_LEVEL_FLAGS, fleetPlanFromFlags, perStackArgs } from "../../stacks/cli";
+import { planMatrix, readFleetFile } from "../../stacks/fleet";
 
 // A fleet runs `upgrade` once per stack. Every flag the operator gives must reach each stack's run
 // unless it is the fleet's own (issue 21: --ssh-config and --wait-dedicated were silently dropped).
@@ -58,4 +62,49 @@ test("--no-restore-point reaches every stack of a fleet", () => {
   const cmd = upgradeCommand();
   cmd.parseOptions(["--stack", "a", "--stack", "b", "--no-restore-point", "--wave-delay", "5m"]);
   expect(perStackArgs(cmd)).toEqual(["--no-restore-point"]);
+});
+
+test("a stack's own flags in the fleet file come after the command line's: commander gives that stack its own value", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-flags-"));
+  const file = path.join(dir, "fleet.yaml");
+  fs.writeFileSync(file, `waves:\n  - name: all\n    stacks:\n      - prod-us\n      - { stack: prod-eu, flags: [--services-port, "8400", --wait-dedicated] }\n`);
+  const plan = await readFleetFile(file, {}, "/projects/p");
+  const [us, eu] = plan.waves[0]!.stacks;
+  expect([us!.flags, eu!.flags]).toEqual([undefined, ["--services-port", "8400", "--wait-dedicated"]]);
+  expect(planMatrix(plan, "/projects").waves[0]!.matrix.include[1]).toEqual({ stack: "prod-eu", cwd: "p", flags: ["--services-port", "8400", "--wait-dedicated"] });
+
+  const fleetCmd = upgradeCommand();
+  fleetCmd.parseOptions(["--stacks-file", file, "--services-port", "8300", "--drain-timeout", "30m", "--yes"]);
+  checkStackFlags(fleetCmd, "prod-eu", eu!.flags!);
+  // what the fleet runs for prod-eu, parsed as that stack's run parses it
+  const stackCmd = upgradeCommand();
+  stackCmd.parseOptions(["--stack", "prod-eu", ...perStackArgs(fleetCmd), ...eu!.flags!]);
+  expect(stackCmd.opts()).toMatchObject({ servicesPort: "8400", waitDedicated: true, drainTimeout: "30m", yes: true });
+});
+
+test("a stack's flags that upgrade does not know, fleet-level ones, or one missing its value are bad input before anything runs", () => {
+  const cmd = upgradeCommand();
+  const refusal = (flags: string[]) => {
+    try {
+      checkStackFlags(cmd, "prod-eu", flags);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  expect(refusal(["--services-port", "8400", "--no-restore-point"])).toBeUndefined();
+  expect(refusal(["--services-prot", "8400"])).toMatch(/stack prod-eu .*"--services-prot" is not an upgrade flag/);
+  expect(refusal(["8400"])).toMatch(/"8400" is not an upgrade flag/);
+  expect(refusal(["--concurrency", "2"])).toMatch(/--concurrency is for the whole fleet/);
+  expect(refusal(["--release", "3.0.0"])).toMatch(/--release is for the whole fleet/);
+  expect(refusal(["--services-port"])).toMatch(/--services-port needs a value/);
+  expect(refusal(["--services-port", "--yes"])).toMatch(/--services-port needs a value/);
+});
+
+test("--release with --stacks-file is each stack's release unless the file gives it one (it was dropped)", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-release-"));
+  const file = path.join(dir, "fleet.yaml");
+  fs.writeFileSync(file, "waves:\n  - name: all\n    stacks: [a, { stack: b, release: 1.9.0 }]\n");
+  const plan = await fleetPlanFromFlags({ stack: [], stacksFile: file, cwd: dir, release: "2.0.0", notify: [] });
+  expect(plan.waves[0]!.stacks.map((s) => [s.stack, s.release])).toEqual([["a", "2.0.0"], ["b", "1.9.0"]]);
 });

@@ -103,7 +103,7 @@ export async function rollBack(ctx: FleetContext): Promise<string[]> {
   for (const i of all(ctx.blue)) if (!(await ctx.hosts.allIn(i, "RUNNING"))) await ctx.hosts.all(i, "start");
   done.push(`started blue (${ids(all(ctx.blue)).join(", ")})`);
   const { healthySeconds, pollSeconds } = ctx.settings.timing;
-  await waitHeartbeats(ctx.hosts, ctx.blue.web, healthySeconds * 1000, pollSeconds * 1000, ctx.info);
+  await waitHeartbeats(ctx.hosts, ctx.blue.web, { deadlineMs: healthySeconds * 1000, pollMs: pollSeconds * 1000, workers: ctx.blue.worker.length > 0, info: ctx.info });
   for (const { site } of ctx.sites) {
     if (ctx.groups.blue.web && (await attachGroup(ctx.cloud, ctx.groups.blue.web, site, true))) done.push(`attached ${ctx.groups.blue.web} to ${site.name} again`);
     if (ctx.groups.green.web && (await attachGroup(ctx.cloud, ctx.groups.green.web, site, false))) done.push(`detached ${ctx.groups.green.web} from ${site.name}`);

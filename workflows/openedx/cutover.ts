@@ -78,14 +78,21 @@ export const smokeTestGreen: Step<FleetContext> = {
   id: "smoke-test",
   title: "Smoke-test each green web host (lms and cms heartbeats; the workers through ?extended)",
   async run(ctx) {
-    const failures = (await Promise.all(ctx.green.web.map((i, n) => ctx.hosts.heartbeatFailures(i, { workers: n === 0 && ctx.green.worker.length > 0 })))).flat();
-    if (failures.length > 0) {
-      throw refused(
-        `prepare the ${ctx.settings.release} fleet`,
-        `the smoke test failed: ${failures.join("; ")}; DNS was not touched and still points at the load balancers`,
-        "fix or replace the failing green host (its app logs, its workers), then run the update again",
-      );
-    }
+    // A host just booted answers 503 until its workers beat: wait for the heartbeats as the cut-over
+    // does (timing.healthySeconds), and refuse with what they last said when the deadline passes.
+    const { healthySeconds, pollSeconds } = ctx.settings.timing;
+    await waitHeartbeats(ctx.hosts, ctx.green.web, {
+      deadlineMs: healthySeconds * 1000,
+      pollMs: pollSeconds * 1000,
+      workers: ctx.green.worker.length > 0,
+      info: ctx.info,
+      onTimeout: (failures, deadlineMs) =>
+        refused(
+          `prepare the ${ctx.settings.release} fleet`,
+          `the smoke test failed after ${Math.round(deadlineMs / 1000)}s: ${failures.join("; ")}; DNS was not touched and still points at the load balancers`,
+          "fix or replace the failing green host (its app logs, its workers), then run the update again (timing.healthySeconds is how long a host may take to pass)",
+        ),
+    });
     return `${ctx.green.web.length} web host(s) pass their heartbeats`;
   },
 };
@@ -197,7 +204,7 @@ export const switchLoadBalancers: Step<FleetContext> = {
   async run(ctx) {
     const { healthySeconds, pollSeconds } = ctx.settings.timing;
     // The hosts' own heartbeats first (lms, cms, the workers): a clear message when green is broken.
-    await waitHeartbeats(ctx.hosts, ctx.green.web, healthySeconds * 1000, pollSeconds * 1000, ctx.info);
+    await waitHeartbeats(ctx.hosts, ctx.green.web, { deadlineMs: healthySeconds * 1000, pollMs: pollSeconds * 1000, workers: ctx.green.worker.length > 0, info: ctx.info });
     const notes: string[] = [];
     for (const { site } of ctx.sites) {
       // A group registers its own instances once attached; single instances are registered by id.

@@ -161,17 +161,27 @@ export async function waitReachable(hosts: Hosts, instance: FleetInstance, deadl
   });
 }
 
-/** Waits until every web host's heartbeats pass (workers: the extended check on the first one). */
-export async function waitHeartbeats(hosts: Hosts, web: FleetInstance[], deadlineMs: number, pollMs: number, info: (m: string) => Promise<void>): Promise<void> {
+/**
+ * Waits until every web host's heartbeats pass (lms, cms; with `workers`, the extended check on the
+ * first one). A freshly started host answers 503 until its workers beat: a check that passes within
+ * the deadline is ready, one that is still failing at it is reported with what it last said.
+ */
+export async function waitHeartbeats(
+  hosts: Hosts,
+  web: FleetInstance[],
+  options: { deadlineMs: number; pollMs: number; workers: boolean; info: (m: string) => Promise<void>; onTimeout?: (failures: string[], deadlineMs: number) => Error },
+): Promise<void> {
+  const { deadlineMs, pollMs, workers, info } = options;
   await pollUntil<string[]>({
     intervalMs: pollMs,
     timeoutMs: deadlineMs,
     poll: async () => {
-      const seen = (await Promise.all(web.map((i, n) => hosts.heartbeatFailures(i, { workers: n === 0 })))).flat();
+      const seen = (await Promise.all(web.map((i, n) => hosts.heartbeatFailures(i, { workers: workers && n === 0 })))).flat();
       return { done: seen.length === 0, seen };
     },
     onProgress: ({ seen, attempt }) => void (attempt % 10 === 1 && seen.length ? info(`heartbeats: ${seen.join("; ")}`) : undefined),
     onTimeout: (seen) =>
+      options.onTimeout?.(seen ?? [], deadlineMs) ??
       new UpgradeError({ what: "wait until the web hosts' heartbeats pass", why: `after ${Math.round(deadlineMs / 1000)}s: ${(seen ?? []).join("; ")}`, hint: "look at the hosts' lms/cms logs and the workers; raise timing.healthySeconds if they start slowly" }),
   });
 }
