@@ -2,53 +2,18 @@
 import { Command, CommanderError, Option } from "commander";
 import { badInput, ExitCode, UpgradeError } from "../lib/errors";
 import type { ErrorEvent } from "../lib/events";
-import { parseDuration } from "../lib/wait";
 import { hasGlob } from "./stackPatterns";
 import { createRenderer } from "./output";
 import { DEFAULTS } from "./defaults";
 import type { UpgradeOptions } from "./upgrade";
+import type { BackendAiPathFlags } from "./commands/backendaiPath";
+import { checkStackFlags, fleetPlanFromFlags, runFleetFromFlags } from "./commands/fleet";
+import { collect, duration, port, testClock, webhookUrls, type UpgradeFlags } from "./commands/flags";
+import { heavy, runningAsCli } from "./commands/heavy";
+import type { StatusFlags } from "./commands/status";
 
-interface UpgradeFlags {
-  stack: string[];
-  stacksFile?: string;
-  concurrency: string;
-  keepGoing?: boolean;
-  maxFailures?: string;
-  waveDelay?: string;
-  onLocked: string;
-  notify: string[];
-  notifyTimeout: string;
-  notifyBackoff: string;
-  cwd: string;
-  runbook: string;
-  yes?: boolean;
-  dryRun?: boolean;
-  json?: boolean;
-  message?: string;
-  release?: string;
-  drainTimeout: string;
-  pollInterval: string;
-  metricPeriod: string;
-  bakeTime: string;
-  verifyTimeout: string;
-  onFailure: string;
-  restorePoint: boolean;
-  sshUser?: string;
-  sshKey?: string;
-  sshPort?: string;
-  sshHost?: string;
-  knownHosts?: string;
-  sshConfig?: string;
-  waitDedicated?: boolean;
-  servicesPort: string;
-  servicesTimeout: string;
-  report?: string;
-  forceUnlock?: boolean;
-  repair?: boolean;
-  verbose?: boolean;
-  window: string[];
-  expectedDuration?: string;
-}
+// The command line: the commands and their flags. What each command does is in commands/ (and the
+// driver, upgrade.ts); this file turns flags into options and errors into exit codes.
 
 const EXAMPLES = `
 Examples:
@@ -79,182 +44,6 @@ Maintenance windows: --window "<days> <HH:MM>-<HH:MM> <IANA zone>", e.g. "Sat 02
 a run outside every window, or expected (--expected-duration, else the journal) to overrun its end,
 is refused (exit 3) before anything disruptive; a drain still going at the end stops before \`up\`.
 The SSH key's passphrase, if any, is read from $UPGRADE_SSH_KEY_PASSPHRASE.`;
-
-const collect = (value: string, previous: string[]) => [...previous, value];
-
-/** Whether this process is the CLI itself (not a test or a program importing `main`). */
-let asCli = false;
-
-/**
- * A command's heavy modules (the driver, Pulumi's Automation API, the AWS SDK, the bed), loaded
- * with Node's compile cache on when this process is the CLI (lib/compileCache.ts). Only these
- * gain from it: `--help` and `backendai path` load a few small modules, and would pay the cache's
- * set-up (~2 ms) for nothing.
- */
-async function heavy<T>(load: () => Promise<T>): Promise<T> {
-  if (asCli) (await import("../lib/compileCache")).enableCompileCache();
-  return load();
-}
-
-function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw badInput(`read ${flag}`, `${JSON.stringify(text)} is not a positive whole number`);
-  return n;
-}
-
-/** --max-failures: a count of failed stacks, or a percentage of a wave ("50%"). */
-export function failureLimit(text: string): number | { percent: number } {
-  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text.trim());
-  if (!percent) return positiveInt("--max-failures", text);
-  const p = Number(percent[1]);
-  if (p <= 0 || p >= 100) throw badInput("read --max-failures", `${JSON.stringify(text)} is not a share of a wave between 0% and 100%`, "e.g. --max-failures 10%, or a count: --max-failures 2");
-  return { percent: p };
-}
-
-function webhookUrls(urls: string[]): string[] {
-  for (const u of urls) {
-    let ok = false;
-    try {
-      ok = /^https?:$/.test(new URL(u).protocol);
-    } catch {
-      /* not a URL */
-    }
-    if (!ok) throw badInput("read --notify", "it is not an http(s) URL", "pass the webhook URL, e.g. https://hooks.slack.com/services/…");
-  }
-  return urls;
-}
-
-/**
- * `upgrade` flags that belong to the fleet as a whole, or that the fleet sets for each stack itself
- * (its cwd, release and report, --json). Every other flag the operator gave goes to each stack's run.
- */
-export const FLEET_LEVEL_FLAGS: ReadonlySet<string> = new Set([
-  "--stack", "--stacks-file", "--concurrency", "--keep-going", "--max-failures", "--wave-delay", "--on-locked",
-  "--notify", "--notify-timeout", "--notify-backoff", "--cwd", "--release", "--json", "--report",
-]);
-
-/**
- * The `upgrade` flags every stack of a fleet gets: each one the operator gave on the command line
- * (commander records where a value came from), as given, less the fleet-level ones. Defaults are
- * not passed: each stack's run has the same.
- */
-export function perStackArgs(cmd: Command): string[] {
-  const args: string[] = [];
-  for (const option of cmd.options) {
-    const flag = option.long;
-    if (!flag || FLEET_LEVEL_FLAGS.has(flag)) continue;
-    const key = option.attributeName();
-    if (cmd.getOptionValueSource(key) !== "cli") continue;
-    const value: unknown = cmd.getOptionValue(key);
-    if (typeof value === "boolean") args.push(flag);
-    else if (Array.isArray(value)) for (const v of value) args.push(flag, String(v));
-    else if (value !== undefined) args.push(flag, String(value));
-  }
-  return args;
-}
-
-/**
- * A fleet file's per-stack `flags`, checked against `upgrade`'s own options before any stack runs:
- * each a known flag that is not fleet-level, with its value where it takes one.
- */
-export function checkStackFlags(cmd: Command, stack: string, flags: readonly string[]): void {
-  const bad = (why: string) => badInput(`read the flags of stack ${stack} in the fleet file`, why, "give `upgrade` flags of one stack, e.g. [--services-port, \"8400\"]; fleet-level ones (--concurrency, --release…) have their own keys");
-  for (let i = 0; i < flags.length; i++) {
-    const flag = flags[i]!;
-    const option = cmd.options.find((o) => o.long === flag);
-    if (!flag.startsWith("--") || !option) throw bad(`${JSON.stringify(flag)} is not an upgrade flag`);
-    if (FLEET_LEVEL_FLAGS.has(flag)) throw bad(`${flag} is for the whole fleet, not one stack`);
-    if (option.required || option.optional) {
-      const value = flags[i + 1];
-      if (value === undefined || (option.required && value.startsWith("--"))) throw bad(`${flag} needs a value`);
-      i++;
-    }
-  }
-}
-
-/** The fleet's plan: from --stacks-file, or from repeated --stack (names and globs) as one wave. */
-export async function fleetPlanFromFlags(flags: { stack: string[]; stacksFile?: string; cwd: string; release?: string; notify: string[] }): Promise<import("./fleet").FleetPlan> {
-  const { expandStackPatterns, listBackendStacks, readFleetFile } = await heavy(() => import("./fleet"));
-  if (flags.stacksFile) {
-    if (flags.stack.length > 0) throw badInput("choose the stacks", "both --stack and --stacks-file were given", "use one of them");
-    const plan = await readFleetFile(flags.stacksFile, process.env, flags.cwd);
-    // --release is every stack's release unless the file gives a stack its own
-    const waves = plan.waves.map((w) => ({ ...w, stacks: w.stacks.map((s) => ({ ...s, release: s.release ?? flags.release })) }));
-    return { ...plan, waves, notify: [...plan.notify, ...flags.notify] };
-  }
-  if (flags.stack.length === 0) throw badInput("choose the stacks", "no --stack and no --stacks-file", "pass --stack <name> (repeatable, globs allowed) or --stacks-file fleet.yaml");
-  const known = hasGlob(flags.stack) ? await listBackendStacks(flags.cwd, process.env) : undefined;
-  const stacks = expandStackPatterns(flags.stack, known).map((stack) => ({ stack, cwd: flags.cwd, release: flags.release }));
-  return { waves: [{ name: "stacks", canary: false, stacks }], notify: flags.notify };
-}
-
-async function runFleetFromFlags(flags: UpgradeFlags, cmd: Command): Promise<void> {
-  if (flags.window.length > 0) (await import("./windows")).parseWindows(flags.window);
-  const { createFleetRenderer, runFleet } = await heavy(() => import("./fleet"));
-  const plan = await fleetPlanFromFlags(flags);
-  for (const s of plan.waves.flatMap((w) => w.stacks)) if (s.flags) checkStackFlags(cmd, s.stack, s.flags);
-  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
-  if (!flags.yes && !flags.dryRun) {
-    throw badInput("upgrade a fleet", interactive ? "a fleet does not stop at each stack's preview" : "--json output cannot prompt", "pass --yes to apply, or --dry-run to preview every stack");
-  }
-  const renderer = createFleetRenderer(flags.json ? "json" : process.stdout.isTTY ? "tty" : "plain", process.stdout);
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`\n${signal}: stopping the fleet; running stacks stop after their current step\n`);
-    controller.abort(new Error(`interrupted by ${signal}`));
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  try {
-    const concurrency = positiveInt("--concurrency", flags.concurrency ?? String(plan.concurrency ?? 1));
-    const maxFailures = flags.keepGoing ? Infinity : flags.maxFailures ? failureLimit(flags.maxFailures) : 1;
-    if (flags.onLocked !== "fail" && flags.onLocked !== "skip") throw badInput("read --on-locked", `unknown ${JSON.stringify(flags.onLocked)}`, "use fail or skip");
-    const result = await runFleet({
-      plan: { ...plan, notify: webhookUrls(plan.notify) },
-      concurrency,
-      maxFailures,
-      keepGoing: flags.keepGoing,
-      waveDelayMs: flags.waveDelay === undefined ? undefined : duration("--wave-delay", flags.waveDelay),
-      onLocked: flags.onLocked,
-      upgradeArgs: perStackArgs(cmd),
-      env: process.env,
-      onEvent: renderer.sink,
-      reportPath: flags.report,
-      signal: controller.signal,
-      notifyTimeoutMs: duration("--notify-timeout", flags.notifyTimeout),
-      notifyBackoffMs: duration("--notify-backoff", flags.notifyBackoff),
-    });
-    process.exitCode = result.exitCode;
-  } finally {
-    renderer.close();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
-}
-
-function duration(flag: string, text: string): number {
-  const ms = parseDuration(text);
-  if (ms === undefined || ms <= 0) throw badInput(`read ${flag}`, `${JSON.stringify(text)} is not a duration`, "use e.g. 30m, 15s, 1h30m");
-  return ms;
-}
-
-function port(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw badInput(`read ${flag}`, `${JSON.stringify(text)} is not a TCP port`);
-  return n;
-}
-
-/**
- * UPGRADE_ORCHESTRATOR_TEST_NOW (tests only): an ISO 8601 instant the run's clock starts at, then
- * moves on in real time; what the maintenance-window checks read. Unset: the real clock.
- */
-function testClock(start: string | undefined): (() => number) | undefined {
-  if (start === undefined) return undefined;
-  const at = Date.parse(start);
-  if (Number.isNaN(at)) throw badInput("read UPGRADE_ORCHESTRATOR_TEST_NOW", `${JSON.stringify(start)} is not an ISO 8601 instant`, "e.g. 2026-12-12T02:00:00Z, or unset it (it is for tests)");
-  const offset = at - Date.now();
-  return () => Date.now() + offset;
-}
 
 async function runUpgrade(flags: UpgradeFlags): Promise<void> {
   if (flags.window.length > 0) (await import("./windows")).parseWindows(flags.window); // bad input before anything starts
@@ -433,7 +222,7 @@ export function buildProgram(): Command {
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
     .option("--json", "print one JSON object: {waves: [{name, canary, matrix: {include: [{stack, cwd, release?, runbook?, windows?, flags?}]}}]}")
     .action(async (flags: { stack: string[]; stacksFile?: string; cwd: string; json?: boolean }) => {
-      const { planMatrix } = await heavy(() => import("./fleet"));
+      const { planMatrix } = await heavy(() => import("./fleetPlan"));
       const plan = await fleetPlanFromFlags({ ...flags, notify: [] });
       // each job runs `upgrade` with the stack's flags: a bad one fails here, not in the job
       const upgrade = program.commands.find((c) => c.name() === "upgrade")!;
@@ -452,49 +241,7 @@ export function buildProgram(): Command {
     .requiredOption("--stack <name>", "the Pulumi stack")
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
     .option("--json", "print it as one JSON object")
-    .action(async (flags: { stack: string; cwd: string; json?: boolean }) => {
-      const { lastRun, lastRunInBackend, newerRun } = await heavy(() => import("./journal"));
-      const { formatDuration } = await import("../lib/wait");
-      let run = lastRun(process.env, flags.cwd, flags.stack);
-      // the backend's journal holds runs from every machine; the local one is the offline fallback
-      const fs = await import("node:fs");
-      const path = await import("node:path");
-      let backendNote: string | undefined;
-      if (fs.existsSync(path.join(flags.cwd, "Pulumi.yaml")) || fs.existsSync(path.join(flags.cwd, "Pulumi.yml"))) {
-        try {
-          const { projectBackend } = await heavy(() => import("./backend"));
-          const backend = await projectBackend(flags.cwd, process.env);
-          if (backend.store) {
-            try {
-              run = newerRun(run, await lastRunInBackend(backend.store, backend.project, flags.stack));
-            } finally {
-              backend.store.close();
-            }
-          } else backendNote = `the backend ${backend.url || "(Pulumi Cloud)"} keeps no journal of ours: local runs only`;
-        } catch (err) {
-          backendNote = `could not read the backend's journal (${(err as Error).message.split("\n")[0]}): local runs only`;
-        }
-      }
-      if (backendNote) process.stderr.write(`note: ${backendNote}\n`);
-      if (!run) {
-        if (flags.json) process.stdout.write(JSON.stringify({ stack: flags.stack, lastRun: null }) + "\n");
-        else process.stdout.write(`no run of stack ${flags.stack} recorded for ${flags.cwd} on this machine or in its backend\n`);
-        return;
-      }
-      if (flags.json) {
-        process.stdout.write(JSON.stringify({ stack: flags.stack, lastRun: run }) + "\n");
-        return;
-      }
-      const state = run.status === "running" ? `unfinished (running now, or stopped during ${run.unfinishedStep ?? "a step boundary"})` : `${run.status} (exit ${run.exitCode})`;
-      const lines = [`stack ${flags.stack}: last run ${run.runId}, started ${run.startedAt ?? "?"}: ${state}`];
-      for (const s of run.steps) lines.push(`  ${s.status.padEnd(7)} ${s.step.padEnd(28)} ${formatDuration(s.durationMs).padStart(7)}  ${s.error ?? s.note ?? ""}`);
-      if (run.unfinishedStep) lines.push(`  started ${run.unfinishedStep} (no end recorded)`);
-      for (const [what, items] of Object.entries(run.stillSuspended)) lines.push(`  still suspended (${what}): ${items.join(", ")} — the next run restores them`);
-      if (run.disruption) lines.push(`  disruption window: ${formatDuration(run.disruption.durationMs)} (${run.disruption.from} → end of ${run.disruption.to})`);
-      if (run.error) lines.push(`  error: ${run.error}`);
-      lines.push(`  journal: ${run.journal}`);
-      process.stdout.write(lines.join("\n") + "\n");
-    });
+    .action(async (flags: StatusFlags) => (await import("./commands/status")).runStatus(flags));
 
   const backendai = program.command("backendai").description("Backend.AI (runbook 3): upgrade paths");
   backendai
@@ -506,41 +253,7 @@ export function buildProgram(): Command {
     .option("--catalog <file|url|bundled>", "where the releases come from: a package index URL (default: PIP_INDEX_URL, else https://pypi.org/simple), \"bundled\" (the catalog shipped with the package), or a JSON file {releases:[{version,date}]}")
     .option("--json", "print one JSON object")
     .addHelpText("after", "\nExit codes: 0 allowed, 2 malformed input, 3 refused by the upgrade rules (the reason is printed).")
-    .action(async (flags: { from: string; to: string; direct?: boolean; catalog?: string; json?: boolean }) => {
-      const { checkHop, parseVersion, planPath } = await import("../workflows/backendai/versions");
-      const { catalogForCli } = await import("../workflows/backendai/catalog");
-      for (const [flag, value] of [["--from", flags.from], ["--to", flags.to]] as const) {
-        const parsed = parseVersion(value);
-        if ("error" in parsed && !/pre-release/.test(parsed.error)) {
-          const error = badInput(`read ${flag}`, parsed.error, "use a release number such as 24.03.2");
-          if (!flags.json) throw error;
-          process.stdout.write(JSON.stringify({ allowed: false, reason: error.message, from: flags.from, to: flags.to }) + "\n");
-          process.exitCode = ExitCode.BadInput;
-          return;
-        }
-      }
-      let catalog;
-      try {
-        catalog = await catalogForCli(flags.catalog, (warning) => process.stderr.write(`warning: ${warning}\n`));
-      } catch (err) {
-        throw badInput("read --catalog", (err as Error).message, "pass a package index URL, \"bundled\", or a JSON file {\"releases\": [{\"version\": \"24.03.2\", \"date\": \"2024-04-17\"}]}");
-      }
-      if (flags.direct) {
-        const hop = checkHop(catalog, flags.from, flags.to);
-        process.stdout.write(flags.json ? JSON.stringify(hop) + "\n" : `${flags.from} → ${flags.to}: ${hop.allowed ? "allowed" : "refused"}: ${hop.reason}\n`);
-        if (!hop.allowed) process.exitCode = ExitCode.Refused;
-        return;
-      }
-      const result = planPath(catalog, flags.from, flags.to);
-      if (flags.json) {
-        process.stdout.write(JSON.stringify(result) + "\n");
-      } else if (result.allowed) {
-        process.stdout.write(`${[result.from, ...result.path].join(" → ")}\n${result.notes.map((n) => `  note: ${n}\n`).join("")}`);
-      } else {
-        process.stdout.write(`refused: ${result.reason}\n${result.nearest ? `  nearest allowed: ${[result.from, ...result.nearest.path].join(" → ")}\n` : ""}`);
-      }
-      if (!result.allowed) process.exitCode = ExitCode.Refused;
-    });
+    .action(async (flags: BackendAiPathFlags) => (await import("./commands/backendaiPath")).runBackendAiPath(flags));
 
   return program;
 }
@@ -589,6 +302,6 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
 }
 
 if (require.main === module) {
-  asCli = true;
+  runningAsCli();
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }

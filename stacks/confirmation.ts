@@ -1,7 +1,8 @@
 import { refused } from "../lib/errors";
 import type { Step } from "../lib/steps";
 import type { RunContext } from "./context";
-import { changeKey, engineEvents, formatChanges, planInputs, pulumiCall } from "./driverSteps";
+import { pulumiCall } from "./pulumiCall";
+import { changeKey, engineEvents, formatChanges, planInputs } from "./updateSteps";
 
 /**
  * One confirmation, before any disruption: right after plan-update the operator sees what the

@@ -1,7 +1,7 @@
 import { describe, UpgradeError } from "../lib/errors";
 import type { Step } from "../lib/steps";
 import type { RunContext } from "./context";
-import { checkoutAndInstall, currentRelease, up } from "./driverSteps";
+import { checkoutAndInstall, currentRelease, up } from "./updateSteps";
 
 /**
  * --on-failure rollback: when the runbook's verification failed after `up` changed things, deploy

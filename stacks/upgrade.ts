@@ -11,7 +11,8 @@ import { runSteps, type Step } from "../lib/steps";
 import type { ConfirmRequest, ResolvedOptions, RunContext } from "./context";
 
 export type { ConfirmRequest };
-import { checkoutRelease, checkWindow, checkWindowAgain, lockStack, planUpdate, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack, unlessUpToDate, up } from "./driverSteps";
+import { checkWindow, checkWindowAgain, lockStack, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack } from "./driverSteps";
+import { checkoutRelease, planUpdate, unlessUpToDate, up } from "./updateSteps";
 import { confirmPlan, preview } from "./confirmation";
 import { openJournal } from "./journal";
 import { describeHolder } from "./lock";

@@ -41,7 +41,7 @@ test.each([
   expect(run.stdout).not.toBe("");
   expect(run.heavy).toEqual([]);
   // the driver itself stays unloaded too
-  expect(run.modules.filter((m) => /dist\/stacks\/(upgrade|driverSteps)\.js$/.test(m))).toEqual([]);
+  expect(run.modules.filter((m) => /dist\/stacks\/(upgrade|driverSteps|updateSteps)\.js$/.test(m))).toEqual([]);
 });
 
 test("the probe sees the SDK when a command does load it (an upgrade reaches select-stack)", () => {

@@ -2,8 +2,10 @@ import type { Command } from "commander";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { buildProgram, checkStackFlags, failureLimit, FLEET_LEVEL_FLAGS, fleetPlanFromFlags, perStackArgs } from "../../stacks/cli";
-import { planMatrix, readFleetFile } from "../../stacks/fleet";
+import { buildProgram } from "../../stacks/cli";
+import { checkStackFlags, FLEET_LEVEL_FLAGS, fleetPlanFromFlags, perStackArgs } from "../../stacks/commands/fleet";
+import { failureLimit } from "../../stacks/commands/flags";
+import { planMatrix, readFleetFile } from "../../stacks/fleetPlan";
 
 // A fleet runs `upgrade` once per stack. Every flag the operator gives must reach each stack's run
 // unless it is the fleet's own (issue 21: --ssh-config and --wait-dedicated were silently dropped).

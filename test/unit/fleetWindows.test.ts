@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { UpgradeError } from "../../lib/errors";
-import { planMatrix, readFleetFile, withoutWindows } from "../../stacks/fleet";
+import { planMatrix, readFleetFile, withoutWindows } from "../../stacks/fleetPlan";
 
 // A fleet file's waves and stacks may carry their own maintenance windows (--window).
 function fleetFile(yaml: string): string {

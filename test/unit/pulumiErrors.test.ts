@@ -1,4 +1,4 @@
-import { pulumiErrors } from "../../stacks/driverSteps";
+import { pulumiErrors } from "../../stacks/pulumiCall";
 
 // What the operator reads when `pulumi preview|up` fails: the engine's own message, not its framing.
 const failure = (stderr: string) => Object.assign(new Error("code: 255\n stdout: \n stderr: ..."), { stderr });
