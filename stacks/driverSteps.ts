@@ -10,7 +10,7 @@ import { withCompileCache } from "../lib/compileCache";
 import type { RunContext, Runbook } from "./context";
 import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
 import { codeOceanTargets, readsSecretOutputs } from "./runbooks/codeocean/targets";
-import { configuredValue, outputsOf, readStackState } from "./stackState";
+import { configuredValue, outputsOf, readState, readStackState } from "./stackState";
 import { firstErrorLine, pulumiCall } from "./pulumiCall";
 import { expectedDisruption, lastRun, lastRunInBackend, newerRun, recentRuns, recentRunsInBackend } from "./journal";
 import { checkWindow as checkWindows, formatInstant, formatSpan, parseWindows, type ExpectedDuration } from "./windows";
@@ -138,7 +138,7 @@ function foundStack(workspace: Workspace): Workspace {
 }
 
 /** The stack's state read again (one `stack export`, secrets left encrypted), after select-stack's first read. */
-export const readState = (ctx: RunContext) => pulumiCall("read the stack's state", () => readStackState(ctx.pulumiBinDir!, ctx.options.cwd, ctx.env, ctx.options.stack));
+
 
 /** The stack's backend as the Pulumi CLI resolves it, and a store for our objects beside its state. */
 async function openBackend(ctx: RunContext): Promise<NonNullable<RunContext["backend"]>> {

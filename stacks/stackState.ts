@@ -4,6 +4,8 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import type { OutputMap } from "@pulumi/pulumi/automation";
 import { parse as parseYaml } from "yaml";
+import type { RunContext } from "./context";
+import { pulumiCall } from "./pulumiCall";
 
 /**
  * What the driver reads of a stack before its preview, in one `pulumi stack export` (secrets left
@@ -94,3 +96,6 @@ function plainOrSecure(value: unknown): string | "secure" | undefined {
   if (typeof value === "object") return "secure" in (value as object) ? "secure" : JSON.stringify(value);
   return String(value);
 }
+
+/** The stack's state as the driver reads it (one `pulumi stack export`), its failure for people. */
+export const readState = (ctx: RunContext) => pulumiCall("read the stack's state", () => readStackState(ctx.pulumiBinDir!, ctx.options.cwd, ctx.env, ctx.options.stack));

@@ -7,9 +7,8 @@ import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { describe as describeError, refused, UpgradeError } from "../lib/errors";
 import type { Step } from "../lib/steps";
 import type { RunContext } from "./context";
-import { readState } from "./driverSteps";
 import { firstErrorLine, pulumiCall } from "./pulumiCall";
-import { outputsFrom, outputsOf, pendingDeletes } from "./stackState";
+import { outputsFrom, outputsOf, pendingDeletes, readState } from "./stackState";
 
 const run = promisify(execFile);
 

@@ -13,7 +13,7 @@ import { awsCall } from "../../lib/aws";
 import { refused, UpgradeError } from "../../lib/errors";
 import { pollUntil } from "../../lib/wait";
 import type { Cloud } from "./cloud";
-import { TAG } from "./instances";
+import { TAG } from "./tags";
 import type { Role, Site } from "./settings";
 
 /**

@@ -17,15 +17,12 @@ import { pollUntil } from "../../lib/wait";
 import { describeGroup, groupInstanceIds } from "./autoScaling";
 import type { Cloud } from "./cloud";
 import { fill, type Role, type Selector } from "./settings";
+import { ASG_TAG, TAG } from "./tags";
 
 /**
  * The fleet's EC2 instances: found by the operator's selectors (ids, Name tags, tags), the green
  * ones the workflow launched found by its own bookkeeping tags, launched like blue, terminated by id.
  */
-export const TAG = { fleet: "openedx:fleet", release: "openedx:release", role: "openedx:role" } as const;
-/** EC2's own tag on an instance an Auto Scaling group launched. */
-export const ASG_TAG = "aws:autoscaling:groupName";
-
 export interface FleetInstance {
   id: string;
   state: string;
