@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { UpgradeError } from "./errors";
+import { compareParts, releaseParts } from "./versions";
 
 /**
  * Where scripts/provision.sh puts the tools it provides; scripts/lib.sh computes the same paths.
@@ -135,10 +136,7 @@ function noPulumi(env: NodeJS.ProcessEnv, onPath: string | undefined, pathVersio
 
 /** Compares dotted numeric versions ("3.248.0"); pre-release suffixes are ignored. */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.replace(/^v/, "").split(/[.-]/).map((x) => parseInt(x, 10) || 0);
-  const pb = b.replace(/^v/, "").split(/[.-]/).map((x) => parseInt(x, 10) || 0);
-  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
-  return 0;
+  return compareParts(releaseParts(a) ?? [], releaseParts(b) ?? []);
 }
 
 function whichPulumi(env: NodeJS.ProcessEnv): string | undefined {

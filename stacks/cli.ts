@@ -47,8 +47,11 @@ The SSH key's passphrase, if any, is read from $UPGRADE_SSH_KEY_PASSPHRASE.`;
 
 async function runUpgrade(flags: UpgradeFlags): Promise<void> {
   if (flags.window.length > 0) (await import("./windows")).parseWindows(flags.window); // bad input before anything starts
-  const runbooks = ["auto", "codeocean-private-cloud", "none"];
-  if (!runbooks.includes(flags.runbook)) throw badInput("read --runbook", `unknown runbook ${JSON.stringify(flags.runbook)}`, `use one of ${runbooks.join(", ")}`);
+  const { RUNBOOKS, isRunbookModule } = await heavy(() => import("./runbooks/index"));
+  const runbooks = ["auto", ...Object.keys(RUNBOOKS), "none"];
+  if (!runbooks.includes(flags.runbook) && !isRunbookModule(flags.runbook)) {
+    throw badInput("read --runbook", `unknown runbook ${JSON.stringify(flags.runbook)}`, `use one of ${runbooks.join(", ")}, or the path of a module exporting your own (./my-runbook.js)`);
+  }
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
   if (!flags.yes && !flags.dryRun && !interactive) {
     throw badInput(
@@ -164,7 +167,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--notify-timeout <duration>", "deadline of one webhook POST").default("5s").hideHelp())
     .addOption(new Option("--notify-backoff <duration>", "first wait before retrying a webhook").default("500ms").hideHelp())
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
-    .option("--runbook <name>", "codeocean-private-cloud | none | auto (detect from config upgrade:runbook, then the outputs)", "auto")
+    .option("--runbook <name|path>", "codeocean-private-cloud | none | auto (detect from config upgrade:runbook, then the outputs) | ./my-runbook.js (a module exporting your own runbook as default or runbook)", "auto")
     .option("--yes", "apply without asking at the preview (required without a terminal)")
     .option("--dry-run", "read everything, change nothing; print the plan and the Pulumi preview")
     .option("--json", "JSON lines on stdout, one event each, nothing else")

@@ -88,9 +88,21 @@ export interface CodeOceanTargets {
   deploymentName?: string | null;
 }
 
-/** A runbook for an external project: steps around `pulumi up`. */
+/**
+ * A runbook for an external project: steps around `pulumi up`. The shipped ones are registered in
+ * `stacks/runbooks/index.ts`; a user's is passed as `upgrade({ runbook })` or `--runbook ./file.js`
+ * (a module exporting it as `default` or `runbook`). Its steps see the run's context: the stack
+ * (`ctx.stack`), its outputs (`ctx.outputs`), `ctx.emit` for notes and progress, `ctx.options`.
+ */
 export interface Runbook {
   name: string;
+  /** For `--runbook auto` (the default): whether a stack with these outputs is one this runbook upgrades. */
+  detect?: (outputs: OutputMap) => boolean;
+  /**
+   * Once chosen, at read-outputs (a dry run too): read what the steps act on and refuse bad input
+   * before anything changes. Returns the step's note.
+   */
+  prepare?: (ctx: RunContext) => Promise<string | undefined>;
   /** Run `pulumi config refresh -f` first: the stack's config is the one of its last deployment. */
   refreshConfig?: boolean;
   /**
@@ -131,7 +143,8 @@ export interface SshSettings {
 export interface ResolvedOptions {
   stack: string;
   cwd: string;
-  runbook: RunbookName;
+  /** A name (a shipped runbook, `auto`, `none`), a module path (`./my-runbook.js`), or a runbook object. */
+  runbook: RunbookName | Runbook;
   yes: boolean;
   dryRun: boolean;
   message?: string;

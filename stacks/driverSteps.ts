@@ -2,16 +2,15 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import type { Workspace } from "@pulumi/pulumi/automation";
 import { badInput, refused, UpgradeError } from "../lib/errors";
 import type { Step } from "../lib/steps";
 import { likelyPulumiBinDir, pulumiCommand } from "../lib/toolchain";
 import { withCompileCache } from "../lib/compileCache";
 import type { RunContext, Runbook } from "./context";
-import { codeOceanPrivateCloud } from "./runbooks/codeocean-private-cloud";
-import { codeOceanTargets, readsSecretOutputs } from "./runbooks/codeocean/targets";
+import { checkRunbook, detectRunbook, loadRunbook } from "./runbooks/index";
 import { configuredValue, outputsOf, readState, readStackState } from "./stackState";
 import { firstErrorLine, pulumiCall } from "./pulumiCall";
+import { foundStack } from "./sdkOverrides";
 import { expectedDisruption, lastRun, lastRunInBackend, newerRun, recentRuns, recentRunsInBackend } from "./journal";
 import { checkWindow as checkWindows, formatInstant, formatSpan, parseWindows, type ExpectedDuration } from "./windows";
 import { formatDuration } from "../lib/wait";
@@ -21,8 +20,6 @@ import { acquireRunLock, describeHolder, describeLock, engineLocks, processAlive
 
 const run = promisify(execFile);
 
-/** The runbooks the driver knows, by name (`--runbook`, config key `upgrade:runbook`). */
-export const RUNBOOKS: Record<string, Runbook> = { [codeOceanPrivateCloud.name]: codeOceanPrivateCloud };
 
 /**
  * How long the disruptive part of this run is expected to take: --expected-duration, else the
@@ -128,16 +125,6 @@ export const selectStack: Step<RunContext> = {
   },
 };
 
-/**
- * The workspace, for `Stack.select` once the state read has found the stack: its `selectStack`
- * (`pulumi stack select`, which only checks that the stack exists and makes it the project's
- * current one) is answered as done; every other member is the workspace's own.
- */
-function foundStack(workspace: Workspace): Workspace {
-  return Object.create(workspace, { selectStack: { value: async () => undefined } }) as Workspace;
-}
-
-/** The stack's state read again (one `stack export`, secrets left encrypted), after select-stack's first read. */
 
 
 /** The stack's backend as the Pulumi CLI resolves it, and a store for our objects beside its state. */
@@ -253,24 +240,17 @@ export const readOutputs: Step<RunContext> = {
   readOnly: true,
   async run(ctx) {
     ctx.outputs = outputsOf(ctx.state!);
-    const configured = ctx.options.runbook !== "auto" ? ctx.options.runbook : await configuredRunbook(ctx);
-    const name = configured ?? (ctx.outputs.ec2ServicesInstanceId ? codeOceanPrivateCloud.name : "none");
-    if (name !== "none") {
-      ctx.runbook = RUNBOOKS[name];
-      if (!ctx.runbook) throw badInput("choose the runbook", `unknown runbook ${JSON.stringify(name)}`, `known: ${Object.keys(RUNBOOKS).join(", ")}, none`);
+    // the runbook asked for (an object, a name or a module path given to this run), else the stack's
+    // config `upgrade:runbook` (a module path there is relative to the project), else detected
+    const asked = ctx.options.runbook;
+    if (typeof asked === "object") ctx.runbook = checkRunbook(asked, "upgrade({ runbook })");
+    else if (asked !== "auto") ctx.runbook = await loadRunbook(asked, process.cwd());
+    else {
+      const configured = await configuredRunbook(ctx);
+      ctx.runbook = configured !== undefined ? await loadRunbook(configured, ctx.options.cwd) : detectRunbook(ctx.outputs);
     }
-    if (ctx.runbook === codeOceanPrivateCloud) {
-      // the export leaves secrets encrypted: decrypt the outputs only when the runbook reads a secret one
-      if (readsSecretOutputs(ctx.outputs)) ctx.outputs = await pulumiCall("read the stack outputs", () => ctx.stack!.outputs());
-      const { targets, notes } = codeOceanTargets(ctx.outputs);
-      ctx.deployment = targets;
-      for (const message of notes) ctx.emit({ type: "note", step: "read-outputs", message });
-      // a bad SSH config (unreadable, weak StrictHostKeyChecking...) is refused before anything changes
-      // loaded here: node-ssh and the SSH config parser are for the Code Ocean runbook only
-      (await import("./runbooks/codeocean/cancelComputations")).checkSshConfig(ctx);
-      return `runbook ${name}: services ${targets.servicesInstanceId}, workers ${targets.workerAsgs.map((a) => `${a.name} (${a.output})`).join(", ") || "none"}`;
-    }
-    return `runbook none: ${Object.keys(ctx.outputs).length} outputs`;
+    if (!ctx.runbook) return `runbook none: ${Object.keys(ctx.outputs).length} outputs`;
+    return (await ctx.runbook.prepare?.(ctx)) ?? `runbook ${ctx.runbook.name}: ${Object.keys(ctx.outputs).length} outputs`;
   },
 };
 

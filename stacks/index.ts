@@ -7,13 +7,17 @@
  * if (result.exitCode !== ExitCode.Succeeded) throw new Error(result.error?.message);
  * ```
  *
- * Runbooks are not pluggable in this version: `runbook` names one of the shipped ones (their steps
- * share the driver's internal run context, which is not a stable API yet). Workflow resources for
- * other Pulumi projects are in the entry "upgrade-orchestrator/workflows".
+ * `runbook` names a shipped runbook, or is your own: a `Runbook` object (`upgrade({ runbook })`) or
+ * a module exporting one (`--runbook ./my-runbook.js`), its steps run around `pulumi up` with the
+ * same lock, journal, events and dry run as the shipped ones. Workflow resources for other Pulumi
+ * projects are in the entry "upgrade-orchestrator/workflows".
  * @packageDocumentation
  */
 export { upgrade, DEFAULTS } from "./upgrade";
 export type { ConfirmRequest, UpgradeOptions, UpgradeResult, UpgradeSshOptions, RunbookName } from "./upgrade";
+/** Your own runbook: its type, the context its steps receive, and a step. */
+export type { Runbook, RunContext } from "./context";
+export type { Step } from "../lib/steps";
 export type {
   UpgradeEvent,
   EventSink,

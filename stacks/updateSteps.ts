@@ -8,6 +8,7 @@ import { describe as describeError, refused, UpgradeError } from "../lib/errors"
 import type { Step } from "../lib/steps";
 import type { RunContext } from "./context";
 import { firstErrorLine, pulumiCall } from "./pulumiCall";
+import { withoutReadBack } from "./sdkOverrides";
 import { outputsFrom, outputsOf, pendingDeletes, readState } from "./stackState";
 
 const run = promisify(execFile);
@@ -208,20 +209,6 @@ export const up: Step<RunContext> = {
   },
 };
 
-/**
- * The stack, for one `up`: `Stack.up()` ends by reading back the outputs (`pulumi stack output`,
- * twice: plain and with secrets) and the update's summary (`pulumi stack history`), three CLI starts
- * and 0.8 s after every update, all of it decrypted. The driver needs neither read: the engine's
- * summary event carries the resource changes, and the root stack's outputs event the outputs
- * (secrets masked). So `up` runs on a view of the stack whose `outputs` and `info` answer nothing (its
- * result's `outputs` and `summary` are not used); every other member is the stack's own.
- */
-function withoutReadBack(stack: Stack): Stack {
-  return Object.create(stack, {
-    outputs: { value: async () => ({}) },
-    info: { value: async () => undefined },
-  }) as Stack;
-}
 
 export const changeKey = (changes: Record<string, number>) => Object.entries(changes).filter(([op, n]) => n > 0 && op !== "same").map(([op, n]) => `${op}:${n}`).sort().join(",");
 

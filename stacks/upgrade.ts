@@ -8,7 +8,7 @@ import { notify, undeliveredNotes } from "../lib/notify";
 import { createRedactor } from "../lib/redaction";
 import { defaultSshConfigPath } from "../lib/sshConfig";
 import { runSteps, type Step } from "../lib/steps";
-import type { ConfirmRequest, ResolvedOptions, RunContext } from "./context";
+import type { ConfirmRequest, ResolvedOptions, Runbook, RunContext } from "./context";
 
 export type { ConfirmRequest };
 import { checkWindow, checkWindowAgain, lockStack, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack } from "./driverSteps";
@@ -22,8 +22,11 @@ import { DEFAULTS } from "./defaults";
 /** The defaults of `UpgradeOptions`. */
 export { DEFAULTS };
 
-/** The runbooks the driver knows; `auto` detects one (config `upgrade:runbook`, then the outputs). */
-export type RunbookName = "auto" | "codeocean-private-cloud" | "none";
+/**
+ * Which runbook: `auto` (config `upgrade:runbook`, else the shipped runbook whose `detect` accepts
+ * the outputs), a shipped one by name, `none`, or a module path (`./my-runbook.js`).
+ */
+export type RunbookName = "auto" | "codeocean-private-cloud" | "none" | (string & {});
 
 /** How the driver reaches the services machine over SSH (Code Ocean runbook). */
 export interface UpgradeSshOptions {
@@ -49,8 +52,8 @@ export interface UpgradeOptions {
   stack: string;
   /** The Pulumi project directory (default: the current directory). */
   cwd?: string;
-  /** Which runbook runs around `up`; "auto" (default) reads config `upgrade:runbook`, then the outputs. */
-  runbook?: RunbookName;
+  /** Which runbook runs around `up` (default "auto"): a name, a module path, or your own `Runbook` object (see `Runbook`). */
+  runbook?: RunbookName | Runbook;
   /** Apply without asking at the preview. Without it, `confirm` is asked. */
   yes?: boolean;
   /** Read everything, change nothing: say what each step would do, and the Pulumi preview. */
@@ -187,7 +190,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   };
   const steps: StepRecord[] = [];
   ctx.records = steps;
-  emit({ type: "run-start", runId, stack: resolved.stack, runbook: resolved.runbook, dryRun: resolved.dryRun, cwd: resolved.cwd, time: new Date(started).toISOString() });
+  emit({ type: "run-start", runId, stack: resolved.stack, runbook: typeof resolved.runbook === "object" ? resolved.runbook.name : resolved.runbook, dryRun: resolved.dryRun, cwd: resolved.cwd, time: new Date(started).toISOString() });
   const webhooks = options.notify ?? [];
   const notifyOptions = { redactor, timeoutMs: options.notifyTimeoutMs, minBackoffMs: options.notifyBackoffMs };
   const startNotified = webhooks.length

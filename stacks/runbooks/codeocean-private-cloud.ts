@@ -1,4 +1,5 @@
 import type { Runbook, RunContext } from "../context";
+import { pulumiCall } from "../pulumiCall";
 import { rollbackStep } from "../rollback";
 
 // The steps' modules (AWS SDK commands, node-ssh) are loaded when a step first runs: the driver
@@ -32,6 +33,18 @@ const waitForIdleWorkers = async (ctx: RunContext, holdToWindow = false) => (awa
  */
 export const codeOceanPrivateCloud: Runbook = {
   name: "codeocean-private-cloud",
+  detect: (outputs) => typeof outputs.ec2ServicesInstanceId?.value === "string",
+  async prepare(ctx) {
+    const { codeOceanTargets, readsSecretOutputs } = await import("./codeocean/targets");
+    // the export leaves secrets encrypted: decrypt the outputs only when the runbook reads a secret one
+    if (readsSecretOutputs(ctx.outputs!)) ctx.outputs = await pulumiCall("read the stack outputs", () => ctx.stack!.outputs());
+    const { targets, notes } = codeOceanTargets(ctx.outputs!);
+    ctx.deployment = targets;
+    for (const message of notes) ctx.emit({ type: "note", step: "read-outputs", message });
+    // a bad SSH config (unreadable, weak StrictHostKeyChecking...) is refused before anything changes
+    (await cancel()).checkSshConfig(ctx);
+    return `runbook ${this.name}: services ${targets.servicesInstanceId}, workers ${targets.workerAsgs.map((a) => `${a.name} (${a.output})`).join(", ") || "none"}`;
+  },
   refreshConfig: true,
   disruption: async (ctx) => (await disruption()).describeDisruption(ctx),
   beforeUp: [

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import { startBackendAiCluster, type BackendAiFixture } from "../sandbox/backendai";
-import { REPO_ROOT } from "../sandbox/fixtures";
+import { copyFixture, REPO_ROOT } from "../sandbox/fixtures";
 import { startSandbox, type Sandbox } from "../sandbox";
 
 // The package as a user installs it: `npm pack`, installed with its own @pulumi/pulumi into a fresh
@@ -130,4 +130,49 @@ describe("a consumer project with its own @pulumi/pulumi", () => {
     expect((await stack.outputs()).version?.value).toBe("23.09.8");
     expect(cluster.installedVersion("manager")).toBe("23.09.8");
   });
+  test("a runbook of the consumer's own runs around up: through upgrade({ runbook }) and through --runbook ./out/runbook.js; a module that is not one is bad input", async () => {
+    const echoDir = copyFixture("echo-project");
+    const pulumiCommand = await PulumiCommand.get({ root: bed.pulumi!.install.root });
+    const echo = await LocalWorkspace.createStack({ stackName: "own-runbook", workDir: echoDir }, { pulumiCommand, envVars: bed.env });
+    await echo.setConfig("message", { value: "first" });
+    await echo.up();
+    const env = { ...process.env, ...bed.env };
+    const flag = path.join(echoDir, "MAINTENANCE");
+
+    // the API: the runbook object itself
+    await echo.setConfig("message", { value: "second" });
+    const api = await run(process.execPath, [path.join(consumer, "out", "api.js"), "own-runbook", echoDir, "--yes", "--own-runbook"], { cwd: consumer, env, timeout: 240_000 }).catch((err: { stdout: string }) => err);
+    const viaApi = JSON.parse(api.stdout.trim().split("\n").pop()!) as { exitCode: number; steps: string[]; lines: string[]; outputs?: Record<string, { value: unknown }> };
+    expect(viaApi.exitCode).toBe(0);
+    expect(viaApi.steps).toEqual(expect.arrayContaining(["raise-maintenance-flag:done", "up:done", "check-outputs:done", "lower-maintenance-flag:done"]));
+    expect(viaApi.steps.indexOf("raise-maintenance-flag:done")).toBeLessThan(viaApi.steps.indexOf("up:done"));
+    expect(viaApi.lines).toContainEqual(expect.stringMatching(/^check-outputs done .*: message is second$/));
+    expect(viaApi.lines).toContainEqual(expect.stringMatching(/^run .* of own-runbook/));
+    expect(fs.existsSync(flag)).toBe(false);
+
+    // the CLI of the installed package: a module path, relative to where the command runs
+    const cli = path.join(consumer, "node_modules", "upgrade-orchestrator", "dist", "stacks", "cli.js");
+    const cliRun = (runbook: string) =>
+      run(process.execPath, [cli, "upgrade", "--stack", "own-runbook", "--cwd", echoDir, "--runbook", runbook, "--yes", "--json"], { cwd: consumer, env, timeout: 240_000 }).then(
+        (r) => ({ code: 0, stdout: r.stdout }),
+        (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
+      );
+    const events = (stdout: string) => stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; step?: string; status?: string; note?: string; exitCode?: number; error?: string });
+    await echo.setConfig("message", { value: "third" });
+    const viaCli = await cliRun("./out/runbook.js");
+    expect([viaCli.code, viaCli.code === 0 ? "" : viaCli.stdout.trim().split("\n").at(-1)]).toEqual([0, ""]);
+    const ended = events(viaCli.stdout).filter((e) => e.type === "step-end").map((e) => `${e.step}:${e.status}`);
+    expect(ended).toEqual(expect.arrayContaining(["read-outputs:done", "raise-maintenance-flag:done", "up:done", "check-outputs:done", "lower-maintenance-flag:done"]));
+    expect(events(viaCli.stdout).find((e) => e.step === "read-outputs" && e.type === "step-end")?.note).toMatch(/^runbook consumer-maintenance/);
+    expect((await echo.outputs()).message?.value).toBe("third");
+
+    // a module that exports no runbook: exit 2 naming what is wrong, before any step of it ran
+    fs.writeFileSync(path.join(consumer, "out", "not-a-runbook.js"), "module.exports = { name: 'x', beforeUp: [{ id: 'a' }] };\n");
+    await echo.setConfig("message", { value: "fourth" });
+    const refused = await cliRun("./out/not-a-runbook.js");
+    expect(refused.code).toBe(2);
+    expect(events(refused.stdout).at(-1)).toMatchObject({ type: "summary", exitCode: 2, error: expect.stringMatching(/not-a-runbook\.js.*beforeUp\[0\] is not a step/) });
+    expect((await echo.outputs()).message?.value).toBe("third");
+    await echo.workspace.removeStack("own-runbook", { force: true }).catch(() => undefined);
+  }, 600_000);
 });

@@ -178,3 +178,15 @@ test("launching green beside an ASG-owned blue instance is refused in favour of 
   const green = live.green.web[0]!;
   await expect(launchInputFrom(live.cloud, "web", green)).rejects.toThrow(/belongs to the Auto Scaling group edxapp-web-mitx-production-sumac-3.*set blue\.web\.autoScalingGroup .* or adopt green by selector/s);
 });
+
+test("waiting for green to run fails at once, naming it, when an instance is stopped or terminated (not at the boot deadline)", async () => {
+  const { waitRunning } = await import("../../workflows/openedx/instances");
+  const { RunInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } = await import("@aws-sdk/client-ec2");
+  const launched = await aws.ec2.send(new RunInstancesCommand({ ImageId: amis.web, MinCount: 2, MaxCount: 2, InstanceType: "t3.micro" }));
+  const [gone, stopped] = launched.Instances!.map((i) => i.InstanceId!);
+  await aws.ec2.send(new TerminateInstancesCommand({ InstanceIds: [gone!] }));
+  await aws.ec2.send(new StopInstancesCommand({ InstanceIds: [stopped!] }));
+  const cloud = (await context("live")).cloud; // bootSeconds 20
+  // the deadline's error would say "after 20s: …"; this one names the states at the first look
+  await expect(waitRunning(cloud, [gone!, stopped!])).rejects.toThrow(new RegExp(`${gone} is terminated, ${stopped} is (stopping|stopped): it will not run`));
+});

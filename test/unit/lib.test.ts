@@ -57,3 +57,27 @@ test("compareVersions orders Pulumi CLI versions numerically", async () => {
   expect(compareVersions("3.99.0", "3.248.0")).toBeLessThan(0);
   expect(compareVersions("4.0.0-alpha.1", "3.248.0")).toBeGreaterThan(0);
 });
+
+describe("release numbers (lib/versions.ts), the one comparator", () => {
+  test("orders x.y.z releases as GNU sort -V does (an oracle we did not write), a v prefix no difference", () => {
+    const { execFileSync } = require("node:child_process") as typeof import("node:child_process");
+    const { compareReleases } = require("../../lib/versions") as typeof import("../../lib/versions");
+    const versions: string[] = [];
+    for (const a of [0, 1, 2, 10]) for (const b of [0, 9, 10, 11]) for (const c of [0, 1, 100]) versions.push(`${a}.${b}.${c}`);
+    // a fixed shuffle, so the input order is not already the answer
+    const unique = versions.map((v, i) => [v, (i * 37) % versions.length] as const).sort((x, y) => x[1] - y[1]).map(([v]) => v);
+    const bySort = execFileSync("sort", ["-V"], { input: unique.join("\n") + "\n", encoding: "utf8" }).trim().split("\n");
+    const ours = [...unique].map((v, i) => (i % 2 ? `v${v}` : v)).sort(compareReleases).map((v) => v.replace(/^v/, ""));
+    expect(unique.length).toBeGreaterThan(10);
+    expect(ours).toEqual(bySort);
+  });
+
+  test("3.8 is 3.8.0; a pre-release or build suffix is not part of the order; anything else is refused", () => {
+    const { compareReleases, releaseParts } = require("../../lib/versions") as typeof import("../../lib/versions");
+    expect(compareReleases("3.8", "3.8.0")).toBe(0);
+    expect(compareReleases("v3.191.0-alpha.1", "3.191.0")).toBe(0);
+    expect(compareReleases("2.10.0", "2.9.9")).toBe(1);
+    expect(releaseParts("latest")).toBeUndefined();
+    expect(() => compareReleases("3.8.2", "main")).toThrow(/not a release number: "main"/);
+  });
+});

@@ -1,16 +1,12 @@
+import { compareParts } from "../../lib/versions";
+
 /**
  * Requires-Python (PEP 440 version specifiers) against an interpreter's version. Pure. Covers the
  * operators release metadata uses: >=, <=, >, <, ==, != (with `.*`), ~=, ===.
  */
 const nums = (v: string) => v.split(".").map((n) => Number.parseInt(n, 10) || 0);
 
-function compare(a: number[], b: number[]): number {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const d = (a[i] ?? 0) - (b[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
+const compare = compareParts;
 
 function clause(text: string, version: number[]): boolean {
   const m = /^(~=|===|==|!=|<=|>=|<|>)\s*([0-9][0-9.]*)(\.\*)?$/.exec(text.trim());

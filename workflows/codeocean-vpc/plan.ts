@@ -3,6 +3,8 @@
  * parameters of the update, and whether a change set may run. No I/O: unit-tested.
  */
 
+import { compareParts } from "../../lib/versions";
+
 /**
  * Where Code Ocean publishes its templates (docs.codeocean.com, admin guide): the primary and the
  * least-privileged deployment role side by side in a folder named after the release with its `v`
@@ -52,8 +54,7 @@ export function compareVersions(a: string, b: string): number {
   const x = parseVersion(a);
   const y = parseVersion(b);
   if (!x || !y) throw new Error(`not a version: ${!x ? a : b}`);
-  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return 0;
+  return compareParts(x, y);
 }
 
 /** The same release however written (`3.8.2`, `v3.8.2`); false for anything that is not a version. */

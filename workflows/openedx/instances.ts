@@ -237,6 +237,17 @@ export async function waitRunning(cloud: Cloud, ids: string[]): Promise<Map<stri
     timeoutMs: cloud.settings.timing.bootSeconds * 1000,
     poll: async () => {
       const seen = await describeInstances(cloud, ids);
+      // one that is stopping or gone will not run: say so now, not at the deadline (as EC2's own
+      // instance-running waiter fails on these states)
+      const never = ids.filter((id) => NEVER_RUNS.has(seen.get(id)?.state ?? "terminated"));
+      if (never.length > 0) {
+        throw new UpgradeError({
+          what: `wait until ${ids.join(", ")} run`,
+          why: never.map((id) => `${id} is ${seen.get(id)?.state ?? "gone (EC2 does not know it)"}`).join(", ") + ": it will not run",
+          hint: "look at the instance's state reason and console output (a capacity, quota or AMI problem, or someone stopped it), then run the update again",
+          permanent: true,
+        });
+      }
       return { done: ids.every((id) => seen.get(id)?.state === "running"), seen };
     },
     onTimeout: (seen) =>
@@ -247,6 +258,8 @@ export async function waitRunning(cloud: Cloud, ids: string[]): Promise<Map<stri
       }),
   });
 }
+
+const NEVER_RUNS = new Set(["shutting-down", "terminated", "stopping", "stopped"]);
 
 /** Terminates exactly these ids (never a filter, never one an Auto Scaling group owns) and waits until EC2 reports each `terminated`. */
 export async function terminate(cloud: Cloud, ids: string[]): Promise<void> {

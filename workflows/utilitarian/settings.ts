@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseWith, sshFields, sshSchemas, type SettingsIssue } from "../../lib/settings";
 export type { SettingsIssue } from "../../lib/settings";
 import { canonicalJson } from "../../lib/dynamicProvider";
+import { compareReleases } from "../../lib/versions";
 
 /**
  * The settings of a Utilitarian deployment (runbook 4), as the UtilitarianService resource takes
@@ -155,9 +156,4 @@ export const isRelease = (tag: string) => /^v?\d+\.\d+\.\d+$/.test(tag);
 export const sameVersion = (a: unknown, b: unknown) => typeof a === "string" && typeof b === "string" && isRelease(a) && isRelease(b) && compareVersions(a, b) === 0;
 
 /** -1, 0, 1 for x.y.z releases (a `v` prefix is no difference). */
-export function compareVersions(a: string, b: string): number {
-  const pa = bareVersion(a).split(".").map(Number);
-  const pb = bareVersion(b).split(".").map(Number);
-  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i]! < pb[i]! ? -1 : 1;
-  return 0;
-}
+export const compareVersions = compareReleases;

@@ -126,6 +126,31 @@ export function decideRestore(tag: string, enabledNow: boolean, journal: { inten
 }
 
 /**
+ * A run that died with alarms recorded as about to be disabled and not as disabled: which of them
+ * its DisableAlarmActions reached. Batches go out one at a time, in the recorded order, and each
+ * lands whole or not at all: the first batch with no alarm recorded as applied was the one in
+ * flight, the later ones were never sent. Whether the one in flight landed is read from its alarms
+ * now: a landed batch disabled all of them, so more of them enabled than disabled means it did not
+ * land and the disabled ones were disabled by a person (the parsimonious reading: one person's
+ * action, not many); otherwise it landed (a tie, or a batch of one, is decided towards alerting).
+ * `enabledNow` is each alarm as it was before the run deciding touched it. Returns the alarms to
+ * count as disabled by the run, and those it never sent.
+ */
+export function settleInFlight(intended: readonly string[], applied: ReadonlySet<string>, enabledNow: ReadonlyMap<string, boolean>): { applied: Set<string>; neverSent: Set<string> } {
+  const settled = { applied: new Set(applied), neverSent: new Set<string>() };
+  const batches = chunk([...intended], 100);
+  const inFlight = batches.findIndex((b) => !b.some((n) => applied.has(n)));
+  if (inFlight < 0) return settled;
+  for (const later of batches.slice(inFlight + 1)) for (const n of later) settled.neverSent.add(n);
+  const batch = batches[inFlight]!;
+  const existing = batch.filter((n) => enabledNow.has(n)); // the update may have deleted some
+  const enabled = existing.filter((n) => enabledNow.get(n) === true).length;
+  const landed = enabled <= existing.length - enabled;
+  for (const n of batch) (landed ? settled.applied : settled.neverSent).add(n);
+  return settled;
+}
+
+/**
  * Restore, for every alarm of the deployment that carries the suspension tag (this run's, or a
  * crashed run's): those still as the protocol left them are re-tagged `restoring:<this run>`, then
  * re-enabled (journal: restore), then every tag is removed. Each crash point leaves a state the next
@@ -141,6 +166,15 @@ export async function restoreAlarmActions(ctx: RunContext): Promise<string> {
     if (!journals.has(runId)) journals.set(runId, runId === ctx.runId && ctx.journal ? readRun(ctx.journal.path) : runJournal(ctx.env, ctx.options.cwd, ctx.options.stack, runId));
     return journals.get(runId);
   };
+  // what each alarm was before this run touched it: enabled now, or found enabled (and suspended) by
+  // this run's suspend-alarms; the evidence of whether a crashed run's last batch landed
+  const foundEnabled = new Set(journalOf(ctx.runId)?.suspendIntended["alarm-actions"] ?? []);
+  const enabledNow = new Map(alarms.map((a) => [a.AlarmName!, a.ActionsEnabled === true || foundEnabled.has(a.AlarmName!)]));
+  const settledOf = new Map<string, ReturnType<typeof settleInFlight>>();
+  const settled = (runId: string, run: RunState) => {
+    if (!settledOf.has(runId)) settledOf.set(runId, settleInFlight(run.suspendIntended["alarm-actions"] ?? [], new Set(run.suspendApplied["alarm-actions"] ?? []), enabledNow));
+    return settledOf.get(runId)!;
+  };
   const enable: MetricAlarm[] = [];
   const left: string[] = [];
   const unknownJournals = new Set<string>();
@@ -149,7 +183,12 @@ export async function restoreAlarmActions(ctx: RunContext): Promise<string> {
     const { runId } = parseSuspensionTag(tags.get(name)!);
     const run = journalOf(runId);
     if (!run) unknownJournals.add(runId);
-    const journal = run && { intended: (run.suspendIntended["alarm-actions"] ?? []).includes(name), applied: (run.suspendApplied["alarm-actions"] ?? []).includes(name), restored: (run.restored["alarm-actions"] ?? []).includes(name) };
+    const sent = run && settled(runId, run);
+    const journal = run && sent && {
+      intended: (run.suspendIntended["alarm-actions"] ?? []).includes(name) && !sent.neverSent.has(name),
+      applied: sent.applied.has(name),
+      restored: (run.restored["alarm-actions"] ?? []).includes(name),
+    };
     const decision = decideRestore(tags.get(name)!, alarm.ActionsEnabled === true, journal);
     if (decision.enable) enable.push(alarm);
     else if (decision.why) left.push(`${name} (${decision.why})`);
