@@ -1,18 +1,17 @@
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { DescribeAutoScalingGroupsCommand, SetInstanceProtectionCommand } from "@aws-sdk/client-auto-scaling";
-import { runCli, CLI } from "../test/sandbox/cli";
+import { runCli } from "../test/sandbox/cli";
 import { startBackendAiCluster } from "../test/sandbox/backendai";
 import { startCodeOceanScenario } from "../test/sandbox/codeocean";
-import { copyFixture, REPO_ROOT } from "../test/sandbox/fixtures";
+import { copyFixture } from "../test/sandbox/fixtures";
 import { createProtectedFleet, runbookContext } from "../test/sandbox/fleet";
 import { ownStack } from "../test/sandbox/ownStack";
 import { startSandbox } from "../test/sandbox";
 import { createFleetStacks } from "../test/sandbox/fleetStacks";
 import { startUtilitarian } from "../test/sandbox/utilitarian";
 import { compileCacheDir } from "../lib/compileCache";
+import { CLI_JS, DIST, mb, measure, ms, pair, print, printRow, row, rows, RUNS, spread, TMP, timeRun, type Row } from "./measure";
 
 /**
  * `npm run bench [-- <section>...]`: figures, not tests; it never fails on a number.
@@ -32,71 +31,6 @@ import { compileCacheDir } from "../lib/compileCache";
  * at exit by dist/test/sandbox/processProbe.js (node --require); the Pulumi CLI's from /usr/bin/time.
  * BENCH_DIST=<a dist dir> measures another build's CLI and runbook steps (e.g. the base commit's).
  */
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const DIST = path.resolve(process.env.BENCH_DIST ?? path.dirname(path.dirname(CLI)));
-const CLI_JS = path.join(DIST, "stacks", "cli.js");
-const PROBE = path.join(REPO_ROOT, "dist", "test", "sandbox", "processProbe.js");
-const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "uo-bench-"));
-
-interface Sample {
-  wallMs: number;
-  cpuMs: number;
-  maxRssKb: number;
-}
-
-/** Runs a command to completion; its CPU time and peak RSS from the probe (node) or /usr/bin/time -f. */
-async function measure(command: string, args: string[], options: { env?: Record<string, string>; cwd?: string; node?: boolean }): Promise<Sample> {
-  const probe = path.join(TMP, `probe-${process.hrtime.bigint()}.json`);
-  const [file, argv] = options.node
-    ? [process.execPath, ["--require", PROBE, ...args]]
-    : ["/usr/bin/time", ["-f", '{"cpuS":"%U+%S","maxRssKb":%M}', "-o", probe, command, ...args]];
-  const started = process.hrtime.bigint();
-  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-    const child = spawn(file, argv, { cwd: options.cwd, env: { ...process.env, ...options.env, UO_PROBE_FILE: probe }, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, stderr }));
-  });
-  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
-  if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${code}:\n${stderr.slice(-2000)}`);
-  const raw = JSON.parse(fs.readFileSync(probe, "utf8")) as { cpuMs?: number; cpuS?: string; maxRssKb: number };
-  fs.rmSync(probe, { force: true });
-  const cpuMs = raw.cpuMs ?? raw.cpuS!.split("+").reduce((n, s) => n + Number(s) * 1000, 0);
-  return { wallMs, cpuMs, maxRssKb: raw.maxRssKb };
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const spread = (xs: number[], unit: (n: number) => string) => `${unit(median(xs))} (${unit(Math.min(...xs))}–${unit(Math.max(...xs))})`;
-const ms = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(0)} ms`);
-const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
-const ratio = (a: number[], b: number[]) => `${(median(a) / median(b)).toFixed(2)}×`;
-
-/** A and B alternately, `RUNS` times each; `before` runs untimed before each sample (e.g. a config change). */
-async function pair(a: () => Promise<Sample>, b: () => Promise<Sample>, before?: () => Promise<void>): Promise<[Sample[], Sample[]]> {
-  const as: Sample[] = [];
-  const bs: Sample[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    for (const which of i % 2 === 0 ? ["a", "b"] : ["b", "a"]) {
-      await before?.();
-      (which === "a" ? as : bs).push(await (which === "a" ? a : b)());
-    }
-  }
-  return [as, bs];
-}
-
-const rows: string[][] = [];
-function row(figure: string, a: Sample[], b: Sample[], metric: "cpuMs" | "wallMs"): void {
-  const pick = (s: Sample[]) => s.map((x) => x[metric]);
-  rows.push([figure, ratio(pick(a), pick(b)), spread(pick(a), ms), spread(pick(b), ms), `${spread(a.map((x) => x.maxRssKb), mb)} vs ${spread(b.map((x) => x.maxRssKb), mb)}`]);
-  printRow(rows.at(-1)!);
-}
-function printRow(r: string[]): void {
-  process.stdout.write(`${r.join(" | ")}\n`);
-}
 
 async function startup(): Promise<void> {
   const node = () => measure("node", ["-e", "0"], { node: true });
@@ -179,37 +113,6 @@ async function unprotect(): Promise<void> {
   }
 }
 
-type Row = [string, number];
-
-async function timeRun(args: string[], env: Record<string, string>, hopTimes?: Row[], onMessage?: (message: string) => void): Promise<{ total: number; steps: Row[] }> {
-  const started = Date.now();
-  const hopStart = new Map<string, number>();
-  let partial = "";
-  const result = await runCli(args, env, {
-    timeoutMs: 900_000,
-    onStdout: (chunk) => {
-      const lines = (partial + chunk).split("\n");
-      partial = lines.pop() ?? "";
-      for (const line of lines) {
-        const message = (JSON.parse(line) as { event?: { diagnosticEvent?: { message?: string } } }).event?.diagnosticEvent?.message ?? "";
-        onMessage?.(message.trim());
-        const hop = /hop (\S+ → \S+)(?: \(major\))?: (starting|done)$/.exec(message.trim());
-        if (hop?.[2] === "starting") hopStart.set(hop[1]!, Date.now());
-        if (hop?.[2] === "done") hopTimes?.push([hop[1]!, Date.now() - (hopStart.get(hop[1]!) ?? Date.now())]);
-      }
-    },
-  });
-  const total = Date.now() - started;
-  if (result.code !== 0) throw new Error(`the run failed (exit ${result.code}):\n${result.stderr}\n${result.stdout.slice(-2000)}`);
-  const steps = result.events().flatMap((e) => (e.type === "step-end" ? [[`${e.step} (${e.status})`, e.durationMs as number] as Row] : []));
-  return { total, steps };
-}
-
-function print(title: string, total: number, rows: Row[]): void {
-  const width = Math.max(...rows.map(([name]) => name.length), 10);
-  process.stdout.write(`\n${title}: ${(total / 1000).toFixed(1)}s wall\n`);
-  for (const [name, ms] of rows) process.stdout.write(`  ${name.padEnd(width)}  ${(ms / 1000).toFixed(1).padStart(6)}s\n`);
-}
 
 async function codeOcean(): Promise<void> {
   const bed = await startSandbox();
