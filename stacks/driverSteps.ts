@@ -1,12 +1,10 @@
-import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { promisify } from "node:util";
 import { badInput, refused, UpgradeError } from "../lib/errors";
 import type { Step } from "../lib/steps";
 import { likelyPulumiBinDir, pulumiCommand } from "../lib/toolchain";
 import { withCompileCache } from "../lib/compileCache";
-import type { RunContext, Runbook } from "./context";
+import type { RunContext } from "./context";
 import { checkRunbook, detectRunbook, loadRunbook } from "./runbooks/index";
 import { configuredValue, outputsOf, readState, readStackState } from "./stackState";
 import { firstErrorLine, pulumiCall } from "./pulumiCall";
@@ -17,9 +15,6 @@ import { formatDuration } from "../lib/wait";
 import * as os from "node:os";
 import { backendKind, lockKey, workspaceBackend } from "./backend";
 import { acquireRunLock, describeHolder, describeLock, engineLocks, processAlive } from "./lock";
-
-const run = promisify(execFile);
-
 
 /**
  * How long the disruptive part of this run is expected to take: --expected-duration, else the
@@ -124,8 +119,6 @@ export const selectStack: Step<RunContext> = {
     return `${stack} in ${cwd} (pulumi v${install.version}, ${install.source})`;
   },
 };
-
-
 
 /** The stack's backend as the Pulumi CLI resolves it, and a store for our objects beside its state. */
 async function openBackend(ctx: RunContext): Promise<NonNullable<RunContext["backend"]>> {

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { describe as describeError, refused, UpgradeError } from "../lib/errors";
 import type { Step } from "../lib/steps";
 import type { RunContext } from "./context";
@@ -208,7 +208,6 @@ export const up: Step<RunContext> = {
     return formatChanges(ctx.changes);
   },
 };
-
 
 export const changeKey = (changes: Record<string, number>) => Object.entries(changes).filter(([op, n]) => n > 0 && op !== "same").map(([op, n]) => `${op}:${n}`).sort().join(",");
 
