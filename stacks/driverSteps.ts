@@ -112,7 +112,12 @@ export const selectStack: Step<RunContext> = {
         const names = (await ws.listStacks().catch(() => [])).map((s) => s.name);
         throw badInput(`select the stack ${stack}`, "no stack of that name in this project's backend", `known stacks: ${names.join(", ") || "none"}; check PULUMI_BACKEND_URL / pulumi login`);
       }
-      throw new UpgradeError({ what: `read the state of stack ${stack}`, why: firstErrorLine(message), cause: err });
+      // a killed `up` on a file:// backend can leave the checkpoint torn: put Pulumi's backup back
+      const { restoreTornCheckpoint } = await import("./checkpointRepair");
+      const restored = await restoreTornCheckpoint(ctx, await LocalWorkspace.create({ workDir: cwd, pulumiCommand: command, envVars: ctx.env }), message);
+      if (!restored) throw new UpgradeError({ what: `read the state of stack ${stack}`, why: firstErrorLine(message), cause: err });
+      ctx.emit({ type: "note", step: "select-stack", message: restored });
+      ctx.state = await readStackState(install.binDir, cwd, ctx.env, stack);
     }
     const workspace = await LocalWorkspace.create({ workDir: cwd, pulumiCommand: command, envVars: withCompileCache(ctx.env) });
     ctx.stack = await Stack.select(stack, foundStack(workspace));

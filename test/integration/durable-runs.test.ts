@@ -163,6 +163,40 @@ describe.each(BACKENDS)("on the %s backend", (backend) => {
     }));
 });
 
+test("kill -9 during up leaves a torn file:// checkpoint (as seen on a busy CI): refused without this machine's journal, restored from Pulumi's .bak with it, then repaired", () =>
+  scenario("torn checkpoint after kill -9 in up", async () => {
+    const { s, args: bedArgs } = await deploy({ stackName: "torn", workers: 1, gpuWorkers: 1, drainMs: 3000 });
+    const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
+    let killed = false;
+    const first = start(args, (e) => {
+      const op = (e as { event?: { resourcePreEvent?: { metadata?: { op?: string } } } }).event?.resourcePreEvent?.metadata?.op;
+      if (!killed && e.type === "engine" && e.step === "up" && op === "create-replacement") {
+        killed = true;
+        first.signal("SIGKILL", true);
+      }
+    });
+    expect(await first.exited).toBe(137);
+    // the write the kill cut short: the checkpoint empty, Pulumi's backup of the one before beside it
+    const checkpoint = path.join(fileURLToPath(bed.pulumi!.backendUrl.split("?")[0]!), ".pulumi", "stacks", "codeocean-deployment", "torn.json");
+    expect(fs.existsSync(`${checkpoint}.bak`)).toBe(true);
+    fs.truncateSync(checkpoint, 0);
+
+    // another machine (no journal of the killed run): refused, told about --repair, nothing touched
+    const elsewhere = await run(args, { UPGRADE_ORCHESTRATOR_STATE: fs.mkdtempSync(path.join(bed.dir, "machine-b-")) });
+    expect(elsewhere.code).toBe(3);
+    expect(elsewhere.events().at(-1)).toMatchObject({ type: "summary", error: expect.stringMatching(/checkpoint of stack torn .* is torn \(0 bytes/), hint: expect.stringMatching(/--repair/) });
+    expect(fs.statSync(checkpoint).size).toBe(0);
+
+    const again = await run(args);
+    expect([again.code, again.code === 0 ? "" : JSON.stringify(again.events().filter((e) => e.type === "step-end" || e.type === "summary").slice(-3))]).toEqual([0, ""]);
+    expect(again.events()).toContainEqual(expect.objectContaining({ type: "note", step: "select-stack", message: expect.stringMatching(/is torn .*: kept it as torn\.json\.torn-\S+ and put Pulumi's backup torn\.json\.bak in its place \(run \S+ died in up\)/) }));
+    expect(again.events()).toContainEqual(expect.objectContaining({ type: "step-end", step: "repair-interrupted-update", status: "done" }));
+    expect(fs.readdirSync(path.dirname(checkpoint)).filter((f) => f.startsWith("torn.json.torn-"))).toHaveLength(1);
+    expect((await s.deployment.stack.outputs()).deployedRelease?.value).toBe("2.0.0");
+    expect(Object.values(await alarmsOf("torn")).every((enabled) => enabled)).toBe(true);
+    return "restored from .bak, repaired, succeeded";
+  }));
+
 test("Ctrl-C during up: the update is cancelled, alarms restored, exit 130, the next run succeeds", () =>
   scenario("SIGINT in up", async () => {
     const { s, args: bedArgs } = await deploy({ stackName: "sigint", workers: 1, gpuWorkers: 1, drainMs: 3000 });

@@ -32,3 +32,11 @@ test("plain engine errors are kept once each, the framing lines dropped", () => 
   const stderr = "error: the stack is currently locked by 1 lock(s)\nerror: the stack is currently locked by 1 lock(s)\nerror: preview failed";
   expect(pulumiErrors(failure(stderr))).toBe("the stack is currently locked by 1 lock(s)");
 });
+
+test("a torn file:// checkpoint is recognised in the Pulumi CLI's own words (an empty file, and one cut short)", () => {
+  const { TORN_CHECKPOINT } = require("../../stacks/checkpointRepair") as typeof import("../../stacks/checkpointRepair");
+  // pulumi 3.274 `stack export` on a 0-byte <stack>.json (seen here) and on the one a busy CI runner's kill left
+  expect(TORN_CHECKPOINT.test("error: failed to load checkpoint: place 1: unexpected end of JSON input")).toBe(true);
+  expect(TORN_CHECKPOINT.test("failed to load checkpoint: EOF")).toBe(true);
+  expect(TORN_CHECKPOINT.test("error: no stack named 'prod' found")).toBe(false);
+});
