@@ -77,6 +77,19 @@ async function scenario(name: string, body: () => Promise<string>): Promise<void
   }
 }
 
+/** Runs the upgrade and kill -9s its whole process group as `up` starts its first replacement; resolves with the exit code. */
+function killDuringUp(args: string[], backend: Backend = "file"): Promise<number> {
+  let killed = false;
+  const first = start(args, (e) => {
+    const op = (e as { event?: { resourcePreEvent?: { metadata?: { op?: string } } } }).event?.resourcePreEvent?.metadata?.op;
+    if (!killed && e.type === "engine" && e.step === "up" && op === "create-replacement") {
+      killed = true;
+      first.signal("SIGKILL", true);
+    }
+  }, backend);
+  return first.exited;
+}
+
 const alarmsOf = async (stack: string, backend: Backend = "file") =>
   Object.fromEntries(Object.entries((await awsSnapshot(beds[backend].env)).alarms).filter(([name]) => name.includes(stack)));
 
@@ -133,15 +146,7 @@ describe.each(BACKENDS)("on the %s backend", (backend) => {
     scenario(`kill -9 in up (${backend})`, async () => {
       const { s, args: bedArgs } = await deploy({ stackName: "crashup", workers: 1, gpuWorkers: 1, drainMs: 3000 }, backend);
       const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
-      let killed = false;
-      const first = start(args, (e) => {
-        const op = (e as { event?: { resourcePreEvent?: { metadata?: { op?: string } } } }).event?.resourcePreEvent?.metadata?.op;
-        if (!killed && e.type === "engine" && e.step === "up" && op === "create-replacement") {
-          killed = true;
-          first.signal("SIGKILL", true);
-        }
-      }, backend);
-      expect(await first.exited).toBe(137);
+      expect(await killDuringUp(args, backend)).toBe(137);
       // the killed engine left its lock (and, depending on the moment, pending operations)
       const store = openBackendStore(beds[backend].pulumi!.backendUrl, beds[backend].env)!;
       const lockFiles = async () => (await store.list(engineLocksPrefix)).filter((k) => k.startsWith(`${engineLocksPrefix}organization/codeocean-deployment/crashup/`) && k.endsWith(".json")); // fileblob keeps .attrs beside
@@ -167,15 +172,7 @@ test("kill -9 during up leaves a torn file:// checkpoint (as seen on a busy CI):
   scenario("torn checkpoint after kill -9 in up", async () => {
     const { s, args: bedArgs } = await deploy({ stackName: "torn", workers: 1, gpuWorkers: 1, drainMs: 3000 });
     const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
-    let killed = false;
-    const first = start(args, (e) => {
-      const op = (e as { event?: { resourcePreEvent?: { metadata?: { op?: string } } } }).event?.resourcePreEvent?.metadata?.op;
-      if (!killed && e.type === "engine" && e.step === "up" && op === "create-replacement") {
-        killed = true;
-        first.signal("SIGKILL", true);
-      }
-    });
-    expect(await first.exited).toBe(137);
+    expect(await killDuringUp(args)).toBe(137);
     // the write the kill cut short: the checkpoint empty, Pulumi's backup of the one before beside it
     const checkpoint = path.join(fileURLToPath(bed.pulumi!.backendUrl.split("?")[0]!), ".pulumi", "stacks", "codeocean-deployment", "torn.json");
     expect(fs.existsSync(`${checkpoint}.bak`)).toBe(true);
