@@ -1,5 +1,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { describe, ExitCode, UpgradeError } from "./errors";
+import type { UpgradeEvent } from "./events";
+import type { SettingsIssue } from "./settings";
 
 /**
  * What every workflow's dynamic provider needs to speak the engine's protocol the same way.
@@ -24,6 +26,55 @@ export function providerMessage(err: unknown): string {
  */
 export function partialFailure(id: string, properties: object, provider: unknown, message: string): Error {
   return Object.assign(new Error(message), { id, properties: { ...properties, __provider: provider }, reasons: [message] });
+}
+
+/**
+ * A workflow's settings as its provider meets them: the inputs without the keys the provider
+ * computes (and the SDK's `__provider`), `check`'s failures naming each bad key, and the settings
+ * for create/update (a permanent error when they do not parse: retrying cannot fix them).
+ */
+export function providerSettings<S>(what: string, parse: (raw: Record<string, unknown>) => { settings: S } | { issues: SettingsIssue[] }, computed: string[] = []) {
+  const strip = (inputs: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(inputs).filter(([k]) => k !== "__provider" && !computed.includes(k)));
+  return {
+    strip,
+    /** The parsed settings, or check's answer naming every bad key. */
+    check(news: Record<string, unknown>): { settings: S } | { failed: pulumi.dynamic.CheckResult } {
+      const parsed = parse(strip(news));
+      if ("settings" in parsed) return parsed;
+      return { failed: { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) } };
+    },
+    /** The settings, or undefined when they do not parse (diff compares fingerprints of what parses). */
+    tryRead(inputs: Record<string, unknown>): S | undefined {
+      const parsed = parse(strip(inputs));
+      return "settings" in parsed ? parsed.settings : undefined;
+    },
+    read(inputs: Record<string, unknown>): S {
+      const parsed = parse(strip(inputs));
+      if ("issues" in parsed) throw new UpgradeError({ what: `read the ${what}`, why: parsed.issues.map((i) => `${i.key}: ${i.message}`).join("; "), permanent: true });
+      return parsed.settings;
+    },
+  };
+}
+
+/** diff's answer: the resource is updated in place (never replaced) when its version or settings changed. */
+export const inPlaceDiff = (changes: boolean): pulumi.dynamic.DiffResult => ({ changes, replaces: [], deleteBeforeReplace: false });
+
+/** A finished step as one progress line ("done (note)", "skipped (why)", "failed: error"); undefined for other events. */
+export function stepOutcome(event: UpgradeEvent): string | undefined {
+  if (event.type !== "step-end") return undefined;
+  const what = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
+  return what.replace(/\s*\n\s*/g, " ");
+}
+
+/** The provider's work with an UpgradeError turned into the one-line message the engine shows (providerMessage). */
+export async function asProviderErrors<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof UpgradeError) throw new Error(providerMessage(err));
+    throw err;
+  }
 }
 
 /** Canonical JSON (sorted keys, undefined left out): settings fingerprints compared by diff. */

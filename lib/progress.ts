@@ -1,6 +1,5 @@
 import * as path from "node:path";
 
-import { describe, UpgradeError } from "./errors";
 
 /**
  * What every workflow's dynamic provider shares: progress lines through the engine, errors on

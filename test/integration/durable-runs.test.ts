@@ -128,7 +128,7 @@ describe.each(BACKENDS)("on the %s backend", (backend) => {
 
   test("two concurrent runs on one stack: exactly one proceeds, the other is refused naming the holder", () =>
     scenario(`two concurrent runs (${backend})`, async () => {
-      const { s, args: bedArgs } = await deploy({ stackName: "twice", workers: 1, gpuWorkers: 0, drainMs: 4000 }, backend);
+      const { args: bedArgs } = await deploy({ stackName: "twice", workers: 1, gpuWorkers: 0, drainMs: 4000 }, backend);
       const args = ["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json"];
       let locked!: () => void;
       const isLocked = new Promise<void>((resolve) => (locked = resolve));
@@ -242,7 +242,7 @@ test("an engine lock from another host is not cleared without --repair", () =>
 
 test("no secret reaches stdout, stderr, JSON events, journals, reports or plaintext state", () =>
   scenario("secrets scan", async () => {
-    const { s, args: bedArgs } = await deploy({ stackName: "secrets", workers: 1, gpuWorkers: 1, drainMs: 2000 });
+    const { args: bedArgs } = await deploy({ stackName: "secrets", workers: 1, gpuWorkers: 1, drainMs: 2000 });
     const report = path.join(bed.dir, "secrets-report.md");
     const ok = await run(["upgrade", ...bedArgs, "--release", "2.0.0", "--yes", "--json", "--report", report, "--verbose"]);
     expect(ok.code).toBe(0);

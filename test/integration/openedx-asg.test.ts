@@ -7,7 +7,7 @@ import { CreateHostedZoneCommand } from "@aws-sdk/client-route-53";
 import { CreateDistributionCommand } from "@aws-sdk/client-cloudfront";
 import { awsSettingsFromEnv, createAwsClients, type AwsClients } from "../../lib/aws";
 import { fleetContext, type FleetContext } from "../../workflows/openedx/context";
-import { launchGreenFleet, switchLoadBalancers, terminateBlue } from "../../workflows/openedx/cutover";
+import { launchGreenFleet, switchLoadBalancers, terminateBlue } from "../../workflows/openedx/runbook";
 import { Hosts } from "../../workflows/openedx/hosts";
 import { parseFleetSettings, type FleetSettings } from "../../workflows/openedx/settings";
 import { startSandbox, type Sandbox } from "../sandbox";

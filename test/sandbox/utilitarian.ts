@@ -5,7 +5,7 @@ import { toolchainCache } from "../../lib/toolchain";
 import { REPO_ROOT } from "./fixtures";
 import type { Sandbox } from "./index";
 import { startPostgres, type Postgres } from "./postgres";
-import { delay, dockerPingProbe, freePort, httpProbe, startGuarded, waitUntilReady, type ManagedProcess } from "./processes";
+import { delay, dockerPingProbe, freePort, httpProbe, startGuarded, waitUntilReady } from "./processes";
 import { startRabbitMq, type RabbitMq } from "./rabbitmq";
 import { bedRegistryStorage, LEGACY_SERVICES, legacyComposeFile, VENDOR_SERVICES, vendorDeploymentFiles, type Layout, type Pin, type TagForm } from "./utilitarianLayouts";
 export type { Layout, Pin, TagForm } from "./utilitarianLayouts";

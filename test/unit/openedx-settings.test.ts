@@ -1,4 +1,4 @@
-import { maintenancePage } from "../../workflows/openedx/cutover";
+import { maintenancePage } from "../../workflows/openedx/runbook";
 import { DEFAULT_COMMANDS } from "../../workflows/openedx/hostSettings";
 import { fingerprintOf } from "../../workflows/openedx/provider";
 import { fill, parseFleetConfig, parseFleetSettings } from "../../workflows/openedx/settings";

@@ -2,9 +2,10 @@ import type * as pulumi from "@pulumi/pulumi";
 import { UpgradeError } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
 import { runSteps } from "../../lib/steps";
-import { partialFailure, providerMessage } from "../../lib/dynamicProvider";
+import { asProviderErrors, inPlaceDiff, partialFailure, providerMessage, providerSettings, stepOutcome } from "../../lib/dynamicProvider";
 import { loadCatalog } from "./catalog";
-import { hopDone, hopSteps, isMajor, preflight, type ClusterContext, type Hop } from "./hops";
+import { hopDone, hopSteps, preflight, type ClusterContext } from "./runbook";
+import { isMajor, type Hop } from "./hopRules";
 import { createProgress } from "../../lib/progress";
 import { connectHost, installedVersion, type Host } from "./remote";
 import { fingerprintOf, parseClusterSettings, type ClusterSettings } from "./settings";
@@ -32,12 +33,11 @@ const catalogOf = (settings: Pick<ClusterSettings, "catalog" | "packageIndex">, 
 
 /** What the engine passes: the settings plus our computed `plannedPath` (and the engine's own keys). */
 type Inputs = Record<string, unknown> & { version?: string; plannedPath?: string[] };
+const clusterSettings = providerSettings("cluster settings", parseClusterSettings, ["plannedPath"]);
 
 export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult> {
-  const parsed = parseClusterSettings(strip(news));
-  if ("issues" in parsed) {
-    return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
-  }
+  const parsed = clusterSettings.check(news);
+  if ("failed" in parsed) return parsed.failed;
   const target = parsed.settings.version;
   const from = typeof olds.version === "string" ? olds.version : undefined;
   if (from === undefined) {
@@ -64,12 +64,9 @@ function refusal(plan: Extract<ReturnType<typeof planPath>, { allowed: false }>)
 }
 
 export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
-  const parsed = parseClusterSettings(strip(news));
-  const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
-  const versionChanged = olds.version !== news.version;
-  const settingsChanged = fingerprint !== olds.fingerprint;
-  // A version change is always an in-place update (the runbook), never a replacement.
-  return { changes: versionChanged || settingsChanged, replaces: [], deleteBeforeReplace: false };
+  const settings = clusterSettings.tryRead(news);
+  const fingerprint = settings && fingerprintOf(settings);
+  return inPlaceDiff(olds.version !== news.version || fingerprint !== olds.fingerprint);
 }
 
 /** Adopts an existing cluster: plans from the manager's installed version to the target. */
@@ -87,18 +84,7 @@ export async function update(id: string, olds: Record<string, unknown>, news: In
   return { outs };
 }
 
-function strip(inputs: Inputs): Record<string, unknown> {
-  const { plannedPath: _p, __provider: _q, ...raw } = inputs;
-  return raw;
-}
-
-function settingsOf(inputs: Inputs): ClusterSettings {
-  const parsed = parseClusterSettings(strip(inputs));
-  if ("issues" in parsed) {
-    throw new UpgradeError({ what: "read the cluster settings", why: parsed.issues.map((i) => `${i.key}: ${i.message}`).join("; "), permanent: true });
-  }
-  return parsed.settings;
-}
+const settingsOf = (inputs: Inputs): ClusterSettings => clusterSettings.read(inputs);
 
 /**
  * Brings the cluster from `from` (the version in state; undefined: read it from the manager) to
@@ -116,15 +102,9 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
     components: settings.hosts.map((h) => h.component),
     fingerprint: fingerprintOf(settings),
   });
-  try {
-    return await upgradeCluster();
-  } catch (err) {
-    // The engine shows a provider's error as one line per message: keep the hint on it.
-    if (err instanceof UpgradeError) throw new Error(providerMessage(err));
-    throw err;
-  } finally {
+  return asProviderErrors(upgradeCluster).finally(() => {
     for (const host of hosts) host.close();
-  }
+  });
 
   async function upgradeCluster(): Promise<ClusterOutputs> {
     for (const host of settings.hosts) hosts.push(await connectHost(host, timeoutMs));
@@ -173,8 +153,7 @@ async function converge(id: string, settings: ClusterSettings, from: string | un
 
 
 async function reportStep(event: UpgradeEvent, hop: Hop, info: (m: string) => Promise<void>): Promise<void> {
-  if (event.type !== "step-end") return;
-  const outcome = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
-  await info(`hop ${hop.from} → ${hop.to}: ${event.step} ${outcome}`);
+  const outcome = stepOutcome(event);
+  if (outcome !== undefined && event.type === "step-end") await info(`hop ${hop.from} → ${hop.to}: ${event.step} ${outcome}`);
 }
 

@@ -5,7 +5,7 @@ import { packageOf, serviceOf, type HostSettings, type PackageIndex } from "./se
 /**
  * What the workflow does on one Backend.AI host, over SSH: read the installed version and the
  * schema revision, stop/start the component, pip install, run Alembic and the `backend.ai` CLI.
- * Everything reads before it acts; nothing here decides the order (that is hops.ts).
+ * Everything reads before it acts; nothing here decides the order (that is runbook.ts).
  */
 export interface Host {
   readonly settings: HostSettings;

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { awsSettingsFor, awsSettingsFromEnv, createAwsClients, type AwsClients } from "../../lib/aws";
-import { describe, ExitCode, UpgradeError } from "../../lib/errors";
-import { providerMessage } from "../../lib/dynamicProvider";
+import { ExitCode, UpgradeError } from "../../lib/errors";
+import { inPlaceDiff, providerMessage, providerSettings, stepOutcome } from "../../lib/dynamicProvider";
 import { createProgress } from "../../lib/progress";
 import { runSteps } from "../../lib/steps";
 import { BACKUP_TEMPLATE, judgeVersions, ROLE_TEMPLATE, sameVersion, statusHint, templateUrlFor, updatableStatus, updateRunning, withV } from "./plan";
@@ -27,13 +27,12 @@ export interface VpcOutputs {
 }
 
 type Inputs = Record<string, unknown> & { version?: string; plannedStacks?: string[] };
-const COMPUTED = ["plannedStacks", "__provider"];
+const vpcSettings = providerSettings("Code Ocean VPC settings", parseVpcSettings, ["plannedStacks"]);
+const strip = vpcSettings.strip;
 
 export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult> {
-  const parsed = parseVpcSettings(strip(news));
-  if ("issues" in parsed) {
-    return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
-  }
+  const parsed = vpcSettings.check(news);
+  if ("failed" in parsed) return parsed.failed;
   const settings = parsed.settings;
   // The stacks `up` will touch, shown by the preview when the version changes (`3.8.2` and `v3.8.2` are one version).
   const plannedStacks = olds.version !== undefined && !sameVersion(olds.version, settings.version) ? stacksInOrder(settings) : [];
@@ -85,11 +84,10 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
 
 /** `olds` are the outputs in the state: the version reached and the fingerprint of the settings. */
 export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
-  const parsed = parseVpcSettings(strip(news));
-  const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
-  const changed = !sameVersion(olds.version as string | undefined, news.version) || olds.fingerprint !== fingerprint;
+  const settings = vpcSettings.tryRead(news);
+  const fingerprint = settings && fingerprintOf(settings);
   // A version change is the runbook, an in-place update; never a replacement.
-  return { changes: changed, replaces: [], deleteBeforeReplace: false };
+  return inPlaceDiff(!sameVersion(olds.version as string | undefined, news.version) || olds.fingerprint !== fingerprint);
 }
 
 export async function create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult> {
@@ -101,17 +99,7 @@ export async function update(_id: string, _olds: Inputs, news: Inputs): Promise<
   return { outs: await converge(settingsOf(news)) };
 }
 
-function strip(inputs: Inputs): Record<string, unknown> {
-  const raw: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(inputs)) if (!COMPUTED.includes(k)) raw[k] = v;
-  return raw;
-}
-
-function settingsOf(inputs: Inputs): VpcSettings {
-  const parsed = parseVpcSettings(strip(inputs));
-  if ("issues" in parsed) throw new Error(`invalid settings: ${parsed.issues.map((i) => `${i.key}: ${i.message}`).join("; ")}`);
-  return parsed.settings;
-}
+const settingsOf = (inputs: Inputs): VpcSettings => vpcSettings.read(inputs);
 
 export function stacksInOrder(settings: VpcSettings): string[] {
   return [
@@ -173,9 +161,8 @@ async function converge(settings: VpcSettings): Promise<VpcOutputs> {
     const outcome = await runSteps(vpcRunbook, ctx, {
       dryRun: false,
       emit: (event) => {
-        if (event.type !== "step-end") return;
-        const outcome = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
-        void info(`${event.step} ${outcome} [${(event.durationMs / 1000).toFixed(1)}s]`.replace(/\s*\n\s*/g, " "));
+        const outcome = stepOutcome(event);
+        if (outcome !== undefined && event.type === "step-end") void info(`${event.step} ${outcome} [${(event.durationMs / 1000).toFixed(1)}s]`);
       },
     });
     if (outcome.failure !== undefined) throw outcome.failure;

@@ -71,103 +71,122 @@ interface Companion {
 const ROLE: Companion = { kind: "role", label: "least-privilege role stack", pick: (s) => s.roleStack, file: ROLE_TEMPLATE };
 const BACKUP: Companion = { kind: "backup", label: "backup stack", pick: (s) => s.backupStack, file: BACKUP_TEMPLATE };
 
-export const vpcRunbook: Array<Step<VpcContext>> = [
-  // 1. Reading and reviewing only: a bad stack or template fails before maintenance mode is asked for.
-  {
-    id: "check-rds-storage",
-    title: "Compare the database's live storage and its ceiling with pRdsAllocatedStorage and pRdsMaxAllocatedStorage",
-    readOnly: true,
-    check: async (ctx) => primaryDoneOrRunning(ctx),
-    async run(ctx) {
-      const { id, ...live } = await liveDatabase(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
-      ctx.live = live;
-      const param = (key: string) => ctx.settings.parameters?.[key] ?? ctx.stack.parameters[key] ?? "(unset)";
-      return `${id}: live ${live.allocated} GiB (parameter ${param("pRdsAllocatedStorage")}), ceiling ${live.maxAllocated ?? "(auto-scaling off)"} GiB (parameter ${param("pRdsMaxAllocatedStorage")})`;
-    },
+// 1. Reading and reviewing only: a bad stack or template fails before maintenance mode is asked for.
+export const checkRdsStorage: Step<VpcContext> = {
+  id: "check-rds-storage",
+  title: "Compare the database's live storage and its ceiling with pRdsAllocatedStorage and pRdsMaxAllocatedStorage",
+  readOnly: true,
+  check: async (ctx) => primaryDoneOrRunning(ctx),
+  async run(ctx) {
+    const { id, ...live } = await liveDatabase(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
+    ctx.live = live;
+    const param = (key: string) => ctx.settings.parameters?.[key] ?? ctx.stack.parameters[key] ?? "(unset)";
+    return `${id}: live ${live.allocated} GiB (parameter ${param("pRdsAllocatedStorage")}), ceiling ${live.maxAllocated ?? "(auto-scaling off)"} GiB (parameter ${param("pRdsMaxAllocatedStorage")})`;
   },
-  {
-    id: "review-primary-stack",
-    // A change set that would destroy data refuses the whole run, before any stack is touched.
-    title: "Create and review the primary stack's change set",
-    check: async (ctx) => primaryDoneOrRunning(ctx),
-    async run(ctx) {
-      ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, changeSetSettings(ctx));
-      remember(ctx, ctx.stack.name, ctx.changeSet);
-      return ctx.changeSet.empty ? "no changes" : `${ctx.changeSet.changes.length} resource change(s), executed once maintenance mode is verified`;
-    },
+};
+
+export const reviewPrimaryStack: Step<VpcContext> = {
+  id: "review-primary-stack",
+  // A change set that would destroy data refuses the whole run, before any stack is touched.
+  title: "Create and review the primary stack's change set",
+  check: async (ctx) => primaryDoneOrRunning(ctx),
+  async run(ctx) {
+    ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, changeSetSettings(ctx));
+    remember(ctx, ctx.stack.name, ctx.changeSet);
+    return ctx.changeSet.empty ? "no changes" : `${ctx.changeSet.changes.length} resource change(s), executed once maintenance mode is verified`;
   },
-  reviewCompanionStep(ROLE),
-  reviewCompanionStep(BACKUP),
-  // 2. The downtime.
-  {
-    id: "enable-maintenance",
-    title: "Enable maintenance mode and wait for its effects",
-    // Only the primary decides: updated role/backup stacks (an earlier run's) are no sign that
-    // maintenance mode is still on; its effects in AWS are.
-    check: async (ctx) => {
-      const primary = primaryDoneOrRunning(ctx);
-      if (primary !== undefined) return primary;
-      const activity = await readActivity(ctx.aws, ctx.stack.name);
-      if (!idle(activity)) return undefined;
-      ctx.maintenanceOn = true;
-      return `maintenance mode is on: its effects are visible (${describeActivity(activity)})`;
-    },
-    async run(ctx) {
-      const enable = ctx.settings.maintenance?.enable;
-      ctx.maintenanceAsked = true;
-      if (enable) await ctx.say(`maintenance: enable hook: ${await runHook(enable, "enable")}`);
-      else await ctx.say(`maintenance: ACTION NEEDED: ${ADMIN_PANEL_STEP}; waiting until its effects are visible in AWS`);
-      const activity = await waitForMaintenance(() => readActivity(ctx.aws, ctx.stack.name), {
-        pollMs: (ctx.settings.maintenance?.pollSeconds ?? 15) * 1000,
-        timeoutMs: (ctx.settings.maintenance?.timeoutSeconds ?? 1800) * 1000,
-        say: ctx.say,
-        stackName: ctx.stack.name,
-        untouched: untouchedNote(ctx),
-      });
-      ctx.maintenanceOn = true;
-      return `verified: ${describeActivity(activity)}`;
-    },
+};
+
+export const reviewRoleStack = reviewCompanionStep(ROLE);
+
+export const reviewBackupStack = reviewCompanionStep(BACKUP);
+
+// 2. The downtime.
+export const enableMaintenance: Step<VpcContext> = {
+  id: "enable-maintenance",
+  title: "Enable maintenance mode and wait for its effects",
+  // Only the primary decides: updated role/backup stacks (an earlier run's) are no sign that
+  // maintenance mode is still on; its effects in AWS are.
+  check: async (ctx) => {
+    const primary = primaryDoneOrRunning(ctx);
+    if (primary !== undefined) return primary;
+    const activity = await readActivity(ctx.aws, ctx.stack.name);
+    if (!idle(activity)) return undefined;
+    ctx.maintenanceOn = true;
+    return `maintenance mode is on: its effects are visible (${describeActivity(activity)})`;
   },
-  // 3. The updates, in the order of the docs: role, backup, primary.
-  updateCompanionStep(ROLE),
-  updateCompanionStep(BACKUP),
-  {
-    id: "update-primary-stack",
-    title: "Execute the change set and follow the stack's events",
-    check: async (ctx) => (updateRunning(ctx.stack.status) ? undefined : (primaryDone(ctx) ?? (ctx.changeSet?.empty ? "the change set has no changes" : undefined))),
-    async run(ctx) {
-      const { token } = updateNames(ctx.stack.name, ctx.templateUrl);
-      ctx.stack = await readStack(ctx.aws.cloudFormation, ctx.stack.name);
-      if (updateRunning(ctx.stack.status)) {
-        await ctx.say(`${ctx.stack.name}: an update is already running (${ctx.stack.status}); following it instead of starting another`);
-      } else {
-        // The storage may have auto-scaled again (or its ceiling been raised) while maintenance mode was awaited.
-        const { id: _id, ...live } = await liveDatabase(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
-        const moved = ctx.live !== undefined && (live.allocated > ctx.live.allocated || (live.maxAllocated ?? 0) > (ctx.live.maxAllocated ?? 0));
-        if (ctx.changeSet === undefined || moved) {
-          if (ctx.changeSet) await ctx.say(`${ctx.stack.name}: the database is now ${live.allocated} GiB (ceiling ${live.maxAllocated ?? "off"}) since the change set was made; making it again`);
-          ctx.live = live;
-          ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, changeSetSettings(ctx));
-          remember(ctx, ctx.stack.name, ctx.changeSet);
-          if (ctx.changeSet.empty) return "no changes";
-        }
-        await execute(ctx, ctx.aws, ctx.stack.name, ctx.changeSet);
+  async run(ctx) {
+    const enable = ctx.settings.maintenance?.enable;
+    ctx.maintenanceAsked = true;
+    if (enable) await ctx.say(`maintenance: enable hook: ${await runHook(enable, "enable")}`);
+    else await ctx.say(`maintenance: ACTION NEEDED: ${ADMIN_PANEL_STEP}; waiting until its effects are visible in AWS`);
+    const activity = await waitForMaintenance(() => readActivity(ctx.aws, ctx.stack.name), {
+      pollMs: (ctx.settings.maintenance?.pollSeconds ?? 15) * 1000,
+      timeoutMs: (ctx.settings.maintenance?.timeoutSeconds ?? 1800) * 1000,
+      say: ctx.say,
+      stackName: ctx.stack.name,
+      untouched: untouchedNote(ctx),
+    });
+    ctx.maintenanceOn = true;
+    return `verified: ${describeActivity(activity)}`;
+  },
+};
+
+// 3. The updates, in the order of the docs: role, backup, primary.
+export const updateRoleStack = updateCompanionStep(ROLE);
+
+export const updateBackupStack = updateCompanionStep(BACKUP);
+
+export const updatePrimaryStack: Step<VpcContext> = {
+  id: "update-primary-stack",
+  title: "Execute the change set and follow the stack's events",
+  check: async (ctx) => (updateRunning(ctx.stack.status) ? undefined : (primaryDone(ctx) ?? (ctx.changeSet?.empty ? "the change set has no changes" : undefined))),
+  async run(ctx) {
+    const { token } = updateNames(ctx.stack.name, ctx.templateUrl);
+    ctx.stack = await readStack(ctx.aws.cloudFormation, ctx.stack.name);
+    if (updateRunning(ctx.stack.status)) {
+      await ctx.say(`${ctx.stack.name}: an update is already running (${ctx.stack.status}); following it instead of starting another`);
+    } else {
+      // The storage may have auto-scaled again (or its ceiling been raised) while maintenance mode was awaited.
+      const { id: _id, ...live } = await liveDatabase(ctx.aws.cloudFormation, ctx.aws.rds, ctx.stack.name);
+      const moved = ctx.live !== undefined && (live.allocated > ctx.live.allocated || (live.maxAllocated ?? 0) > (ctx.live.maxAllocated ?? 0));
+      if (ctx.changeSet === undefined || moved) {
+        if (ctx.changeSet) await ctx.say(`${ctx.stack.name}: the database is now ${live.allocated} GiB (ceiling ${live.maxAllocated ?? "off"}) since the change set was made; making it again`);
+        ctx.live = live;
+        ctx.changeSet = await prepareChangeSet(ctx.aws.cloudFormation, changeSetSettings(ctx));
+        remember(ctx, ctx.stack.name, ctx.changeSet);
+        if (ctx.changeSet.empty) return "no changes";
       }
-      await followUpdate(ctx.aws.cloudFormation, ctx.stack.name, token, { pollMs: ctx.pollMs, timeoutMs: ctx.updateTimeoutMs, say: ctx.say });
-      ctx.stack = await readStack(ctx.aws.cloudFormation, ctx.stack.name);
-      return `${ctx.stack.status} at ${ctx.stack.version ?? "(no version metadata)"}`;
-    },
+      await execute(ctx, ctx.aws, ctx.stack.name, ctx.changeSet);
+    }
+    await followUpdate(ctx.aws.cloudFormation, ctx.stack.name, token, { pollMs: ctx.pollMs, timeoutMs: ctx.updateTimeoutMs, say: ctx.say });
+    ctx.stack = await readStack(ctx.aws.cloudFormation, ctx.stack.name);
+    return `${ctx.stack.status} at ${ctx.stack.version ?? "(no version metadata)"}`;
   },
-  {
-    id: "disable-maintenance",
-    title: "Maintenance mode off",
-    check: async (ctx) => (ctx.startedAtTarget ? "nothing was updated by this run" : undefined),
-    async run(ctx) {
-      const disable = ctx.settings.maintenance?.disable;
-      if (disable) return `disable hook: ${await runHook(disable, "disable")}`;
-      return "the deployment turns maintenance mode off by itself when the update completes (no disable hook given)";
-    },
+};
+
+export const disableMaintenance: Step<VpcContext> = {
+  id: "disable-maintenance",
+  title: "Maintenance mode off",
+  check: async (ctx) => (ctx.startedAtTarget ? "nothing was updated by this run" : undefined),
+  async run(ctx) {
+    const disable = ctx.settings.maintenance?.disable;
+    if (disable) return `disable hook: ${await runHook(disable, "disable")}`;
+    return "the deployment turns maintenance mode off by itself when the update completes (no disable hook given)";
   },
+};
+
+/** The runbook in its order: review everything (1), the downtime (2), the updates role → backup → primary (3), maintenance mode off. */
+export const vpcRunbook: Array<Step<VpcContext>> = [
+  checkRdsStorage,
+  reviewPrimaryStack,
+  reviewRoleStack,
+  reviewBackupStack,
+  enableMaintenance,
+  updateRoleStack,
+  updateBackupStack,
+  updatePrimaryStack,
+  disableMaintenance,
 ];
 
 function changeSetSettings(ctx: VpcContext) {

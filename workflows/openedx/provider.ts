@@ -1,14 +1,14 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { awsSettingsFromEnv, createAwsClients } from "../../lib/aws";
-import { describe, refused, UpgradeError } from "../../lib/errors";
+import { describe, refused } from "../../lib/errors";
 import type { UpgradeEvent } from "../../lib/events";
-import { partialFailure, providerMessage } from "../../lib/dynamicProvider";
+import { asProviderErrors, inPlaceDiff, partialFailure, providerMessage, providerSettings, stepOutcome } from "../../lib/dynamicProvider";
 import { createProgress } from "../../lib/progress";
 import { runSteps, type Step } from "../../lib/steps";
 import { formatDuration } from "../../lib/wait";
 import type { Cloud } from "./cloud";
 import { fleetContext, rollBack, whereDnsPoints, type FleetContext } from "./context";
-import { liveSteps, prepareSteps, ROLLBACK_STEPS } from "./cutover";
+import { liveSteps, prepareSteps, ROLLBACK_STEPS } from "./runbook";
 import { Hosts } from "./hosts";
 import { parseFleetSettings, type FleetSettings, type Role } from "./settings";
 
@@ -31,19 +31,17 @@ export interface FleetOutputs {
 
 type Inputs = Record<string, unknown>;
 
-const strip = ({ __provider: _p, ...rest }: Inputs) => rest;
+const fleetSettings = providerSettings("fleet settings", parseFleetSettings);
 
 export async function check(_olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult> {
-  const parsed = parseFleetSettings(strip(news));
-  if ("issues" in parsed) return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
-  return { inputs: news };
+  const parsed = fleetSettings.check(news);
+  return "failed" in parsed ? parsed.failed : { inputs: news };
 }
 
 export async function diff(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
-  const parsed = parseFleetSettings(strip(news));
-  const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
-  const changed = olds.release !== news.release || olds.phase !== news.phase || olds.fingerprint !== fingerprint;
-  return { changes: changed, replaces: [], deleteBeforeReplace: false };
+  const settings = fleetSettings.tryRead(news);
+  const fingerprint = settings && fingerprintOf(settings);
+  return inPlaceDiff(olds.release !== news.release || olds.phase !== news.phase || olds.fingerprint !== fingerprint);
 }
 
 export async function create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult> {
@@ -57,11 +55,7 @@ export async function update(id: string, olds: Inputs, news: Inputs): Promise<pu
   return { outs: await converge(id, settingsOf(news), olds as Partial<FleetOutputs>, news.__provider) };
 }
 
-function settingsOf(inputs: Inputs): FleetSettings {
-  const parsed = parseFleetSettings(strip(inputs));
-  if ("issues" in parsed) throw new UpgradeError({ what: "read the fleet settings", why: parsed.issues.map((i) => `${i.key}: ${i.message}`).join("; "), permanent: true });
-  return parsed.settings;
-}
+const settingsOf = (inputs: Inputs): FleetSettings => fleetSettings.read(inputs);
 
 /** The settings that decide the work, without the SSH key. */
 export function fingerprintOf(s: FleetSettings): string {
@@ -94,7 +88,7 @@ async function converge(id: string, settings: FleetSettings, olds: Partial<Fleet
       fingerprint: fingerprintOf(settings),
     };
   };
-  try {
+  return asProviderErrors(async () => {
     const adopting = settings.phase === "live" && settings.release === settings.blue.release;
     if (adopting) {
       const ctx = await fleetContext(settings, cloud, hosts, info, warn, "live");
@@ -140,13 +134,10 @@ async function converge(id: string, settings: FleetSettings, olds: Partial<Fleet
       throw partialFailure(id, outputs("live", settings.release, ctx), provider, `Open edX cut-over to ${settings.release}: green serves, but step ${step} failed: ${reason}. ${await whereDnsPoints(ctx)}.`);
     }
     return outputs("live", settings.release, ctx);
-  } catch (err) {
-    if (err instanceof UpgradeError) throw new Error(providerMessage(err));
-    throw err;
-  } finally {
+  }).finally(() => {
     hosts.closeAll();
     aws.destroy();
-  }
+  });
 }
 
 /** Runs a phase's steps, reporting each; returns the first failure (the step's id and its error). */
@@ -155,9 +146,9 @@ async function runPhase(phase: string, steps: Array<Step<FleetContext>>, ctx: Fl
   const outcome = await runSteps(steps, ctx, {
     dryRun: false,
     emit: (event: UpgradeEvent) => {
-      if (event.type !== "step-end") return;
+      const what = stepOutcome(event);
+      if (what === undefined || event.type !== "step-end") return;
       if (event.status === "failed") failedStep ??= event.step;
-      const what = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
       void info(`${phase} ${event.step} [${formatDuration(event.durationMs)} ${event.durationMs}ms]: ${what}`);
     },
   });

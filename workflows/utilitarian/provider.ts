@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { UpgradeError } from "../../lib/errors";
-import { partialFailure, providerMessage } from "../../lib/dynamicProvider";
+import { asProviderErrors, inPlaceDiff, partialFailure, providerMessage, providerSettings, stepOutcome } from "../../lib/dynamicProvider";
 import { createProgress } from "../../lib/progress";
 import { connectRemote, type RemoteHost } from "../../lib/ssh";
 import { runSteps, type StepsOutcome } from "../../lib/steps";
@@ -10,7 +10,7 @@ import { openDeployment, readDeployment } from "./deployment";
 import { chooseTag } from "./registry";
 import { containers, describeContainers, hostVersion, restoreCommand, type Backup, type HostVersion } from "./remote";
 import { bareVersion, compareVersions, fingerprintOf, imageServices, isRelease, parseServiceSettings, sameVersion, type UtilitarianSettings } from "./settings";
-import { previousPath, upgradeSteps, type UpgradeContext } from "./steps";
+import { previousPath, upgradeSteps, type UpgradeContext } from "./runbook";
 
 /**
  * The UtilitarianService provider's work (resource.ts holds only a thin provider that loads this
@@ -21,7 +21,7 @@ import { previousPath, upgradeSteps, type UpgradeContext } from "./steps";
  * the version changes, reads the version the host runs over SSH (a short deadline) and refuses a
  * downgrade against it (Django migrations are forward-only: the message names the backup to
  * restore instead); where the host differs from the state it says so in the preview.
- * `update` runs the runbook (steps.ts). Outputs: `version` (the last version the whole deployment
+ * `update` runs the runbook (runbook.ts). Outputs: `version` (the last version the whole deployment
  * completed: after a failure, the old one), `backup` (path and sha256 of the verified backup the
  * last upgrade took), `imageChanges`, `fingerprint`.
  */
@@ -34,18 +34,13 @@ export interface ServiceOutputs {
 
 type Inputs = Record<string, unknown> & { version?: string };
 
-function strip(inputs: Inputs): Record<string, unknown> {
-  const { imageChanges: _i, __provider: _p, ...raw } = inputs;
-  return raw;
-}
+const serviceSettings = providerSettings("Utilitarian settings", parseServiceSettings, ["imageChanges"]);
 
 const changesOf = (s: UtilitarianSettings, from: string) => (sameVersion(from, s.version) ? [] : imageServices(s).map((name) => `${name}: ${s.image.repository}:${from} → ${s.version}`));
 
 export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult> {
-  const parsed = parseServiceSettings(strip(news));
-  if ("issues" in parsed) {
-    return { inputs: news, failures: parsed.issues.map((i) => ({ property: i.key.split(/[.[]/)[0]!, reason: `${i.key}: ${i.message}` })) };
-  }
+  const parsed = serviceSettings.check(news);
+  if ("failed" in parsed) return parsed.failed;
   const target = parsed.settings.version;
   const from = typeof olds.version === "string" ? olds.version : undefined;
   if (from === undefined) return { inputs: { ...news, imageChanges: [] } };
@@ -62,20 +57,20 @@ export async function check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.
  * which after a failed run already hold the target.
  */
 export async function diff(olds: Record<string, unknown>, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
-  const parsed = parseServiceSettings(strip(news));
+  const settings = serviceSettings.tryRead(news);
   const from = typeof olds.version === "string" ? olds.version : undefined;
-  if ("settings" in parsed && from !== undefined && !sameVersion(parsed.settings.version, from)) {
-    await previewAgainstHost(parsed.settings, from, (olds.backup as Backup | null | undefined) ?? null);
+  if (settings && from !== undefined && !sameVersion(settings.version, from)) {
+    await previewAgainstHost(settings, from, (olds.backup as Backup | null | undefined) ?? null);
   }
-  const fingerprint = "settings" in parsed ? fingerprintOf(parsed.settings) : undefined;
-  return { changes: !sameVersion(olds.version, news.version) || fingerprint !== olds.fingerprint, replaces: [], deleteBeforeReplace: false };
+  const fingerprint = settings && fingerprintOf(settings);
+  return inPlaceDiff(!sameVersion(olds.version, news.version) || fingerprint !== olds.fingerprint);
 }
 
 async function previewAgainstHost(settings: UtilitarianSettings, stateVersion: string, lastBackup: Backup | null): Promise<void> {
   const { info, warn } = createProgress(`utilitarian ${settings.version}`);
   const seconds = settings.deadlines.previewSeconds;
   let host: RemoteHost | undefined;
-  try {
+  return asProviderErrors(async () => {
     const where = hostName(settings);
     host = await connectRemote(sshTargetOf(settings, seconds * 1000), { name: where, commandTimeoutMs: seconds * 1000, retries: 0 }).catch((err) => {
       throw new UpgradeError({
@@ -102,12 +97,7 @@ async function previewAgainstHost(settings: UtilitarianSettings, stateVersion: s
             : `changed outside this stack: the upgrade starts from ${plan.from}`;
       await warn(`the host runs ${seen.file}, the state's last completed version is ${stateVersion} (${why})`);
     }
-  } catch (err) {
-    if (err instanceof UpgradeError) throw new Error(providerMessage(err));
-    throw err;
-  } finally {
-    host?.close();
-  }
+  }).finally(() => host?.close());
 }
 
 /**
@@ -163,13 +153,7 @@ export async function update(id: string, olds: Record<string, unknown>, news: In
   return { outs: await converge(id, settings, from, (olds.backup as Backup | null | undefined) ?? null, news.__provider) };
 }
 
-function settingsOf(inputs: Inputs): UtilitarianSettings {
-  const parsed = parseServiceSettings(strip(inputs));
-  if ("issues" in parsed) {
-    throw new UpgradeError({ what: "read the Utilitarian settings", why: parsed.issues.map((i) => `${i.key}: ${i.message}`).join("; "), permanent: true });
-  }
-  return parsed.settings;
-}
+const settingsOf = (inputs: Inputs): UtilitarianSettings => serviceSettings.read(inputs);
 
 async function converge(id: string, settings: UtilitarianSettings, stateVersion: string | undefined, lastBackup: Backup | null, provider: unknown): Promise<ServiceOutputs> {
   const { info } = createProgress(`utilitarian ${settings.version}`);
@@ -180,7 +164,7 @@ async function converge(id: string, settings: UtilitarianSettings, stateVersion:
     fingerprint: fingerprintOf(settings),
   });
   let host: RemoteHost | undefined;
-  try {
+  return asProviderErrors(async () => {
     host = await connectRemote(sshTargetOf(settings), { name: hostName(settings), commandTimeoutMs: settings.deadlines.commandSeconds * 1000 });
     const d = await openDeployment(host, settings);
     const plan = planFrom(settings, stateVersion, await hostVersion(d));
@@ -192,24 +176,18 @@ async function converge(id: string, settings: UtilitarianSettings, stateVersion:
     }
     await info(`plan: ${from} → ${settings.version} (compose files ${d.files.join(", ")}, found by ${d.found})`);
     const ctx: UpgradeContext = { d, from, to: bareVersion(settings.version), info, fromTag: from, toTag: bareVersion(settings.version), where: "", edits: new Map() };
-    const outcome = await runSteps(upgradeSteps(), ctx, { dryRun: false, emit: (event) => void reportStep(event, info) });
+    const outcome = await runSteps(upgradeSteps, ctx, { dryRun: false, emit: (event) => void reportStep(event, info) });
     if (outcome.failure !== undefined) {
       const failedStep = outcome.records.find((r) => r.status === "failed")?.step ?? "(unknown)";
       throw partialFailure(id, outputs(from, ctx.backup ?? lastBackup, from), provider, await failureMessage(ctx, failedStep, outcome));
     }
     return outputs(settings.version, ctx.backup ?? null, from);
-  } catch (err) {
-    if (err instanceof UpgradeError) throw new Error(providerMessage(err));
-    throw err;
-  } finally {
-    host?.close();
-  }
+  }).finally(() => host?.close());
 }
 
 async function reportStep(event: import("../../lib/events").UpgradeEvent, info: (m: string) => Promise<void>): Promise<void> {
-  if (event.type !== "step-end") return;
-  const outcome = event.status === "failed" ? `failed: ${event.error}` : event.status === "skipped" ? `skipped (${event.note})` : `done${event.note ? ` (${event.note})` : ""}`;
-  await info(`${event.step} ${outcome} [${(event.durationMs / 1000).toFixed(1)}s]`.replace(/\s*\n\s*/g, " "));
+  const outcome = stepOutcome(event);
+  if (outcome !== undefined && event.type === "step-end") await info(`${event.step} ${outcome} [${(event.durationMs / 1000).toFixed(1)}s]`);
 }
 
 /** What the operator needs after a failed run: the step, what runs now, the verified backup and how to restore it. */

@@ -8,7 +8,7 @@ import type { UtilitarianSettings } from "./settings";
 /**
  * What the workflow does on the Utilitarian host, over SSH: Docker Compose in the project
  * directory, pg_dump/pg_restore against the database (the password goes in on stdin, never on a
- * command line), rabbitmqctl. Everything reads before it acts; the order is in steps.ts.
+ * command line), rabbitmqctl. Everything reads before it acts; the order is in runbook.ts.
  */
 export type { Deployment } from "./deployment";
 
