@@ -1,6 +1,5 @@
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { UpgradeError } from "../../lib/errors";
 import { DescribeImagesCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
@@ -14,6 +13,7 @@ import { startSshd, type Sshd } from "../sandbox/sshd";
 import { cancelComputations } from "../../stacks/runbooks/codeocean/cancelComputations";
 import { runbookContext } from "../sandbox/fleet";
 import { servicesSshTarget } from "../../stacks/runbooks/codeocean/cancelComputations";
+import { agentTestKeys, alive, bastionListen, openssh, waitGone, willAttemptKeys, writeJumpConfig } from "./sshConfigBed";
 
 // The operator's OpenSSH config against the bed's real sshd, through a real ProxyCommand (an
 // OpenSSH `ssh -W` standing in for Session Manager, given AWS's documented arguments with their
@@ -30,21 +30,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => bed?.stop());
 
-/** The real OpenSSH client with the same config: what the operator's `ssh` does. */
-function openssh(config: string, name: string, command: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync("ssh", ["-F", config, "-o", "BatchMode=yes", name, command], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "pipe"] });
-  return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr };
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 test("the instance id through the Session Manager ProxyCommand, JSON double quotes intact: host key under the id, User/IdentityFile/UserKnownHostsFile from the config", async () => {
   const ssm = ssmLikeSshConfig(bed.sshd!, path.join(dir, "ok"), [ID]);
   expect(fs.readFileSync(ssm.configPath, "utf8")).toContain(`--parameters '{"portNumber":["%p"]}'`);
@@ -58,7 +43,7 @@ test("the instance id through the Session Manager ProxyCommand, JSON double quot
   }
   // the proxy (an `ssh -W`) is gone once the session is closed
   const pid = Number(fs.readFileSync(ssm.pidPath, "utf8"));
-  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  await waitGone(pid);
   expect(alive(pid)).toBe(false);
   // the stand-in got the JSON as one argument, double quotes and all (it refuses anything else);
   // the calls file holds its argv joined by spaces, so the shell's single quotes are gone
@@ -144,7 +129,7 @@ test("a ProxyCommand that hangs: the handshake deadline (ConnectTimeout) ends it
   expect(Date.now() - started).toBeLessThan(10_000);
   expect(error.message).toMatch(/no SSH handshake through the ProxyCommand .* which is still running; it said: connecting to i-0123456789abcdef0; it was stopped/);
   const pid = Number(fs.readFileSync(pidFile, "utf8"));
-  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  await waitGone(pid);
   expect(alive(pid)).toBe(false);
 });
 
@@ -168,20 +153,6 @@ test("StrictHostKeyChecking no / accept-new is refused as policy before anything
   }
 });
 
-/** 127.0.0.2:2222 for the jump host when free (any 127/8 address is loopback), else a free port. */
-async function bastionListen(): Promise<{ host: string; port: number }> {
-  const free = await new Promise<boolean>((resolve) => {
-    const server = net.createServer().once("error", () => resolve(false));
-    server.listen(2222, "127.0.0.2", () => server.close(() => resolve(true)));
-  });
-  return { host: "127.0.0.2", port: free ? 2222 : await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.2", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  }) };
-}
-
 test("ProxyJump user@bastion:2222: a second sshd as jump host, its key checked under [127.0.0.2]:2222, the target through its direct-tcpip channel", async () => {
   const sshd = bed.sshd!;
   let bastion: Sshd | undefined;
@@ -189,24 +160,7 @@ test("ProxyJump user@bastion:2222: a second sshd as jump host, its key checked u
     const listen = await bastionListen();
     bastion = await startSshd(path.join(dir, "bastion-sshd"), listen);
     const config = path.join(dir, "jump.config");
-    fs.writeFileSync(
-      config,
-      [
-        "Host bastion",
-        `  HostName ${bastion.host}`,
-        `  IdentityFile ${bastion.privateKeyPath}`,
-        `  UserKnownHostsFile ${bastion.knownHostsPath}`,
-        "  User nobody-would-log-in-as-this",
-        "Host i-*",
-        `  ProxyJump ${bastion.user}@bastion:${bastion.port}`,
-        `  HostName ${sshd.host}`,
-        `  Port ${sshd.port}`,
-        `  User ${sshd.user}`,
-        `  IdentityFile ${sshd.privateKeyPath}`,
-        `  UserKnownHostsFile ${sshd.knownHostsPath}`,
-        "",
-      ].join("\n"),
-    );
+    writeJumpConfig(config, bastion, sshd);
     const target = sshTargetFromConfig(config, ID, {}, defaults);
     // the spec's user and port win over the bastion's block, as with `ssh -l user -p 2222 bastion`
     expect(target).toMatchObject({ host: sshd.host, port: sshd.port, proxyJump: { host: bastion.host, port: bastion.port, username: bastion.user } });
@@ -272,21 +226,8 @@ test("a wrong key passphrase through the ProxyCommand: fails at once, no retry, 
 test("keys in OpenSSH's order (ssh -v's \"Will attempt key\" list): the agent's IdentityFiles, its other keys, the other IdentityFiles; each key once", async () => {
   const sshd = bed.sshd!;
   const sub = path.join(dir, "agent");
-  fs.mkdirSync(sub, { recursive: true });
-  const keygen = (name: string) => {
-    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path.join(sub, name)]);
-    return path.join(sub, name);
-  };
-  const fileOnly = keygen("file-only");
-  const agentOnly = keygen("agent-only");
-  // the bed's authorized key, as an IdentityFile the agent also holds, and a second copy of it
-  const both = path.join(sub, "both");
-  const copy = path.join(sub, "both-copy");
-  for (const f of [both, copy]) {
-    fs.copyFileSync(sshd.privateKeyPath, f);
-    fs.copyFileSync(`${sshd.privateKeyPath}.pub`, `${f}.pub`);
-    fs.chmodSync(f, 0o600);
-  }
+  // the bed's authorized key (both), as an IdentityFile the agent also holds, and a second copy of it
+  const { fileOnly, agentOnly, both, copy } = agentTestKeys(sub, sshd);
   const socket = path.join(sub, "agent.sock");
   const agent = spawn("ssh-agent", ["-D", "-a", socket], { stdio: "ignore" });
   try {
@@ -296,8 +237,7 @@ test("keys in OpenSSH's order (ssh -v's \"Will attempt key\" list): the agent's 
     const config = path.join(sub, "config");
     fs.writeFileSync(config, ["Host agent-test", `  HostName ${sshd.host}`, `  Port ${sshd.port}`, `  User ${sshd.user}`, `  IdentityFile ${fileOnly}`, `  IdentityFile ${both}`, `  IdentityFile ${copy}`, `  IdentityAgent ${socket}`, `  UserKnownHostsFile ${sshd.knownHostsPath}`, ""].join("\n"));
     // OpenSSH's list, with a key listed twice (the copy) kept once
-    const v = spawnSync("ssh", ["-v", "-F", config, "-o", "BatchMode=yes", "agent-test", "true"], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "ignore", "pipe"] });
-    const attempts = v.stderr.split(/\r?\n/).map((l) => /Will attempt key: .* (SHA256:\S+)/.exec(l)?.[1]).filter((f): f is string => f !== undefined);
+    const attempts = willAttemptKeys(config, "agent-test");
     expect(attempts.length).toBe(4);
     const target = sshTargetFromConfig(config, "agent-test", {}, defaults);
     const plan = await planAuth(target, "connect");
@@ -311,8 +251,7 @@ test("keys in OpenSSH's order (ssh -v's \"Will attempt key\" list): the agent's 
     }
     // IdentitiesOnly: the agent's other key is not offered (OpenSSH's list shrinks the same way)
     fs.appendFileSync(config, "  IdentitiesOnly yes\n");
-    const only = spawnSync("ssh", ["-v", "-F", config, "-o", "BatchMode=yes", "agent-test", "true"], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "ignore", "pipe"] });
-    const onlyAttempts = only.stderr.split(/\r?\n/).map((l) => /Will attempt key: .* (SHA256:\S+)/.exec(l)?.[1]).filter((f): f is string => f !== undefined);
+    const onlyAttempts = willAttemptKeys(config, "agent-test");
     expect((await planAuth(sshTargetFromConfig(config, "agent-test", {}, defaults), "connect")).fingerprints).toEqual([...new Set(onlyAttempts)]);
   } finally {
     agent.kill();

@@ -2,27 +2,16 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
-import { CloudFrontClient, CreateDistributionCommand } from "@aws-sdk/client-cloudfront";
-import { CreateSecurityGroupCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, RegisterImageCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
-import {
-  ConfigureHealthCheckCommand,
-  CreateLBCookieStickinessPolicyCommand,
-  CreateLoadBalancerCommand,
-  DescribeLoadBalancersCommand,
-  ElasticLoadBalancingClient,
-  ModifyLoadBalancerAttributesCommand,
-  RegisterInstancesWithLoadBalancerCommand,
-  SetLoadBalancerPoliciesOfListenerCommand,
-} from "@aws-sdk/client-elastic-load-balancing";
-import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListResourceRecordSetsCommand, Route53Client } from "@aws-sdk/client-route-53";
-import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { SANDBOX_REGION, type Sandbox } from "./index";
+import { DescribeInstancesCommand } from "@aws-sdk/client-ec2";
+import type { Sandbox } from "./index";
 import { startMariaDb, type MariaDb } from "./mariadb";
+import { BUCKET, createMaintenance, createPlacement, createSiteLbs, createZone, ENVIRONMENT, FLEET, fleetAws, fleetAwsReads, launchForeign, launchSalt, PURPOSE, registerAmis, SALT_ROLE, SITES, type Amis, type Release, type SiteName } from "./openedxAws";
 import { bootHost, openEdxVenv, supervisorStatus, type OpenEdxHost } from "./openedxHosts";
 import { startLbPlane } from "./openedxLb";
 import { delay } from "./processes";
 
 export { openEdxVenv, type OpenEdxHost } from "./openedxHosts";
+export { BUCKET, ENVIRONMENT, FLEET, PURPOSE, RECORDS, RELEASES, SALT_ROLE, SITES, ZONE, type Release, type SiteName } from "./openedxAws";
 
 /**
  * A fixture MITx residential Open edX fleet on the bed (runbook 5), tagged and laid out as the
@@ -32,31 +21,17 @@ export { openEdxVenv, type OpenEdxHost } from "./openedxHosts";
  * (`edx-<purpose>-<env>`) and a separate Studio ELB with an LB-cookie stickiness policy, each
  * with its own CNAME; 300 s draining there, 1 s here.
  *
- * - AWS is moto (AMI validation on): one AMI per release and role; blue launched from redwood.3's.
+ * - AWS is moto (AMI validation on): one AMI per release and role; blue launched from redwood.3's
+ *   (openedxAws.ts).
  * - Instances "boot": a watcher polls moto and, for every running instance launched from a fixture
  *   AMI (by the bed or by the workflow), boots a host (openedxHosts.ts); a terminated one stops.
  *   Every host is reached through the bed's one sshd, told apart by its directory.
  * - The database is Debian's MariaDB, bed-local (test/sandbox/mariadb.ts).
  * - Load balancers: the bed's data plane and health compensation (openedxLb.ts).
  */
-export const RELEASES = ["redwood.3", "sumac.3"] as const;
-export type Release = (typeof RELEASES)[number];
-export const FLEET = "mitx-residential";
-export const ZONE = "mitx.example.edu";
-export const ENVIRONMENT = "mitx-production";
-export const PURPOSE = "current-residential-live";
-export const SITES = {
-  lms: { lb: `edx-${PURPOSE}-${ENVIRONMENT}`, record: `lms.${ZONE}`, service: "lms" as const },
-  studio: { lb: `edx-studio-${ENVIRONMENT}`, record: `studio.${ZONE}`, service: "cms" as const },
-};
-export type SiteName = keyof typeof SITES;
-export const RECORDS = Object.values(SITES).map((s) => s.record);
-export const BUCKET = "mitx-maintenance";
-export const SALT_ROLE = { web: "edx", worker: "edx-worker" } as const;
-
 export interface OpenEdxFixture {
   readonly db: MariaDb;
-  readonly amis: Record<Release, { web: string; worker: string }>;
+  readonly amis: Amis;
   readonly blue: { web: string[]; worker: string[] };
   readonly hostedZoneId: string;
   readonly distributionId: string;
@@ -98,31 +73,14 @@ export interface OpenEdxFixture {
   stop(): Promise<void>;
 }
 
-const saltTags = (release: string, role: "web" | "worker", n: number) => {
-  const [codename, number] = release.split(".") as [string, string];
-  return [
-    { Key: "Name", Value: `edx-${ENVIRONMENT}-${PURPOSE}${role === "worker" ? "-worker" : ""}-${n}-v${number}` },
-    { Key: "environment", Value: ENVIRONMENT },
-    { Key: "purpose", Value: PURPOSE },
-    { Key: "role", Value: SALT_ROLE[role] },
-    { Key: "edx_codename", Value: codename },
-    { Key: "release-version", Value: number },
-  ];
-};
-
 export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Release; web?: number; worker?: number; outOfServicePolls?: number } = {}): Promise<OpenEdxFixture> {
   if (!bed.moto || !bed.sshd || !bed.aws) throw new Error("the Open edX fixture needs the bed's moto, fault proxy and sshd");
   const sshd = bed.sshd;
   const python = path.join(openEdxVenv(), "bin", "python");
   const root = path.join(bed.dir, "openedx");
   fs.mkdirSync(path.join(root, "hosts"), { recursive: true });
-  // Straight to moto (not through the fault proxy): the bed's own view of AWS.
-  const config = { region: SANDBOX_REGION, endpoint: bed.moto.url, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } };
-  const ec2 = new EC2Client(config);
-  const elb = new ElasticLoadBalancingClient(config);
-  const route53 = new Route53Client(config);
-  const cloudFront = new CloudFrontClient(config);
-  const s3 = new S3Client({ ...config, forcePathStyle: true });
+  const aws = fleetAws(bed.moto.url);
+  const { ec2, elb } = aws;
   const db = await startMariaDb();
   const hosts = new Map<string, OpenEdxHost>();
   const markers = new Set<string>();
@@ -140,7 +98,7 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
     await watcher;
     for (const host of hosts.values()) await stopHost(host);
     await plane.close();
-    for (const c of [ec2, elb, route53, cloudFront, s3]) c.destroy();
+    aws.destroy();
     await db.stop();
     fs.rmSync(root, { recursive: true, force: true });
   };
@@ -169,50 +127,10 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
   };
 
   try {
-    const amis = {} as OpenEdxFixture["amis"];
-    for (const release of RELEASES) {
-      amis[release] = { web: "", worker: "" };
-      for (const role of ["web", "worker"] as const) {
-        const image = await ec2.send(new RegisterImageCommand({ Name: `edxapp-${release}-${role}`, Description: `Open edX ${release} ${role}` }));
-        amis[release][role] = image.ImageId!;
-        amiRelease.set(image.ImageId!, { release, role });
-      }
-    }
-    const subnet = (await ec2.send(new DescribeSubnetsCommand({}))).Subnets![0]!;
-    const sg = await ec2.send(new CreateSecurityGroupCommand({ GroupName: `edx-${ENVIRONMENT}`, Description: "Open edX app servers", VpcId: subnet.VpcId }));
-    // The instance profile the Salt era gave edxapp (orchestrate.edx: edx-instance-role). The repo
-    // has no IAM client (nothing else needs one): one query-protocol call, straight to moto.
-    const iam = await fetch(bed.moto.url, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", authorization: "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0" },
-      body: "Action=CreateInstanceProfile&Version=2010-05-08&InstanceProfileName=edx-instance-role",
-    });
-    if (!iam.ok) throw new Error(`moto IAM CreateInstanceProfile: ${iam.status} ${await iam.text()}`);
-    const profileArn = /<Arn>([^<]+)<\/Arn>/.exec(await iam.text())?.[1] ?? "";
+    const amis = await registerAmis(ec2, amiRelease);
+    const placement = await createPlacement(ec2, bed.moto.url);
     const release = options.release ?? "redwood.3";
-    const launch = async (role: "web" | "worker", count: number, type: "t3.large" | "t3.medium") => {
-      const ids: string[] = [];
-      // One call per instance: each has its own Salt-era name (…-<n>-v<N>).
-      for (let n = 0; n < count; n++) {
-        const out = await ec2.send(
-          new RunInstancesCommand({
-            ImageId: amis[release][role],
-            InstanceType: type,
-            MinCount: 1,
-            MaxCount: 1,
-            SubnetId: subnet.SubnetId,
-            SecurityGroupIds: [sg.GroupId!],
-            IamInstanceProfile: { Arn: profileArn },
-            UserData: Buffer.from("#cloud-config\nsalt_minion:\n  conf:\n    master: salt.mitx.example.edu\n").toString("base64"),
-            BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { VolumeSize: 25, VolumeType: "gp3", Encrypted: true, DeleteOnTermination: true } }],
-            TagSpecifications: [{ ResourceType: "instance", Tags: saltTags(release, role, n) }],
-          }),
-        );
-        ids.push(out.Instances![0]!.InstanceId!);
-      }
-      return ids;
-    };
-    const blue = { web: await launch("web", options.web ?? 2, "t3.large"), worker: await launch("worker", options.worker ?? 1, "t3.medium") };
+    const blue = { web: await launchSalt(ec2, placement, amis, release, "web", options.web ?? 2, "t3.large"), worker: await launchSalt(ec2, placement, amis, release, "worker", options.worker ?? 1, "t3.medium") };
     watcher = watch();
     const waitBooted = async (id: string, timeoutMs = 30_000) => {
       const deadline = Date.now() + timeoutMs;
@@ -228,48 +146,9 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
     const first = hosts.get(blue.web[0]!)!;
     for (const service of ["lms", "cms"]) execFileSync(path.join(first.dir, "bin", `edxapp-migrate-${service}`), { stdio: ["ignore", "ignore", "pipe"] });
 
-    const lbDnsNames = {} as Record<SiteName, string>;
-    for (const [site, { lb, service }] of Object.entries(SITES) as Array<[SiteName, (typeof SITES)[SiteName]]>) {
-      const created = await elb.send(
-        new CreateLoadBalancerCommand({
-          LoadBalancerName: lb,
-          Listeners: [{ Protocol: "HTTP", LoadBalancerPort: 80, InstanceProtocol: "HTTP", InstancePort: service === "lms" ? 8000 : 8010 }],
-          Subnets: [subnet.SubnetId!],
-          SecurityGroups: [sg.GroupId!],
-        }),
-      );
-      lbDnsNames[site] = created.DNSName!;
-      // Salt's ELBs checked HTTPS:443/heartbeat; the bed's hosts serve HTTP on their own ports.
-      await elb.send(new ConfigureHealthCheckCommand({ LoadBalancerName: lb, HealthCheck: { Target: `HTTP:${service === "lms" ? 8000 : 8010}/heartbeat`, Interval: 30, Timeout: 5, HealthyThreshold: 3, UnhealthyThreshold: 2 } }));
-      await elb.send(new ModifyLoadBalancerAttributesCommand({ LoadBalancerName: lb, LoadBalancerAttributes: { ConnectionDraining: { Enabled: true, Timeout: 1 } } }));
-      if (site === "studio") {
-        await elb.send(new CreateLBCookieStickinessPolicyCommand({ LoadBalancerName: lb, PolicyName: "studio-sticky", CookieExpirationPeriod: 3600 }));
-        await elb.send(new SetLoadBalancerPoliciesOfListenerCommand({ LoadBalancerName: lb, LoadBalancerPort: 80, PolicyNames: ["studio-sticky"] }));
-      }
-      await elb.send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: lb, Instances: blue.web.map((InstanceId) => ({ InstanceId })) }));
-    }
-
-    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    const dist = await cloudFront.send(
-      new CreateDistributionCommand({
-        DistributionConfig: {
-          CallerReference: `maintenance-${Date.now()}`,
-          Comment: "MITx maintenance page",
-          Enabled: true,
-          DefaultRootObject: "index.html",
-          Origins: { Quantity: 1, Items: [{ Id: "maintenance", DomainName: `${BUCKET}.s3.amazonaws.com`, S3OriginConfig: { OriginAccessIdentity: "" } }] },
-          DefaultCacheBehavior: { TargetOriginId: "maintenance", ViewerProtocolPolicy: "redirect-to-https", MinTTL: 0, ForwardedValues: { QueryString: false, Cookies: { Forward: "none" } }, TrustedSigners: { Enabled: false, Quantity: 0 } },
-        },
-      }),
-    );
-    const zone = await route53.send(new CreateHostedZoneCommand({ Name: ZONE, CallerReference: `zone-${Date.now()}` }));
-    const hostedZoneId = zone.HostedZone!.Id!.replace(/^\/hostedzone\//, "");
-    await route53.send(
-      new ChangeResourceRecordSetsCommand({
-        HostedZoneId: hostedZoneId,
-        ChangeBatch: { Changes: (Object.keys(SITES) as SiteName[]).map((site) => ({ Action: "UPSERT", ResourceRecordSet: { Name: `${SITES[site].record}.`, Type: "CNAME", TTL: 1, ResourceRecords: [{ Value: lbDnsNames[site] }] } })) },
-      }),
-    );
+    const lbDnsNames = await createSiteLbs(elb, placement, blue.web);
+    const { distributionId, distributionDomain } = await createMaintenance(aws);
+    const hostedZoneId = await createZone(aws.route53, lbDnsNames);
     const lbUrls = Object.fromEntries((Object.keys(SITES) as SiteName[]).map((site) => [site, plane.urls[SITES[site].lb]!])) as Record<SiteName, string>;
     const hostBin = `${root}/hosts/{instanceId}/bin`;
     const saltSelector = (role: "web" | "worker", ids?: string[]) => ({ ...(ids ? { ids } : {}), tags: { environment: ENVIRONMENT, purpose: PURPOSE, role: SALT_ROLE[role] } });
@@ -279,8 +158,8 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
       amis,
       blue,
       hostedZoneId,
-      distributionId: dist.Distribution!.Id!,
-      distributionDomain: dist.Distribution!.DomainName!,
+      distributionId,
+      distributionDomain,
       lbDnsNames,
       lbUrls,
       hosts,
@@ -301,7 +180,7 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
           launchTags: { edx_codename: "{name}", "release-version": "{number}" },
           sites: [site("lms", "MITx residential", o.verifyText ?? `release ${o.release}`), site("studio", "MITx Studio")],
           dns: { hostedZoneId },
-          maintenance: { distributionId: dist.Distribution!.Id!, bucket: BUCKET, windowStart: "2026-12-19T13:00:00Z", windowMinutes: 90, contact: "residential-support@mitx.example.edu" },
+          maintenance: { distributionId, bucket: BUCKET, windowStart: "2026-12-19T13:00:00Z", windowMinutes: 90, contact: "residential-support@mitx.example.edu" },
           ssh: { host: sshd.host, port: sshd.port, user: sshd.user, knownHostsPath: sshd.knownHostsPath, privateKeyConfig: o.keyConfig },
           // The supervisor layout's commands, at the fixture hosts' bin/ instead of /edx/bin.
           host: {
@@ -323,35 +202,8 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
           timing: { pollSeconds: 0.2, bootSeconds: 30, healthySeconds: o.healthySeconds ?? 20, dnsSyncSeconds: 20, maxWaitSeconds: 5 },
         };
       },
-      async records() {
-        const out = await route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: hostedZoneId }));
-        return Object.fromEntries(RECORDS.map((name) => [name, out.ResourceRecordSets?.find((s) => s.Name === `${name}.` && s.Type === "CNAME")?.ResourceRecords?.[0]?.Value?.replace(/\.$/, "")]));
-      },
-      async registered(site) {
-        const out = await elb.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [SITES[site].lb] }));
-        return (out.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId!).sort();
-      },
-      async listenerPolicies(site) {
-        const out = await elb.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [SITES[site].lb] }));
-        return (out.LoadBalancerDescriptions?.[0]?.ListenerDescriptions ?? []).flatMap((l) => l.PolicyNames ?? []);
-      },
-      async instanceStates(ids) {
-        const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
-        return Object.fromEntries((out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => [i.InstanceId!, i.State!.Name!]));
-      },
-      async instanceTags(id) {
-        const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
-        return Object.fromEntries((out.Reservations?.[0]?.Instances?.[0]?.Tags ?? []).map((t) => [t.Key!, t.Value!]));
-      },
+      ...fleetAwsReads(aws, hostedZoneId),
       migrations: () => db.query("SELECT CONCAT(app, '.', name) FROM django_migrations ORDER BY app, name;").split("\n").filter(Boolean),
-      async maintenancePage() {
-        try {
-          const out = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: "index.html" }));
-          return await out.Body!.transformToString();
-        } catch {
-          return undefined;
-        }
-      },
       throughLb: (pathname, site = "lms") =>
         new Promise((resolve, reject) => {
           http.get(`${lbUrls[site]}${pathname}`, (res) => {
@@ -372,11 +224,7 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
           else fs.rmSync(path.join(h.dir, marker), { force: true });
         }
       },
-      async launchForeign() {
-        const tags = saltTags(release, "web", 0).map((t) => (t.Key === "environment" ? { ...t, Value: "mitx-online-production" } : t.Key === "Name" ? { ...t, Value: "edx-mitx-online-production-0-v3" } : t));
-        const out = await ec2.send(new RunInstancesCommand({ ImageId: amis[release].web, InstanceType: "t3.large", MinCount: 1, MaxCount: 1, SubnetId: subnet.SubnetId, TagSpecifications: [{ ResourceType: "instance", Tags: tags }] }));
-        return out.Instances![0]!.InstanceId!;
-      },
+      launchForeign: () => launchForeign(ec2, placement, amis, release),
       supervisorStatus: (id) => supervisorStatus(hosts.get(id)!),
       stop,
     };

@@ -2,12 +2,12 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { toolchainCache } from "../../lib/toolchain";
-import { REPO_ROOT } from "./fixtures";
 import type { Sandbox } from "./index";
 import { startPostgres, type Postgres } from "./postgres";
-import { delay, dockerPingProbe, freePort, httpProbe, startGuarded, waitUntilReady } from "./processes";
+import { delay, freePort } from "./processes";
 import { startRabbitMq, type RabbitMq } from "./rabbitmq";
-import { bedRegistryStorage, LEGACY_SERVICES, legacyComposeFile, VENDOR_SERVICES, vendorDeploymentFiles, type Layout, type Pin, type TagForm } from "./utilitarianLayouts";
+import { startUtilitarianEngine } from "./utilitarianEngine";
+import { LEGACY_SERVICES, VENDOR_SERVICES, writeProject, type Layout, type Pin, type TagForm } from "./utilitarianLayouts";
 export type { Layout, Pin, TagForm } from "./utilitarianLayouts";
 
 /**
@@ -17,6 +17,7 @@ export type { Layout, Pin, TagForm } from "./utilitarianLayouts";
  * names from a local registry (Debian's docker-registry on loopback, a registries.conf mirror),
  * the database in the bed's PostgreSQL and the broker in the bed's RabbitMQ, both on the host.
  * The project directory is reached through the bed's sshd, as an operator's host would be.
+ * The registry and the engine: utilitarianEngine.ts; the project's files: utilitarianLayouts.ts.
  */
 export const FIXTURE_VERSIONS = ["1.0.0", "2.0.0"] as const;
 export const COMPOSE_VERSION = "v2.40.3";
@@ -24,7 +25,6 @@ export const POSTER_QUEUE = "utilitarian.poster";
 /** The legacy layout's service names (the default layout; see utilitarianLayouts.ts). */
 export const SERVICES = LEGACY_SERVICES;
 export { VENDOR_SERVICES };
-const FIXTURES = path.join(REPO_ROOT, "test", "fixtures", "utilitarian");
 
 export interface UtilitarianFixture {
   readonly layout: Layout;
@@ -105,82 +105,21 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
   const composeBinary = path.join(toolchainCache(), "compose", COMPOSE_VERSION, "docker-compose");
   if (!fs.existsSync(composeBinary)) throw new Error(`${composeBinary} is missing: run \`npm run provision\``);
 
-  // Fixture images, cached by their inputs (cold: debootstrap, PyPI, podman build).
-  const built = spawnSync("bash", [path.join(FIXTURES, "build-images.sh")], { encoding: "utf8", timeout: 20 * 60_000 });
-  if (built.status !== 0) throw new Error(`building the fixture images failed:\n${built.stderr}`);
-  const cachedStorage = built.stdout.trim().split("\n").at(-1)!;
-  fs.rmSync(path.join(root, "registry"), { recursive: true, force: true });
-  const bedStorage = layout === "vendor" ? bedRegistryStorage(cachedStorage, path.join(root, "registry")) : undefined;
-  bedStorage?.setTagForm(options.tagForm ?? "");
-  const registryStorage = bedStorage?.storage ?? cachedStorage;
-
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     stops.length = 0;
   };
   try {
-    const registryPort = await freePort();
-    const registry = `127.0.0.1:${registryPort}`;
-    const registryProc = startGuarded({ name: "docker-registry", command: "bash", args: [path.join(FIXTURES, "registry.sh"), registryStorage, String(registryPort)] });
-    stops.push(() => registryProc.stop());
-    // The distribution API's base endpoint answers 200 once the registry serves.
-    await waitUntilReady(registryProc, httpProbe(`http://${registry}/v2/`));
-
-    const podmanDir = path.join(root, "podman");
-    const confEnv = Object.fromEntries(
-      execFileSync("bash", [path.join(FIXTURES, "podman-conf.sh"), podmanDir, registry], { encoding: "utf8" })
-        .trim().split("\n").map((line) => line.split("=", 2) as [string, string]),
-    );
-    const podmanEnv = { ...process.env, ...confEnv };
-    const socket = path.join(podmanDir, "podman.sock");
-    const dockerHost = `unix://${socket}`;
-    const service = startGuarded({ name: "podman", command: "podman", args: ["system", "service", "--time=0", dockerHost], env: podmanEnv });
-    stops.push(async () => {
-      await service.stop();
-      // Containers live under conmon, outside the service: remove them, then the bed's storage.
-      spawnSync("podman", ["rm", "--all", "--force", "--time", "2"], { env: podmanEnv, stdio: "ignore", timeout: 60_000 });
-      spawnSync("podman", ["system", "reset", "--force"], { env: podmanEnv, stdio: "ignore", timeout: 60_000 });
-    });
-    await waitUntilReady(service, dockerPingProbe(socket));
+    const { registry, dockerHost, bedStorage } = await startUtilitarianEngine({ root, layout, tagForm: options.tagForm, stops });
 
     const rabbitmq = await startRabbitMq(path.join(root, "rabbitmq"));
     stops.push(() => rabbitmq.stop());
     const postgres = await startPostgres({ database: "utilitarian", user: "utilitarian", createDb: true });
     stops.push(() => postgres.stop());
 
-    const projectDir = path.join(root, "project");
-    const backupDir = path.join(root, "backups");
-    fs.mkdirSync(path.join(projectDir, "static"), { recursive: true });
-    const siteDir = path.join(projectDir, "site");
-    fs.mkdirSync(path.join(siteDir, "templates"), { recursive: true });
-    fs.mkdirSync(backupDir, { recursive: true });
     const apiPort = await freePort();
-    const composeFile = path.join(projectDir, layout === "vendor" ? "docker-compose.yaml" : "compose.yaml");
-    const envFile = path.join(projectDir, ".env");
-    const writeDeployment = (pin: Pin, tag: string) => {
-      if (layout === "legacy") return fs.writeFileSync(composeFile, legacyComposeFile({ version: tag, apiPort }));
-      const files = vendorDeploymentFiles({ pin, tag, apiPort });
-      fs.writeFileSync(composeFile, files.compose);
-      if (files.dotenv === undefined) fs.rmSync(envFile, { force: true });
-      else fs.writeFileSync(envFile, files.dotenv);
-    };
-    writeDeployment(options.pin ?? "image", `${options.tagForm ?? ""}${version}`);
-    fs.writeFileSync(
-      path.join(projectDir, "utilitarian.env"),
-      [
-        `DATABASE_HOST=127.0.0.1`,
-        `DATABASE_PORT=${postgres.port}`,
-        `DATABASE_NAME=${postgres.database}`,
-        `DATABASE_USER=${postgres.user}`,
-        `DATABASE_PASSWORD=${postgres.password}`,
-        `CELERY_BROKER_URL=${rabbitmq.url}`,
-        `POSTER_QUEUE=${POSTER_QUEUE}`,
-        "UTILITARIAN_SITE_DIR=/var/lib/utilitarian/site",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
+    const { projectDir, siteDir, backupDir, composeFile, envFile, writeDeployment } = writeProject({ root, layout, apiPort, pin: options.pin ?? "image", tag: `${options.tagForm ?? ""}${version}`, postgres, rabbitmq, posterQueue: POSTER_QUEUE });
     const composeEnv = { ...process.env, DOCKER_HOST: dockerHost };
     const compose = (args: string[], timeoutMs = 180_000) => {
       const result = spawnSync(composeBinary, ["--project-directory", projectDir, "-f", composeFile, ...args], { env: composeEnv, encoding: "utf8", timeout: timeoutMs });

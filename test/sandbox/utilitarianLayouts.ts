@@ -1,6 +1,8 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type { Postgres } from "./postgres";
+import type { RabbitMq } from "./rabbitmq";
 
 /**
  * The ways the bed's Utilitarian deployment is laid out (test/sandbox/utilitarian.ts):
@@ -141,6 +143,60 @@ services:
     env_file: utilitarian.env
 `;
   return { compose, dotenv };
+}
+
+/** The compose project on the bed's disk, as the operator's host has it. */
+export interface Project {
+  readonly projectDir: string;
+  /** The operator's site directory, mounted into the API at /var/lib/utilitarian/site. */
+  readonly siteDir: string;
+  readonly backupDir: string;
+  readonly composeFile: string;
+  /** The project's .env (vendor layout; absent with pin "image"). */
+  readonly envFile: string;
+  /** (Re)writes the layout's compose file, and the vendor layout's .env, with `tag` pinned as `pin` says. */
+  writeDeployment(pin: Pin, tag: string): void;
+}
+
+/**
+ * Writes the project under `root`: project/ with static/, site/templates/, the deployment at `tag`
+ * and utilitarian.env (the database and the broker on the host, as the compose files' env_file
+ * reads them); backups/ beside it.
+ */
+export function writeProject(options: { root: string; layout: Layout; apiPort: number; pin: Pin; tag: string; postgres: Postgres; rabbitmq: RabbitMq; posterQueue: string }): Project {
+  const { layout, apiPort, postgres, rabbitmq } = options;
+  const projectDir = path.join(options.root, "project");
+  const backupDir = path.join(options.root, "backups");
+  fs.mkdirSync(path.join(projectDir, "static"), { recursive: true });
+  const siteDir = path.join(projectDir, "site");
+  fs.mkdirSync(path.join(siteDir, "templates"), { recursive: true });
+  fs.mkdirSync(backupDir, { recursive: true });
+  const composeFile = path.join(projectDir, layout === "vendor" ? "docker-compose.yaml" : "compose.yaml");
+  const envFile = path.join(projectDir, ".env");
+  const writeDeployment = (pin: Pin, tag: string) => {
+    if (layout === "legacy") return fs.writeFileSync(composeFile, legacyComposeFile({ version: tag, apiPort }));
+    const files = vendorDeploymentFiles({ pin, tag, apiPort });
+    fs.writeFileSync(composeFile, files.compose);
+    if (files.dotenv === undefined) fs.rmSync(envFile, { force: true });
+    else fs.writeFileSync(envFile, files.dotenv);
+  };
+  writeDeployment(options.pin, options.tag);
+  fs.writeFileSync(
+    path.join(projectDir, "utilitarian.env"),
+    [
+      `DATABASE_HOST=127.0.0.1`,
+      `DATABASE_PORT=${postgres.port}`,
+      `DATABASE_NAME=${postgres.database}`,
+      `DATABASE_USER=${postgres.user}`,
+      `DATABASE_PASSWORD=${postgres.password}`,
+      `CELERY_BROKER_URL=${rabbitmq.url}`,
+      `POSTER_QUEUE=${options.posterQueue}`,
+      "UTILITARIAN_SITE_DIR=/var/lib/utilitarian/site",
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
+  return { projectDir, siteDir, backupDir, composeFile, envFile, writeDeployment };
 }
 
 /**
