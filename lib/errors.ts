@@ -6,6 +6,8 @@ export enum ExitCode {
   Refused = 3,
   /** The update failed verification (or failed after changing things) and was rolled back; the rollback verified. */
   RolledBack = 4,
+  /** `upgrade apply`: the approved plan no longer holds (its commit, config, state or operations changed); nothing was done. */
+  StalePlan = 5,
   Interrupted = 130,
 }
 

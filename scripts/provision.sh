@@ -47,7 +47,7 @@ else
   ( part node bash "$here/provision-node.sh" && part python bash "$here/provision-python.sh" \
       && part openedx bash "$here/provision-openedx.sh" \
       && part utilitarian-images bash "$UO_ROOT/test/fixtures/utilitarian/build-images.sh" ) & downloads=$!
-  ( part pulumi bash "$here/provision-pulumi.sh" && part compose bash "$here/provision-compose.sh" ) & builds=$!
+  ( part pulumi bash "$here/provision-pulumi.sh" && part compose bash "$here/provision-compose.sh" && part actionlint bash "$here/provision-actionlint.sh" ) & builds=$!
 fi
 ok=1
 wait "$downloads" || ok=""

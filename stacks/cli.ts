@@ -29,14 +29,19 @@ Examples:
   # see what would happen, change nothing
   npm run upgrade -- --stack prod --dry-run
 
+  # a change board approves a plan; the pipeline applies exactly that plan (exit 5 if it went stale)
+  npm run upgrade -- plan --stack prod --out plan.json     # plan.json + plan.md for review
+  npm run upgrade -- apply plan.json --json
+
   # a fleet: staging first, then every prod-* stack, three at a time; tell a webhook
   npm run upgrade -- --stack staging --stack 'prod-*' --concurrency 3 --yes --notify https://hooks.example/T0/B0/x
   npm run upgrade -- --stacks-file fleet.yaml --yes --json --report fleet.md
 
 Exit codes: 0 succeeded, 1 a step failed, 2 bad input or usage, 3 refused by a safety check
 (stack locked, not drained in time, dirty working tree, confirmation declined), 4 verification
-failed and the run rolled back to the previous release (the rollback verified), 130 interrupted.
-A fleet exits with the worst of its stacks' codes, worst first: 1, 130, 4, 3, 2, 0.
+failed and the run rolled back to the previous release (the rollback verified), 5 the approved
+plan is stale (nothing done), 130 interrupted.
+A fleet exits with the worst of its stacks' codes, worst first: 1, 130, 4, 5, 3, 2, 0.
 Fleet file (YAML): cwd, concurrency, notify: [urls], waves: [{name, canary, window, stacks: [name |
 glob | {stack, cwd, release, runbook, window}]}]; canary waves run first, one stack at a time; a
 wave's or stack's window (a spec or a list) replaces --window for its stacks.
@@ -45,7 +50,7 @@ a run outside every window, or expected (--expected-duration, else the journal) 
 is refused (exit 3) before anything disruptive; a drain still going at the end stops before \`up\`.
 The SSH key's passphrase, if any, is read from $UPGRADE_SSH_KEY_PASSPHRASE.`;
 
-async function runUpgrade(flags: UpgradeFlags): Promise<void> {
+async function runUpgrade(flags: UpgradeFlags, planned: Pick<UpgradeOptions, "writePlan" | "applyPlan"> = {}): Promise<void> {
   if (flags.window.length > 0) (await import("./windows")).parseWindows(flags.window); // bad input before anything starts
   const { RUNBOOKS, isRunbookModule } = await heavy(() => import("./runbooks/index"));
   const runbooks = ["auto", ...Object.keys(RUNBOOKS), "none"];
@@ -53,7 +58,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     throw badInput("read --runbook", `unknown runbook ${JSON.stringify(flags.runbook)}`, `use one of ${runbooks.join(", ")}, or the path of a module exporting your own (./my-runbook.js)`);
   }
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !flags.json;
-  if (!flags.yes && !flags.dryRun && !interactive) {
+  if (!flags.yes && !flags.dryRun && !planned.writePlan && !planned.applyPlan && !interactive) {
     throw badInput(
       "ask for confirmation at the preview",
       flags.json ? "--json output cannot prompt" : "stdin/stdout is not a terminal",
@@ -111,6 +116,7 @@ async function runUpgrade(flags: UpgradeFlags): Promise<void> {
     windows: flags.window,
     expectedDurationMs: flags.expectedDuration === undefined ? undefined : duration("--expected-duration", flags.expectedDuration),
     now: testClock(process.env.UPGRADE_ORCHESTRATOR_TEST_NOW),
+    ...planned,
     onEvent: renderer.sink,
     signal: controller.signal,
     // the question's text (what will be disrupted, what `up` changes) is on screen above, as the
@@ -202,8 +208,14 @@ export function buildProgram(): Command {
     .option("--force-unlock", "take over the run lock of a run that is gone (reported as stale)")
     .option("--repair", "clear what an interrupted `pulumi up` left (its lock, pending operations) when the driver cannot be sure it is gone")
     .option("--verbose", "engine events and stack traces")
+    .option("--out <file>", "upgrade plan: where to write the plan (JSON; Markdown for review beside it)", "plan.json")
+    .argument("[action]", "plan: read everything, change nothing, write the plan (--out) for review · apply: run an approved plan exactly (refused, exit 5, when it went stale)")
+    .argument("[plan]", "apply: the plan file")
     .addHelpText("after", EXAMPLES)
-    .action(async (flags: UpgradeFlags, cmd: Command) => {
+    .action(async (action: string | undefined, planFile: string | undefined, flags: UpgradeFlags & { out: string }, cmd: Command) => {
+      const { planAction } = await import("./commands/plan");
+      const planned = await planAction(action, planFile, flags, cmd);
+      if (planned.writePlan || planned.applyPlan) return runUpgrade(flags, planned);
       for (const key of ["knownHosts", "sshConfig"] as const) {
         const given = flags[key];
         if (!given?.startsWith("~/")) continue;

@@ -13,6 +13,7 @@ import { changeKey, engineEvents, formatChanges, planInputs } from "./updateStep
 /** The question's text: the disruption the runbook reports, then what `up` changes. */
 export async function confirmationText(ctx: RunContext): Promise<string> {
   const disruption = (await ctx.runbook?.disruption?.(ctx)) ?? [];
+  ctx.disruption = disruption;
   const changes = formatChanges(ctx.preview!.changeSummary as Record<string, number>);
   return [
     `Stack ${ctx.options.stack}${ctx.runbook ? ` (runbook ${ctx.runbook.name})` : ""}:`,
@@ -50,7 +51,8 @@ export const confirmPlan: Step<RunContext> = {
       );
     }
     ctx.confirmedChanges = changes;
-    return `${formatChanges(changes)}: ${ctx.options.yes ? "accepted by --yes" : "confirmed by the operator"}`;
+    const by = ctx.options.applyPlan ? `approved as the plan of run ${ctx.options.applyPlan.runId}` : ctx.options.yes ? "accepted by --yes" : "confirmed by the operator";
+    return `${formatChanges(changes)}: ${by}`;
   },
 };
 

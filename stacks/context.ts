@@ -9,6 +9,7 @@ import type { Journal, RunState } from "./journal";
 import type { RunLock } from "./lock";
 import type { StackState } from "./stackState";
 import type { ExpectedDuration, WindowOccurrence } from "./windows";
+import type { PlannedOperation, UpgradePlan } from "./plan";
 
 /** Everything the steps of one run share. Steps fill in what later steps read. */
 export interface RunContext {
@@ -45,6 +46,8 @@ export interface RunContext {
   preview?: PreviewResult;
   /** The engine events of plan-update's preview, replayed at the preview step. */
   planEvents?: EngineEvent[];
+  /** plan-update's preview as operations per resource (what a plan records and `apply` compares). */
+  plannedOperations?: PlannedOperation[];
   /** What plan-update's preview depended on (checkout, config files), to know whether it still holds. */
   planInputs?: string;
   changes?: Record<string, number>;
@@ -64,6 +67,8 @@ export interface RunContext {
   window?: WindowOccurrence;
   /** What check-window expected the run to take (null: no figure, undefined: not checked). */
   windowExpected?: ExpectedDuration | null;
+  /** What the runbook's steps before `up` disrupt, as confirm-plan showed it (a plan records it). */
+  disruption?: string[];
   /** The records of the steps so far (the decline at the second confirmation says what was already done). */
   records?: StepRecord[];
 }
@@ -177,4 +182,8 @@ export interface ResolvedOptions {
   expectedDurationMs?: number;
   /** The clock of the window checks (tests move it). */
   now: () => number;
+  /** `upgrade plan`: a dry run that refreshes the stack config and writes the plan here (JSON; Markdown beside it). */
+  writePlan?: string;
+  /** `upgrade apply`: the approved plan; the run refuses (exit 5) when it no longer holds, and asks nothing. */
+  applyPlan?: UpgradePlan;
 }

@@ -220,7 +220,8 @@ export const refreshConfig: Step<RunContext> = {
   id: "refresh-config",
   title: "Refresh the stack config",
   check: async (ctx) => (ctx.runbook?.refreshConfig ? undefined : `runbook ${ctx.runbook?.name ?? "none"}: the local stack config is what this run applies`),
-  plan: async () => "would run `pulumi config refresh -f` (rewrites the local Pulumi.<stack>.yaml)",
+  // `upgrade plan` refreshes for real: the plan must be of the config `up` will apply (it rewrites only the local file)
+  plan: async (ctx) => (ctx.options.writePlan ? `${await refreshConfig.run(ctx)} (upgrade plan)` : "would run `pulumi config refresh -f` (rewrites the local Pulumi.<stack>.yaml)"),
   async run(ctx) {
     try {
       await pulumiCall("refresh the stack config (pulumi config refresh -f)", () => ctx.stack!.refreshConfig());

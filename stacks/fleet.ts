@@ -76,10 +76,10 @@ export interface FleetOptions {
 
 /**
  * Exit code of a fleet: the worst of its stacks'. Worst first: 1 (a step failed: something may be
- * half done), 130 (interrupted), 4 (rolled back to the previous release), 3 (refused by a safety
- * check), 2 (bad input), 0.
+ * half done), 130 (interrupted), 4 (rolled back to the previous release), 5 (an approved plan went
+ * stale), 3 (refused by a safety check), 2 (bad input), 0.
  */
-export const EXIT_SEVERITY = [ExitCode.StepFailed, ExitCode.Interrupted, ExitCode.RolledBack, ExitCode.Refused, ExitCode.BadInput, ExitCode.Succeeded];
+export const EXIT_SEVERITY = [ExitCode.StepFailed, ExitCode.Interrupted, ExitCode.RolledBack, ExitCode.StalePlan, ExitCode.Refused, ExitCode.BadInput, ExitCode.Succeeded];
 export function worstExitCode(codes: number[]): number {
   // a run that died by a signal (kill -9: 137) or with a code of no meaning here counts as failed
   const known = codes.map((c) => ((EXIT_SEVERITY as number[]).includes(c) ? c : ExitCode.StepFailed));

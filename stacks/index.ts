@@ -36,6 +36,9 @@ export type {
 } from "../lib/events";
 export { ExitCode, UpgradeError } from "../lib/errors";
 export type { UpgradeErrorDetails } from "../lib/errors";
+/** Reviewed plans (`UpgradeOptions.writePlan`, `applyPlan`): read a plan file, its type. */
+export { readPlanFile, PLAN_FORMAT } from "./plan";
+export type { UpgradePlan, PlannedOperation, PlanDependencies, PlannedOptions } from "./plan";
 /** Maintenance windows (`UpgradeOptions.windows`): validate a spec, or ask whether one is open now. */
 export { parseWindow, parseWindows, windowAt, nextWindow } from "./windows";
 export type { MaintenanceWindow, WindowOccurrence } from "./windows";

@@ -7,6 +7,7 @@ import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { describe as describeError, refused, UpgradeError } from "../lib/errors";
 import type { Step } from "../lib/steps";
 import type { RunContext } from "./context";
+import { operationsOf } from "./plan";
 import { firstErrorLine, pulumiCall } from "./pulumiCall";
 import { withoutReadBack } from "./sdkOverrides";
 import { outputsFrom, outputsOf, pendingDeletes, readState } from "./stackState";
@@ -55,7 +56,13 @@ export const checkoutRelease: Step<RunContext> = {
     if (!ctx.resumedRollback) ctx.checkedOutFrom ??= ctx.resumeFrom?.checkedOutFrom;
     return `already at ${tag}${ctx.resumedRollback ? ` (finishing the rollback of run ${ctx.resumedRollback.runId})` : ""}`;
   },
-  plan: async (ctx) => `would git checkout ${releaseToCheckOut(ctx)} and npm ci${ctx.resumedRollback ? ` (finishing the rollback of run ${ctx.resumedRollback.runId})` : ""}`,
+  async plan(ctx) {
+    // a plan previews the code it names: the release must be checked out where the plan is made
+    if (ctx.options.writePlan && !ctx.resumedRollback) {
+      throw refused(`plan the upgrade to ${ctx.options.release}`, `the project is at ${await currentRelease(ctx)}, and a plan previews the checked-out code`, `git checkout ${ctx.options.release} && npm ci in ${ctx.options.cwd}, then plan again`);
+    }
+    return `would git checkout ${releaseToCheckOut(ctx)} and npm ci${ctx.resumedRollback ? ` (finishing the rollback of run ${ctx.resumedRollback.runId})` : ""}`;
+  },
   async run(ctx) {
     if (ctx.resumedRollback) return `${await checkoutAndInstall(ctx, ctx.resumedRollback.to)} (finishing the rollback of run ${ctx.resumedRollback.runId})`;
     // what ran before: a decline says how to go back, and a rollback deploys it (recorded for a resumed run too)
@@ -108,6 +115,7 @@ export const planUpdate: Step<RunContext> = {
     // This preview is the one confirmed at confirm-plan, and still the plan at `preview` unless its inputs change.
     ctx.preview = plan;
     ctx.planEvents = events;
+    ctx.plannedOperations = operationsOf(events);
     const changes = plan.changeSummary as Record<string, number>;
     // A replacement whose delete failed (an ASG held by protected instances) leaves the old
     // resource in the state marked for deletion: the preview does not count it, but the next `up`

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createAwsClients, awsSettingsFromEnv, type AwsClients } from "../lib/aws";
-import { describe, ExitCode, UpgradeError } from "../lib/errors";
+import { badInput, describe, ExitCode, UpgradeError } from "../lib/errors";
 import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
 import { notify, undeliveredNotes } from "../lib/notify";
 import { createRedactor } from "../lib/redaction";
@@ -14,6 +14,8 @@ export type { ConfirmRequest };
 import { checkWindow, checkWindowAgain, lockStack, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack } from "./driverSteps";
 import { checkoutRelease, planUpdate, unlessUpToDate, up } from "./updateSteps";
 import { confirmPlan, preview } from "./confirmation";
+import { buildPlan, checkPlan, type UpgradePlan } from "./plan";
+import { renderPlan } from "./planMarkdown";
 import { openJournal } from "./journal";
 import { describeHolder } from "./lock";
 import { renderReport } from "./report";
@@ -129,6 +131,18 @@ export interface UpgradeOptions {
   expectedDurationMs?: number;
   /** The clock (epoch ms) the window checks read; default Date.now. For tests. */
   now?: () => number;
+  /**
+   * `upgrade plan`: read everything as a dry run does (refreshing the stack config, as the update
+   * would), and write the plan there as JSON (`.md` beside it for review). See `applyPlan`.
+   */
+  writePlan?: string;
+  /**
+   * `upgrade apply`: run exactly this approved plan (from `readPlanFile`): its options, no prompt.
+   * Before anything disruptive the run re-reads what the plan depends on (commit, lockfile, config,
+   * the stack's last update, versions) and previews again; any difference refuses it (exit 5).
+   * A plan of another stack than `stack` is bad input: `upgrade()` rejects with an UpgradeError (exit 2).
+   */
+  applyPlan?: UpgradePlan;
   /** Webhooks told when the run starts, succeeds or fails (JSON POST, Slack-compatible `text`); never fail the run. */
   notify?: string[];
   /** Deadline of one webhook POST (default 5 s) and the first backoff between attempts (default 500 ms). */
@@ -208,7 +222,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     if (failure === undefined) {
       const runbook = ctx.runbook;
       const beforeUp = (runbook?.beforeUp ?? []).map(unlessUpToDate);
-      await phase([checkoutRelease, planUpdate, unlessUpToDate(confirmPlan), unlessUpToDate(checkWindowAgain), ...beforeUp, preview, unlessUpToDate(up), ...(runbook?.afterUp ?? [])]);
+      await phase([checkoutRelease, planUpdate, checkPlan, unlessUpToDate(confirmPlan), unlessUpToDate(checkWindowAgain), ...beforeUp, preview, unlessUpToDate(up), ...(runbook?.afterUp ?? [])]);
     }
   } finally {
     const lost = ctx.lock?.lost();
@@ -216,6 +230,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
     await ctx.lock?.release().catch((err) => emit({ type: "note", message: `could not release the run lock: ${describe(err)}` }));
     aws?.destroy();
   }
+  if (failure === undefined && resolved.writePlan) failure = await writePlanFiles(ctx, steps, resolved.writePlan, env.GITHUB_STEP_SUMMARY);
 
   if (failure === undefined && ctx.resumedRollback && !resolved.dryRun) {
     // the rollback an interrupted run started is finished and verified: still not a successful upgrade
@@ -266,7 +281,15 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   return { runId, status, exitCode, steps, changes: ctx.changes, outputs, error, report, journal: journal.path };
 }
 
-function resolveOptions(o: UpgradeOptions): ResolvedOptions {
+function resolveOptions(given: UpgradeOptions): ResolvedOptions {
+  const plan = given.applyPlan;
+  if (plan && given.stack !== plan.stack) {
+    throw badInput("apply the plan", `the plan is for stack ${plan.stack}, not ${given.stack}`, `apply it to ${plan.stack}, or make a plan for ${given.stack}`);
+  }
+  // apply: the plan's options, no prompt (the plan was the approval); plan: a dry run
+  const o: UpgradeOptions = plan
+    ? { ...given, ...plan.options, runbook: typeof given.runbook === "object" ? given.runbook : plan.options.runbook, yes: true, dryRun: false, writePlan: undefined }
+    : { ...given, dryRun: given.dryRun || given.writePlan !== undefined };
   return {
     stack: o.stack,
     cwd: path.resolve(o.cwd ?? process.cwd()),
@@ -301,7 +324,26 @@ function resolveOptions(o: UpgradeOptions): ResolvedOptions {
     windows: o.windows ?? [],
     expectedDurationMs: o.expectedDurationMs,
     now: o.now ?? Date.now,
+    writePlan: o.writePlan,
+    applyPlan: plan,
   };
+}
+
+/** `upgrade plan`: the plan as JSON and Markdown (redacted), also appended to the step summary; a failure to write fails the run. */
+async function writePlanFiles(ctx: RunContext, steps: StepRecord[], file: string, stepSummary: string | undefined): Promise<unknown> {
+  try {
+    const plan = ctx.redactor.value(await buildPlan(ctx, steps));
+    const markdown = ctx.redactor.text(renderPlan(plan));
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify(plan, null, 2) + "\n");
+    const md = file.replace(/(\.json)?$/, ".md");
+    fs.writeFileSync(md, markdown);
+    if (stepSummary) fs.appendFileSync(stepSummary, markdown);
+    ctx.emit({ type: "note", message: `plan written to ${file} (for review: ${md}); apply it with: upgrade apply ${file} --cwd <project>` });
+    return undefined;
+  } catch (err) {
+    return err instanceof UpgradeError ? err : new UpgradeError({ what: `write the plan to ${file}`, why: describe(err), cause: err });
+  }
 }
 
 function mergeEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {

@@ -1,4 +1,6 @@
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import yaml from "js-yaml";
 import type { Command } from "commander";
@@ -12,7 +14,7 @@ const EXAMPLES = path.join(REPO_ROOT, "examples");
 
 interface Workflow {
   on: { schedule?: Array<{ cron: string }> };
-  jobs: Record<string, { needs?: string | string[]; strategy?: { matrix?: string }; steps: Array<{ run?: string }> }>;
+  jobs: Record<string, { needs?: string | string[]; environment?: string; strategy?: { matrix?: string }; steps: Array<{ run?: string }> }>;
 }
 
 /** Shell words of a command line, quotes removed. */
@@ -46,11 +48,10 @@ function commandFor(program: Command, args: string[]): { command: Command; rest:
   }
 }
 
-test("the scheduled workflow invokes the real CLI with commands and flags that exist", () => {
-  const workflow = yaml.load(fs.readFileSync(path.join(EXAMPLES, "upgrade-fleet.yml"), "utf8")) as Workflow;
-  expect(workflow.on.schedule?.[0]?.cron).toMatch(/^\S+ \S+ \S+ \S+ \S+$/);
-  const calls = invocations(workflow);
-  expect(calls.map((c) => c.slice(0, 2).join(" "))).toEqual(["fleet plan", "upgrade --stack", "upgrade --stack"]);
+const load = (file: string) => yaml.load(fs.readFileSync(path.join(EXAMPLES, file), "utf8")) as Workflow;
+
+/** Every invocation of the CLI names a command that exists with flags that exist, each with its value. */
+function expectRealCommands(calls: string[][]): void {
   for (const call of calls) {
     const { command, rest } = commandFor(buildProgram(), call);
     expect(command.name()).not.toBe("upgrade-orchestrator");
@@ -62,13 +63,58 @@ test("the scheduled workflow invokes the real CLI with commands and flags that e
       // a flag that takes a value has one
       if (known.get(flag)!.required) expect(rest[i + 1]).toBeDefined();
     }
-    // a run per stack: one stack, no prompt, JSON lines
-    if (command.name() === "upgrade") expect(rest).toEqual(expect.arrayContaining(["--yes", "--json", "--stack"]));
+    // a run per stack, no prompt, JSON lines: a plan (one stack) or the apply of one
+    if (command.name() === "upgrade") {
+      expect(["plan", "apply"]).toContain(rest[0]);
+      expect(rest).toContain("--json");
+      if (rest[0] === "plan") expect(rest).toEqual(expect.arrayContaining(["--stack", "--out"]));
+    }
   }
-  // the waves run one after another: the production wave needs the canary
-  expect(workflow.jobs.production?.needs).toEqual(["plan", "canary"]);
-  expect(workflow.jobs.canary?.strategy?.matrix).toContain("waves[0].matrix");
-  expect(workflow.jobs.production?.strategy?.matrix).toContain("waves[1].matrix");
+}
+
+test("the one-stack workflow plans, waits for the environment's reviewers, and applies that plan", () => {
+  const workflow = load("upgrade-stack.yml");
+  const calls = invocations(workflow);
+  expect(calls.map((c) => c.slice(0, 2).join(" "))).toEqual(["upgrade plan", "upgrade apply"]);
+  expectRealCommands(calls);
+  expect(workflow.jobs.apply).toMatchObject({ needs: "plan", environment: "production" });
+  expect(workflow.jobs.plan?.environment).toBeUndefined();
+});
+
+test("the scheduled fleet workflow plans each wave's stacks, and applies them after approval, one wave after another", () => {
+  const workflow = load("upgrade-fleet.yml");
+  expect(workflow.on.schedule?.[0]?.cron).toMatch(/^\S+ \S+ \S+ \S+ \S+$/);
+  const calls = invocations(workflow);
+  expect(calls.map((c) => c.slice(0, 2).join(" "))).toEqual(["fleet plan", "upgrade plan", "upgrade apply", "upgrade plan", "upgrade apply"]);
+  expectRealCommands(calls);
+  // a wave is planned once the one before applied; its applies wait for the reviewers
+  expect(workflow.jobs["plan-production"]?.needs).toEqual(["waves", "canary"]);
+  expect(workflow.jobs.production?.needs).toEqual(["waves", "plan-production"]);
+  for (const [job, wave] of [["plan-canary", 0], ["canary", 0], ["plan-production", 1], ["production", 1]] as const) {
+    expect(workflow.jobs[job]?.strategy?.matrix).toContain(`waves[${wave}].matrix`);
+    expect(workflow.jobs[job]?.environment).toBe(job.startsWith("plan-") ? undefined : "production");
+  }
+});
+
+/** actionlint as provisioned (scripts/provision-actionlint.sh names the version). */
+function actionlint(): string {
+  const version = /ACTIONLINT_VERSION="\$\{UO_ACTIONLINT_VERSION:-([^}]+)\}"/.exec(fs.readFileSync(path.join(REPO_ROOT, "scripts", "provision-actionlint.sh"), "utf8"))![1]!;
+  const cache = process.env.UPGRADE_ORCHESTRATOR_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "upgrade-orchestrator");
+  return path.join(cache, "actionlint", process.env.UO_ACTIONLINT_VERSION ?? version, "actionlint");
+}
+const lint = (file: string) => spawnSync(actionlint(), ["-no-color", "-shellcheck=", "-pyflakes=", file], { encoding: "utf8" });
+
+test("the example workflows are valid GitHub Actions workflows, as actionlint reads them", () => {
+  for (const file of ["upgrade-stack.yml", "upgrade-fleet.yml"]) {
+    const run = lint(path.join(EXAMPLES, file));
+    expect({ file, status: run.status, out: run.stdout + run.stderr }).toEqual({ file, status: 0, out: "" });
+  }
+  // the oracle bites: the same workflow with a job needing one that does not exist is refused
+  const broken = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "uo-actionlint-")), "broken.yml");
+  fs.writeFileSync(broken, fs.readFileSync(path.join(EXAMPLES, "upgrade-stack.yml"), "utf8").replace("needs: plan", "needs: planning"));
+  const refused = lint(broken);
+  expect(refused.status).toBe(1);
+  expect(refused.stdout).toMatch(/job "apply" needs job "planning" which does not exist/);
 });
 
 test("fleet plan --json of the example fleet file is the matrix the workflow reads", async () => {
