@@ -209,10 +209,11 @@ export function buildProgram(): Command {
     .option("--repair", "clear what an interrupted `pulumi up` left (its lock, pending operations) when the driver cannot be sure it is gone")
     .option("--verbose", "engine events and stack traces")
     .option("--out <file>", "upgrade plan: where to write the plan (JSON; Markdown for review beside it)", "plan.json")
+    .option("--plan <file>", "apply this approved plan (the same as `upgrade apply <file>`)")
     .argument("[action]", "plan: read everything, change nothing, write the plan (--out) for review · apply: run an approved plan exactly (refused, exit 5, when it went stale)")
     .argument("[plan]", "apply: the plan file")
     .addHelpText("after", EXAMPLES)
-    .action(async (action: string | undefined, planFile: string | undefined, flags: UpgradeFlags & { out: string }, cmd: Command) => {
+    .action(async (action: string | undefined, planFile: string | undefined, flags: UpgradeFlags & { out: string; plan?: string }, cmd: Command) => {
       const { planAction } = await import("./commands/plan");
       const planned = await planAction(action, planFile, flags, cmd);
       if (planned.writePlan || planned.applyPlan) return runUpgrade(flags, planned);

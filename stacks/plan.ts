@@ -9,6 +9,7 @@ import type { StepRecord } from "../lib/events";
 import type { Step } from "../lib/steps";
 import { packageVersion, pulumiSdkVersion } from "../lib/toolchain";
 import type { ResolvedOptions, RunContext } from "./context";
+import type { ExpectedDuration } from "./windows";
 import { pulumiCall } from "./pulumiCall";
 
 const run = promisify(execFile);
@@ -41,6 +42,8 @@ export interface UpgradePlan {
   steps: Array<Pick<StepRecord, "step" | "title" | "status" | "note">>;
   /** What the runbook's steps before `up` disrupt (the confirmation's lines). */
   disruption: string[];
+  /** How long users are expected to be disrupted (--expected-duration, else this stack's earlier runs in the journal); null: no figure. */
+  expectedDisruption: ExpectedDuration | null;
   /** The preview's counts per operation. */
   changes: Record<string, number>;
   /** The preview's operations other than `same`, by URN. */
@@ -137,7 +140,7 @@ export async function readDependencies(ctx: RunContext): Promise<PlanDependencie
 }
 
 /** The plan a finished `upgrade plan` writes (redacted by the caller). */
-export async function buildPlan(ctx: RunContext, steps: StepRecord[]): Promise<UpgradePlan> {
+export async function buildPlan(ctx: RunContext, steps: StepRecord[], expected: ExpectedDuration | undefined): Promise<UpgradePlan> {
   return {
     format: PLAN_FORMAT,
     runId: ctx.runId,
@@ -148,6 +151,7 @@ export async function buildPlan(ctx: RunContext, steps: StepRecord[]): Promise<U
     dependsOn: await readDependencies(ctx),
     steps: steps.map(({ step, title, status, note }) => ({ step, title, status, ...(note !== undefined ? { note } : {}) })),
     disruption: ctx.disruption ?? [],
+    expectedDisruption: expected ?? null,
     changes: (ctx.preview?.changeSummary as Record<string, number> | undefined) ?? {},
     operations: ctx.plannedOperations ?? [],
   };

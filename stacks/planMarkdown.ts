@@ -1,4 +1,5 @@
 import type { UpgradePlan } from "./plan";
+import { formatSpan } from "./windows";
 
 /** A plan for people to review (a pull-request comment, the job's step summary): what runs, what it disrupts, what changes, what it depends on. */
 export function renderPlan(plan: UpgradePlan): string {
@@ -14,6 +15,10 @@ export function renderPlan(plan: UpgradePlan): string {
     "### What the run disrupts, before `pulumi up`",
     "",
     ...(plan.disruption.length ? plan.disruption.map((l) => `- ${l}`) : ["- nothing (no runbook step before `up` disrupts users)"]),
+    "",
+    plan.expectedDisruption
+      ? `Expected disruption (first disruptive step → alarms restored): **${formatSpan(plan.expectedDisruption.ms)}**, ${plan.expectedDisruption.source}.`
+      : "Expected disruption: no figure yet (no earlier successful run of this stack in the journal, no --expected-duration).",
     "",
     "### Steps",
     "",

@@ -11,7 +11,7 @@ import { runSteps, type Step } from "../lib/steps";
 import type { ConfirmRequest, ResolvedOptions, Runbook, RunContext } from "./context";
 
 export type { ConfirmRequest };
-import { checkWindow, checkWindowAgain, lockStack, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack } from "./driverSteps";
+import { checkWindow, checkWindowAgain, expectedDuration, lockStack, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack } from "./driverSteps";
 import { checkoutRelease, planUpdate, unlessUpToDate, up } from "./updateSteps";
 import { confirmPlan, preview } from "./confirmation";
 import { buildPlan, checkPlan, type UpgradePlan } from "./plan";
@@ -332,7 +332,7 @@ function resolveOptions(given: UpgradeOptions): ResolvedOptions {
 /** `upgrade plan`: the plan as JSON and Markdown (redacted), also appended to the step summary; a failure to write fails the run. */
 async function writePlanFiles(ctx: RunContext, steps: StepRecord[], file: string, stepSummary: string | undefined): Promise<unknown> {
   try {
-    const plan = ctx.redactor.value(await buildPlan(ctx, steps));
+    const plan = ctx.redactor.value(await buildPlan(ctx, steps, await expectedDuration(ctx)));
     const markdown = ctx.redactor.text(renderPlan(plan));
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     fs.writeFileSync(file, JSON.stringify(plan, null, 2) + "\n");

@@ -14,7 +14,7 @@ export const FLEET_LEVEL_FLAGS: ReadonlySet<string> = new Set([
   "--stack", "--stacks-file", "--concurrency", "--keep-going", "--max-failures", "--wave-delay", "--on-locked",
   "--notify", "--notify-timeout", "--notify-backoff", "--cwd", "--release", "--json", "--report",
   // a plan is of one stack (upgrade plan/apply refuse a fleet)
-  "--out",
+  "--out", "--plan",
 ]);
 
 /**

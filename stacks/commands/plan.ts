@@ -11,7 +11,13 @@ const FIXED_BY_PLAN = [
 ];
 
 /** What `upgrade <action>` asks of the run: nothing (a plain upgrade), a plan to write, or a plan to apply. */
-export async function planAction(action: string | undefined, file: string | undefined, flags: UpgradeFlags & { out: string }, cmd: Command): Promise<{ writePlan?: string; applyPlan?: import("../plan").UpgradePlan }> {
+export async function planAction(action: string | undefined, file: string | undefined, flags: UpgradeFlags & { out: string; plan?: string }, cmd: Command): Promise<{ writePlan?: string; applyPlan?: import("../plan").UpgradePlan }> {
+  if (flags.plan !== undefined) {
+    // `--plan plan.json` is `apply plan.json`
+    if ((action !== undefined && action !== "apply") || (file !== undefined && file !== flags.plan)) throw badInput("read the command line", "--plan is the plan to apply", "upgrade apply plan.json, or upgrade --plan plan.json");
+    action = "apply";
+    file = flags.plan;
+  }
   if (action === undefined) {
     if (file !== undefined) throw badInput("read the command line", `unexpected argument ${JSON.stringify(file)}`, "upgrade [plan | apply <plan.json>] --stack <name> …");
     return {};

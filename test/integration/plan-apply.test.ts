@@ -96,11 +96,13 @@ test("upgrade plan writes a redacted, versioned plan and its Markdown, and disru
   expect(written.dependsOn).toMatchObject({ gitCommit: git(checkoutB, "rev-parse", "HEAD"), gitDirty: false, release: "2.0.0", lastUpdate: { kind: "update", result: "succeeded", startTime: expect.any(String) } });
   expect(written.operations.map((o: { op: string; urn: string }) => `${o.op} ${o.urn.split("::").pop()}`)).toEqual(expect.arrayContaining(["replace workers-asg", "update workers-lt"]));
   expect(written.disruption.join("\n")).toMatch(/CANCEL every running computation/);
+  expect(written.expectedDisruption).toBeNull(); // no earlier run of this stack, no --expected-duration
   expect(written.steps.map((s: { step: string }) => s.step)).toEqual(expect.arrayContaining(["refresh-config", "plan-update", "cancel-computations", "up"]));
   expect(JSON.stringify(written)).not.toMatch(/"\/tmp|"\/root|checkout-b/); // no machine path
   const markdown = fs.readFileSync(path.join(plans(), "main.md"), "utf8");
   expect(markdown).toMatch(/## Upgrade plan: stack `approved`/);
   expect(markdown).toMatch(/\| replace \| `workers-asg` \(/);
+  expect(markdown).toMatch(/Expected disruption: no figure yet/);
   // no secret: the backend passphrase, the stack's secret config, the SSH key
   const key = fs.readFileSync(scenario.upgradeArgs[scenario.upgradeArgs.indexOf("--ssh-key") + 1]!, "utf8").split("\n").filter((l) => l.length > 20)[1]!;
   for (const text of [fs.readFileSync(file, "utf8"), markdown]) {
@@ -149,12 +151,16 @@ test("apply refuses a plan after another update of the stack (its state moved on
 }, 300_000);
 
 test("apply of a fresh plan on the other machine runs it exactly: no prompt, the runbook's steps, up, verified", async () => {
-  expect((await plan("fresh")).code).toBe(0);
+  expect((await plan("fresh", "--expected-duration", "20m")).code).toBe(0);
+  const fresh = JSON.parse(fs.readFileSync(path.join(plans(), "fresh.json"), "utf8"));
+  expect(fresh.expectedDisruption).toEqual({ ms: 20 * 60_000, source: "--expected-duration" });
+  expect(fs.readFileSync(path.join(plans(), "fresh.md"), "utf8")).toMatch(/Expected disruption \(first disruptive step → alarms restored\): \*\*20:00\*\*/);
   // the run-affecting flags are the plan's: giving one to apply is refused
   const bad = await apply("fresh", "--drain-timeout", "1m");
   expect(bad.code).toBe(2);
   expect(bad.stdout).toMatch(/--drain-timeout: the plan fixes what the run does/);
-  const run = await apply("fresh");
+  // `--plan plan.json` is the other spelling of `apply plan.json`
+  const run = await runCli(["upgrade", "--plan", path.join(plans(), "fresh.json"), "--cwd", checkoutB, ...sshArgs, "--json"], machineB);
   const all = events(run);
   const summary = all.find((e) => e.type === "summary") as { exitCode: number; error?: string } | undefined;
   expect({ exit: run.code, error: summary?.error }).toEqual({ exit: 0, error: undefined });
