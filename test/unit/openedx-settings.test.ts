@@ -46,6 +46,25 @@ test("the compose layout: its documented commands, a command replaced, composeFi
   expect("issues" in missing && missing.issues.map((i) => i.key)).toEqual(["host.composeFile"]);
 });
 
+test("release steps of the settings add to the known ones: a known id is replaced, skip leaves it out, others follow", () => {
+  const REINDEX = { id: "reindex-studio", service: "cms", args: "reindex_studio --experimental --incremental" };
+  const steps = (releaseSteps: unknown) => {
+    const parsed = parseFleetSettings({ ...valid(), releaseSteps });
+    if (!("settings" in parsed)) throw new Error(JSON.stringify(parsed.issues));
+    return parsed.settings.releaseSteps;
+  };
+  const own = { id: "rebuild-theme", command: "sudo /edx/bin/update-theme" };
+  // adding a step to sumac (or another release) keeps Sumac's reindex: it used to be dropped silently
+  expect(steps({ sumac: [own] }).sumac).toEqual([REINDEX, own]);
+  expect(steps({ teak: [own] })).toEqual({ sumac: [REINDEX], teak: [own] });
+  // the known step replaced by id (in place), or left out
+  const faster = { id: "reindex-studio", service: "cms", args: "reindex_studio --experimental" };
+  expect(steps({ sumac: [own, faster] }).sumac).toEqual([faster, own]);
+  expect(steps({ sumac: [{ id: "reindex-studio", skip: true }] }).sumac).toEqual([]);
+  const bad = parseFleetSettings({ ...valid(), releaseSteps: { sumac: [{ id: "reindex-studio", skip: true, args: "x" }] } });
+  expect("issues" in bad && bad.issues[0]!.message).toMatch(/only skip: true/);
+});
+
 test.each([
   ["release", (s: Record<string, any>) => (s.release = "teak.1"), /redwood\.3 → teak\.1 skips sumac/],
   ["release", (s: Record<string, any>) => ((s.release = "redwood.3"), (s.blue.release = "sumac.3")), /downgrade \(Sumac → Redwood\)/],

@@ -84,8 +84,24 @@ const releaseStepSchema = z.strictObject({
   service: z.enum(["lms", "cms"]).optional(),
   args: z.string().min(1).optional(),
   command: z.string().min(1).optional(),
-}).refine((s) => (s.command !== undefined) !== (s.args !== undefined && s.service !== undefined), "give either command, or service and args");
-export type ReleaseStep = z.infer<typeof releaseStepSchema>;
+  /** Leave out the known step of this id (e.g. the operator reindexes Studio in a job of their own). */
+  skip: z.literal(true).optional(),
+}).refine((s) => s.skip === true ? s.command === undefined && s.args === undefined && s.service === undefined : (s.command !== undefined) !== (s.args !== undefined && s.service !== undefined), "give either command, or service and args (or only skip: true to leave out a known step)");
+export type ReleaseStep = Omit<z.infer<typeof releaseStepSchema>, "skip">;
+
+/** The known steps of each release (KNOWN_RELEASE_STEPS) with the settings' own: a step of a known id replaces it (or, with skip, leaves it out); others are added after them. */
+function withKnownSteps(given: Partial<Record<string, Array<z.infer<typeof releaseStepSchema>>>>): Partial<Record<(typeof RELEASE_ORDER)[number], ReleaseStep[]>> {
+  const names = new Set([...Object.keys(KNOWN_RELEASE_STEPS), ...Object.keys(given)]);
+  const merged: Record<string, ReleaseStep[]> = {};
+  for (const name of names) {
+    const known: ReleaseStep[] = (KNOWN_RELEASE_STEPS[name] ?? []).map(({ id, service, args }) => ({ id, service, args }));
+    const own = given[name] ?? [];
+    const byId = new Map(own.map((s) => [s.id, s]));
+    const steps = [...known.flatMap((k) => (byId.has(k.id) ? [byId.get(k.id)!] : [k])), ...own.filter((s) => !known.some((k) => k.id === s.id))];
+    merged[name] = steps.filter((s) => !("skip" in s && s.skip)).map(({ skip: _skip, ...s }: z.infer<typeof releaseStepSchema>) => s);
+  }
+  return merged;
+}
 
 const timingDefaults = { pollSeconds: 5, bootSeconds: 600, healthySeconds: 300, dnsSyncSeconds: 300, maxWaitSeconds: 900 };
 
@@ -140,11 +156,13 @@ const fleetSchemaWith = <S extends z.ZodType>(ssh: S) =>
         .default({ lms: { url: "http://{privateIp}/heartbeat" }, cms: { url: "http://{privateIp}:18010/heartbeat" }, workers: { url: "http://{privateIp}/heartbeat?extended" } }),
       /**
        * Steps after the migrations, by the named release that needs them (run when the upgrade
-       * enters that release). Default: the known ones (releases.ts, KNOWN_RELEASE_STEPS).
+       * enters that release): the known ones (releases.ts, KNOWN_RELEASE_STEPS) and these; one of
+       * a known id replaces the known step, `skip: true` leaves it out.
        */
       releaseSteps: z
         .partialRecord(z.enum(RELEASE_ORDER), z.array(releaseStepSchema))
-        .default(Object.fromEntries(Object.entries(KNOWN_RELEASE_STEPS).map(([name, steps]) => [name, steps.map(({ id, service, args }) => ({ id, service, args }))])) as Partial<Record<(typeof RELEASE_ORDER)[number], ReleaseStep[]>>),
+        .default({})
+        .transform(withKnownSteps),
       /** Deadlines and poll intervals (seconds); the host's command deadlines are under host.deadlines. */
       timing: z
         .strictObject({
