@@ -2,6 +2,9 @@ import { describe } from "./errors";
 import type { Redactor } from "./redaction";
 import { withRetry } from "./retry";
 
+/** A webhook POST's deadline and the first backoff before a retry (the CLI's --notify-timeout and --notify-backoff show these). */
+export const NOTIFY_DEFAULTS = { timeoutMs: 5000, minBackoffMs: 500 };
+
 /**
  * Webhook notifications (`--notify <url>`): one JSON POST per event of a run or fleet (started,
  * succeeded, failed) with a Slack-compatible `text` and the structured `summary`. A webhook that
@@ -57,12 +60,12 @@ export async function notify(urls: string[], payload: NotifyPayload, options: No
               method: "POST",
               headers: { "content-type": "application/json" },
               body,
-              signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
+              signal: AbortSignal.timeout(options.timeoutMs ?? NOTIFY_DEFAULTS.timeoutMs),
             });
             await res.arrayBuffer().catch(() => undefined);
             if (!res.ok) throw new Error(`HTTP ${res.status}`);
           },
-          { retries: options.retries ?? 3, minTimeoutMs: options.minBackoffMs ?? 500, maxTimeoutMs: 5000 },
+          { retries: options.retries ?? 3, minTimeoutMs: options.minBackoffMs ?? NOTIFY_DEFAULTS.minBackoffMs, maxTimeoutMs: 5000 },
         );
         return { target, delivered: true, attempts };
       } catch (err) {

@@ -5,10 +5,11 @@ import type { ErrorEvent } from "../lib/events";
 import { hasGlob } from "./stackPatterns";
 import { createRenderer } from "./output";
 import { DEFAULTS } from "./defaults";
+import { NOTIFY_DEFAULTS } from "../lib/notify";
 import type { UpgradeOptions } from "./upgrade";
 import type { BackendAiPathFlags } from "./commands/backendaiPath";
 import { checkStackFlags, fleetPlanFromFlags, runFleetFromFlags } from "./commands/fleet";
-import { collect, duration, port, testClock, webhookUrls, type UpgradeFlags } from "./commands/flags";
+import { collect, duration, durationText, port, testClock, webhookUrls, type UpgradeFlags } from "./commands/flags";
 import { heavy, runningAsCli } from "./commands/heavy";
 import type { StatusFlags } from "./commands/status";
 
@@ -170,8 +171,8 @@ export function buildProgram(): Command {
     .option("--wave-delay <duration>", "fleet: wait this long between two waves (e.g. 10m to watch the canary)")
     .addOption(new Option("--on-locked <what>", "fleet: a stack another run holds is counted as failed, or skipped").choices(["fail", "skip"]).default("fail"))
     .option("--notify <url>", "POST JSON (Slack-compatible text + summary) to this webhook when the run or fleet starts, succeeds or fails (repeatable)", collect, [])
-    .addOption(new Option("--notify-timeout <duration>", "deadline of one webhook POST").default("5s").hideHelp())
-    .addOption(new Option("--notify-backoff <duration>", "first wait before retrying a webhook").default("500ms").hideHelp())
+    .addOption(new Option("--notify-timeout <duration>", "deadline of one webhook POST").default(durationText(NOTIFY_DEFAULTS.timeoutMs)).hideHelp())
+    .addOption(new Option("--notify-backoff <duration>", "first wait before retrying a webhook").default(durationText(NOTIFY_DEFAULTS.minBackoffMs)).hideHelp())
     .option("--cwd <dir>", "the Pulumi project directory", process.cwd())
     .option("--runbook <name|path>", "codeocean-private-cloud | none | auto (detect from config upgrade:runbook, then the outputs) | ./my-runbook.js (a module exporting your own runbook as default or runbook)", "auto")
     .option("--yes", "apply without asking at the preview (required without a terminal)")
@@ -179,14 +180,14 @@ export function buildProgram(): Command {
     .option("--json", "JSON lines on stdout, one event each, nothing else")
     .option("--message <text>", "message recorded with the Pulumi update")
     .option("--release <tag>", "git tag of the project to check out (then npm ci) before the update")
-    .option("--drain-timeout <duration>", "deadline for the workers to become idle", "30m")
-    .option("--poll-interval <duration>", "interval between SlotsUtilization polls", "15s")
+    .option("--drain-timeout <duration>", "deadline for the workers to become idle", durationText(DEFAULTS.drainTimeoutMs))
+    .option("--poll-interval <duration>", "interval between SlotsUtilization polls", durationText(DEFAULTS.pollIntervalMs))
     .option("--wait-dedicated", "also wait until no dedicated worker (outside the ASGs; the update does not replace them) is running; default: report them only")
-    .option("--bake-time <duration>", "after `up`: how long the deployment must stay healthy (targets, health checks, services API, no alarm in ALARM)", "5m")
-    .option("--verify-timeout <duration>", "after `up`: how long to wait for the deployment to become healthy before the bake time starts", "10m")
+    .option("--bake-time <duration>", "after `up`: how long the deployment must stay healthy (targets, health checks, services API, no alarm in ALARM)", durationText(DEFAULTS.bakeTimeMs))
+    .option("--verify-timeout <duration>", "after `up`: how long to wait for the deployment to become healthy before the bake time starts", durationText(DEFAULTS.verifyTimeoutMs))
     .addOption(new Option("--on-failure <what>", "when verification fails after `up`: roll back to the release checked out before the run (needs --release; exit 4 once the rollback verified), or stop with the new release in place").choices(["stop", "rollback"]).default("stop"))
     .option("--no-restore-point", "do not snapshot the services machine's data volumes before `up` (default: a restore point, reported with the command that restores from it)")
-    .addOption(new Option("--metric-period <duration>", "CloudWatch period of SlotsUtilization").default("60s").hideHelp())
+    .addOption(new Option("--metric-period <duration>", "CloudWatch period of SlotsUtilization").default(durationText(DEFAULTS.metricPeriodSeconds * 1000)).hideHelp())
     .option(
       "--ssh-config <file>",
       "OpenSSH client config for the services machine, resolved by OpenSSH itself (`ssh -G`: HostName, User, Port, IdentityFile, UserKnownHostsFile, HostKeyAlias, ProxyCommand, ProxyJump); " +
@@ -201,7 +202,7 @@ export function buildProgram(): Command {
     )
     .option("--known-hosts <file>", "known_hosts file for strict host-key checking (default: the config's UserKnownHostsFile, else ~/.ssh/known_hosts)")
     .addOption(new Option("--services-port <port>", "port of the services API on the services machine").default(String(DEFAULTS.servicesPort)).hideHelp())
-    .addOption(new Option("--services-timeout <duration>", "deadline of one cancel request").default("20s").hideHelp())
+    .addOption(new Option("--services-timeout <duration>", "deadline of one cancel request").default(durationText(DEFAULTS.servicesTimeoutMs)).hideHelp())
     .option("--window <spec>", 'maintenance window, e.g. "Sat 02:00-06:00 Europe/Berlin" or "Mon-Fri 22:00-02:00 UTC" (repeatable): refuse to start outside one, or when the expected duration would overrun its end; the drain before `up` ends by then', collect, [])
     .option("--expected-duration <duration>", "with --window: how long the disruptive part of the run takes (default: the longest of this stack's last three successful updates in the journal)")
     .option("--report <file>", "write the Markdown run report there ($GITHUB_STEP_SUMMARY is also honoured)")

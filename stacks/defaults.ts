@@ -9,6 +9,8 @@ export const DEFAULTS = {
   sshUser: "ec2-user",
   sshPort: 22,
   servicesPort: 8300,
+  /** Deadline of one cancel request to the services API (retried when it hangs). */
+  servicesTimeoutMs: 20_000,
   /** How long the deployment must stay healthy after `up` (verify-deployment). */
   bakeTimeMs: 5 * 60_000,
   /** How long verify-deployment waits for the deployment to become healthy before the bake. */

@@ -316,7 +316,7 @@ function resolveOptions(given: UpgradeOptions): ResolvedOptions {
         o.ssh?.configPath === null ? undefined : o.ssh?.configPath ?? (fs.existsSync(defaultSshConfigPath()) ? defaultSshConfigPath() : undefined),
     },
     servicesPort: o.servicesPort ?? DEFAULTS.servicesPort,
-    servicesTimeoutMs: o.servicesTimeoutMs ?? 20_000,
+    servicesTimeoutMs: o.servicesTimeoutMs ?? DEFAULTS.servicesTimeoutMs,
     waitDedicated: o.waitDedicated ?? false,
     forceUnlock: o.forceUnlock ?? false,
     repair: o.repair ?? false,

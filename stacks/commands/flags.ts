@@ -74,6 +74,9 @@ export function webhookUrls(urls: string[]): string[] {
   return urls;
 }
 
+/** A default in ms as a flag's text (30m, 15s, 500ms): `--help` shows the defaults the code uses. */
+export const durationText = (ms: number): string => (ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+
 export function duration(flag: string, text: string): number {
   const ms = parseDuration(text);
   if (ms === undefined || ms <= 0) throw badInput(`read ${flag}`, `${JSON.stringify(text)} is not a duration`, "use e.g. 30m, 15s, 1h30m");

@@ -4,7 +4,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { buildProgram } from "../../stacks/cli";
 import { checkStackFlags, FLEET_LEVEL_FLAGS, fleetPlanFromFlags, perStackArgs } from "../../stacks/commands/fleet";
-import { failureLimit } from "../../stacks/commands/flags";
+import { durationText, failureLimit } from "../../stacks/commands/flags";
+import { DEFAULTS } from "../../stacks/defaults";
+import { NOTIFY_DEFAULTS } from "../../lib/notify";
+import { parseDuration } from "../../lib/wait";
 import { planMatrix, readFleetFile } from "../../stacks/fleetPlan";
 
 // A fleet runs `upgrade` once per stack. Every flag the operator gives must reach each stack's run
@@ -109,4 +112,30 @@ test("--release with --stacks-file is each stack's release unless the file gives
   fs.writeFileSync(file, "waves:\n  - name: all\n    stacks: [a, { stack: b, release: 1.9.0 }]\n");
   const plan = await fleetPlanFromFlags({ stack: [], stacksFile: file, cwd: dir, release: "2.0.0", notify: [] });
   expect(plan.waves[0]!.stacks.map((s) => [s.stack, s.release])).toEqual([["a", "2.0.0"], ["b", "1.9.0"]]);
+});
+
+test("the defaults --help shows are the ones the driver uses (one defaults object, stacks/defaults.ts)", () => {
+  const cmd = upgradeCommand();
+  const defaultOf = (flag: string) => cmd.options.find((o) => o.long === flag)!.defaultValue as string;
+  const ms = (flag: string) => parseDuration(defaultOf(flag));
+  expect({
+    drainTimeoutMs: ms("--drain-timeout"),
+    pollIntervalMs: ms("--poll-interval"),
+    metricPeriodSeconds: ms("--metric-period")! / 1000,
+    bakeTimeMs: ms("--bake-time"),
+    verifyTimeoutMs: ms("--verify-timeout"),
+    servicesTimeoutMs: ms("--services-timeout"),
+    servicesPort: Number(defaultOf("--services-port")),
+  }).toEqual({
+    drainTimeoutMs: DEFAULTS.drainTimeoutMs,
+    pollIntervalMs: DEFAULTS.pollIntervalMs,
+    metricPeriodSeconds: DEFAULTS.metricPeriodSeconds,
+    bakeTimeMs: DEFAULTS.bakeTimeMs,
+    verifyTimeoutMs: DEFAULTS.verifyTimeoutMs,
+    servicesTimeoutMs: DEFAULTS.servicesTimeoutMs,
+    servicesPort: DEFAULTS.servicesPort,
+  });
+  expect([ms("--notify-timeout"), ms("--notify-backoff")]).toEqual([NOTIFY_DEFAULTS.timeoutMs, NOTIFY_DEFAULTS.minBackoffMs]);
+  // and the help text says them
+  expect(cmd.helpInformation()).toContain(`(default: "${durationText(DEFAULTS.drainTimeoutMs)}")`);
 });
