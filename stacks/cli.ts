@@ -25,18 +25,18 @@ Examples:
   npm run upgrade -- --stack prod --cwd ../private-cloud --release 3.4.1
 
   # in a pipeline: no prompt, JSON lines on stdout, a Markdown report
-  npm run upgrade -- --stack prod --yes --json --report upgrade-report.md
+  npm run upgrade -- --stack prod --cwd ../private-cloud --yes --json --report upgrade-report.md
 
   # see what would happen, change nothing
-  npm run upgrade -- --stack prod --dry-run
+  npm run upgrade -- --stack prod --cwd ../private-cloud --dry-run
 
   # a change board approves a plan; the pipeline applies exactly that plan (exit 5 if it went stale)
-  npm run upgrade -- plan --stack prod --out plan.json     # plan.json + plan.md for review
-  npm run upgrade -- apply plan.json --json
+  npm run upgrade -- plan --stack prod --cwd ../private-cloud --out plan.json   # plan.json + plan.md
+  npm run upgrade -- apply plan.json --cwd ../private-cloud --json
 
   # a fleet: staging first, then every prod-* stack, three at a time; tell a webhook
-  npm run upgrade -- --stack staging --stack 'prod-*' --concurrency 3 --yes --notify https://hooks.example/T0/B0/x
-  npm run upgrade -- --stacks-file fleet.yaml --yes --json --report fleet.md
+  npm run upgrade -- --stack staging --stack 'prod-*' --cwd ../private-cloud --concurrency 3 --yes --notify https://hooks.example/T0/B0/x
+  npm run upgrade -- --stacks-file ../private-cloud/fleet.yaml --yes --json --report fleet.md
 
 Exit codes: 0 succeeded, 1 a step failed, 2 bad input or usage, 3 refused by a safety check
 (stack locked, not drained in time, dirty working tree, confirmation declined), 4 verification

@@ -1,51 +1,14 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import { buildProgram } from "../../stacks/cli";
+import { markdownFiles, splitMarkdown } from "../docsMarkdown";
 
 // The docs are for operators who copy what they read: every link must lead somewhere, and every
 // `npm run …` command must name a real script and only flags its command really has (issue 21).
 // Running the documented commands on the bed is the integration suite's job; this one reads.
 
 const root = resolve(__dirname, "../..");
-
-function markdownFiles(): string[] {
-  const found = ["README.md", "CHANGELOG.md"].map((f) => join(root, f)).filter((f) => existsSync(f));
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else if (name.endsWith(".md")) found.push(path);
-    }
-  };
-  if (existsSync(join(root, "docs"))) walk(join(root, "docs"));
-  return found;
-}
-
-/** The text of a Markdown file split into prose and code (fenced blocks by line, inline spans). */
-function splitMarkdown(text: string): { prose: string; code: string[] } {
-  const code: string[] = [];
-  const prose: string[] = [];
-  let fence: string | undefined;
-  for (const line of text.split("\n")) {
-    const marker = /^\s*(```+|~~~+)/.exec(line)?.[1];
-    if (marker && (fence === undefined || marker.startsWith(fence))) {
-      fence = fence === undefined ? marker : undefined;
-      continue;
-    }
-    if (fence !== undefined) {
-      code.push(line);
-      continue;
-    }
-    prose.push(
-      line.replace(/(`+)(.+?)\1/g, (_, _ticks, span: string) => {
-        code.push(span);
-        return " ";
-      }),
-    );
-  }
-  return { prose: prose.join("\n"), code };
-}
 
 /** GitHub's heading anchors: lowercase, punctuation dropped, spaces to hyphens, repeats numbered. */
 function anchorsOf(text: string): Set<string> {
