@@ -2,13 +2,12 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createAwsClients, awsSettingsFromEnv, type AwsClients } from "../lib/aws";
-import { badInput, describe, ExitCode, UpgradeError } from "../lib/errors";
+import { describe, ExitCode, UpgradeError } from "../lib/errors";
 import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
 import { notify, undeliveredNotes } from "../lib/notify";
 import { createRedactor } from "../lib/redaction";
-import { defaultSshConfigPath } from "../lib/sshConfig";
 import { runSteps, type Step } from "../lib/steps";
-import type { ConfirmRequest, ResolvedOptions, Runbook, RunContext } from "./context";
+import type { ConfirmRequest, Runbook, RunContext } from "./context";
 
 export type { ConfirmRequest };
 import { checkWindow, checkWindowAgain, expectedDuration, lockStack, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack } from "./driverSteps";
@@ -19,6 +18,7 @@ import { renderPlan } from "./planMarkdown";
 import { openJournal } from "./journal";
 import { describeHolder } from "./lock";
 import { renderReport } from "./report";
+import { mergeEnv, resolveOptions } from "./options";
 import { DEFAULTS } from "./defaults";
 
 /** The defaults of `UpgradeOptions`. */
@@ -281,53 +281,6 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   return { runId, status, exitCode, steps, changes: ctx.changes, outputs, error, report, journal: journal.path };
 }
 
-function resolveOptions(given: UpgradeOptions): ResolvedOptions {
-  const plan = given.applyPlan;
-  if (plan && given.stack !== plan.stack) {
-    throw badInput("apply the plan", `the plan is for stack ${plan.stack}, not ${given.stack}`, `apply it to ${plan.stack}, or make a plan for ${given.stack}`);
-  }
-  // apply: the plan's options, no prompt (the plan was the approval); plan: a dry run
-  const o: UpgradeOptions = plan
-    ? { ...given, ...plan.options, runbook: typeof given.runbook === "object" ? given.runbook : plan.options.runbook, yes: true, dryRun: false, writePlan: undefined }
-    : { ...given, dryRun: given.dryRun || given.writePlan !== undefined };
-  return {
-    stack: o.stack,
-    cwd: path.resolve(o.cwd ?? process.cwd()),
-    runbook: o.runbook ?? "auto",
-    yes: o.yes ?? false,
-    dryRun: o.dryRun ?? false,
-    message: o.message,
-    release: o.release,
-    drainTimeoutMs: o.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
-    pollIntervalMs: o.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
-    metricPeriodSeconds: o.metricPeriodSeconds ?? DEFAULTS.metricPeriodSeconds,
-    bakeTimeMs: o.bakeTimeMs ?? DEFAULTS.bakeTimeMs,
-    verifyTimeoutMs: o.verifyTimeoutMs ?? DEFAULTS.verifyTimeoutMs,
-    onFailure: o.onFailure ?? "stop",
-    restorePoint: o.restorePoint ?? true,
-    ssh: {
-      user: o.ssh?.user,
-      port: o.ssh?.port,
-      keyPath: o.ssh?.keyPath,
-      host: o.ssh?.host,
-      knownHostsPath: o.ssh?.knownHostsPath,
-      passphrase: o.ssh?.passphrase,
-      configPath:
-        o.ssh?.configPath === null ? undefined : o.ssh?.configPath ?? (fs.existsSync(defaultSshConfigPath()) ? defaultSshConfigPath() : undefined),
-    },
-    servicesPort: o.servicesPort ?? DEFAULTS.servicesPort,
-    servicesTimeoutMs: o.servicesTimeoutMs ?? DEFAULTS.servicesTimeoutMs,
-    waitDedicated: o.waitDedicated ?? false,
-    forceUnlock: o.forceUnlock ?? false,
-    repair: o.repair ?? false,
-    confirm: o.confirm,
-    windows: o.windows ?? [],
-    expectedDurationMs: o.expectedDurationMs,
-    now: o.now ?? Date.now,
-    writePlan: o.writePlan,
-    applyPlan: plan,
-  };
-}
 
 /** `upgrade plan`: the plan as JSON and Markdown (redacted), also appended to the step summary; a failure to write fails the run. */
 async function writePlanFiles(ctx: RunContext, steps: StepRecord[], file: string, stepSummary: string | undefined): Promise<unknown> {
@@ -346,11 +299,6 @@ async function writePlanFiles(ctx: RunContext, steps: StepRecord[], file: string
   }
 }
 
-function mergeEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
-  const merged: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...extra })) if (v !== undefined) merged[k] = v;
-  return merged;
-}
 
 function errorSummary(err: unknown, redact: (s: string) => string): UpgradeResult["error"] {
   if (err instanceof UpgradeError) return { message: redact(err.message), what: err.what, why: redact(err.why), hint: err.hint };
