@@ -334,7 +334,7 @@ test("kill -9 of the whole run while `migrate` runs, then the same command: it c
   expect((await app.apiVersion())?.migrations).toEqual(BOTH_MIGRATIONS);
   expect(app.postgres.query("SELECT count(*) FROM django_migrations WHERE app = 'meters' AND name = '0002_meter_location_unique_serial';")).toBe("1");
   expect(meters()).toBe(rowsBefore);
-  expect(app.rabbitmq.depth(POSTER_QUEUE)).toBe(0);
+  expect(await app.rabbitmq.depth(POSTER_QUEUE)).toBe(0);
   expect(Number(app.postgres.query("SELECT count(*) FROM meters_postedmessage WHERE body LIKE 'crash-%';"))).toBe(10);
   expect(Number(app.postgres.query("SELECT count(*) FROM meters_postedmessage;"))).toBe(postedBefore + 10);
 }, 900_000);

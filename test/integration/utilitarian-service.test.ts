@@ -126,7 +126,7 @@ test("`up` takes the deployment to 2.0.0: verified backup, new migration, every 
   expect(fs.existsSync(path.join(app.projectDir, "static", "CACHE", "manifest.json"))).toBe(true);
 
   // the messages sent during the downtime were consumed once the poster was back
-  expect(app.rabbitmq.depth(POSTER_QUEUE)).toBe(0);
+  expect(await app.rabbitmq.depth(POSTER_QUEUE)).toBe(0);
   expect(Number(app.postgres.query("SELECT count(*) FROM meters_postedmessage WHERE body LIKE 'downtime-%';"))).toBe(20);
   expect(Number(app.postgres.query("SELECT count(*) FROM meters_postedmessage;"))).toBe(postedBefore + 20);
 

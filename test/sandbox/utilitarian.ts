@@ -151,7 +151,7 @@ export async function startUtilitarian(bed: Sandbox, options: { version?: string
         if (i > 150) throw new Error(`the stand-in API did not answer on ${apiUrl} within 30s`);
         await delay(200);
       }
-      for (let i = 0; rabbitmq.depth(POSTER_QUEUE) === undefined; i++) {
+      for (let i = 0; (await rabbitmq.depth(POSTER_QUEUE)) === undefined; i++) {
         if (i > 60) throw new Error(`the poster did not declare ${POSTER_QUEUE} within 30s`);
         await delay(500);
       }
