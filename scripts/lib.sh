@@ -31,3 +31,10 @@ leg_value() {
   node -p "const l=require('$UO_ROOT/scripts/legs.json').legs[process.argv[1]]; if(!l) throw new Error('no leg '+process.argv[1]+' in scripts/legs.json'); l[process.argv[2]]" "$UO_LEG" "$1" 2>/dev/null \
     || fail "leg $UO_LEG" "reading scripts/legs.json" "use UO_LEG=$(node -p "Object.keys(require('$UO_ROOT/scripts/legs.json').legs).join(' or UO_LEG=')")"
 }
+
+# cached <tool> <dir> <executable>: true (and says so) when <dir>/<executable> was provisioned whole
+# (every part moves its finished build into place with a .complete marker, never a half-built one).
+cached() {
+  [ -x "$2/$3" ] && [ -f "$2/.complete" ] || return 1
+  step "$1 from the cache ($2)"
+}

@@ -6,10 +6,7 @@ set -euo pipefail
 
 ACTIONLINT_VERSION="${UO_ACTIONLINT_VERSION:-v1.7.12}"
 final="$UO_CACHE/actionlint/$ACTIONLINT_VERSION"
-if [ -x "$final/actionlint" ] && [ -f "$final/.complete" ]; then
-  step "actionlint: $ACTIONLINT_VERSION from the cache ($final)"
-  exit 0
-fi
+cached "actionlint: $ACTIONLINT_VERSION" "$final" actionlint && exit 0
 command -v go >/dev/null || fail "actionlint $ACTIONLINT_VERSION" "building it from the Go module proxy needs Go (not found)" \
   "install Go >= 1.24, or put actionlint $ACTIONLINT_VERSION at $final/actionlint and touch $final/.complete"
 mkdir -p "$UO_CACHE/actionlint"

@@ -33,9 +33,5 @@ rm -rf "$final"
 mv "$work/out" "$final"   # same filesystem: the finished binary appears at once
 step "compose: docker compose $COMPOSE_VERSION ready in $final ($(( $(date +%s) - started ))s)"
 }
-if [ -x "$final/docker-compose" ] && [ -f "$final/.complete" ]; then
-  step "compose: docker compose $COMPOSE_VERSION from the cache ($final)"
-else
-  (build_compose)
-fi
+cached "compose: docker compose $COMPOSE_VERSION" "$final" docker-compose || (build_compose)
 

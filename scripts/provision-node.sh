@@ -7,8 +7,7 @@ set -euo pipefail
 
 version="$(leg_value node)"
 final="$UO_CACHE/node/v$version"
-if [ -x "$final/bin/node" ] && [ -f "$final/.complete" ]; then
-  step "node: v$version from the cache ($final/bin) for leg $UO_LEG"
+if cached "node: v$version (leg $UO_LEG)" "$final" bin/node; then
   exit 0
 fi
 case "$(uname -s)-$(uname -m)" in

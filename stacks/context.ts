@@ -1,5 +1,5 @@
 import type { EngineEvent, OutputMap, PreviewResult, Stack } from "@pulumi/pulumi/automation";
-import type { RunbookName } from "./upgrade";
+import type { CodeOceanOptions, UpgradeOptions, UpgradeSshOptions } from "./options";
 import type { AwsClients } from "../lib/aws";
 import type { EventSink, StepRecord } from "../lib/events";
 import type { Redactor } from "../lib/redaction";
@@ -9,7 +9,7 @@ import type { Journal, RunState } from "./journal";
 import type { RunLock } from "./lock";
 import type { StackState } from "./stackState";
 import type { ExpectedDuration, WindowOccurrence } from "./windows";
-import type { PlannedOperation, UpgradePlan } from "./plan";
+import type { PlannedOperation } from "./plan";
 
 /** Everything the steps of one run share. Steps fill in what later steps read. */
 export interface RunContext {
@@ -129,61 +129,17 @@ export interface ConfirmRequest {
   again: boolean;
 }
 
-/** Flags (and API options) win over the operator's SSH config, which wins over the defaults. */
-export interface SshSettings {
-  /** Default: the config's User, else ec2-user. */
-  user?: string;
-  keyPath?: string;
-  /** Default: the config's Port, else 22. */
-  port?: number;
-  /** Default: the services instance id when the SSH config routes it (HostName/ProxyCommand/ProxyJump), else its private IP from EC2. */
-  host?: string;
-  /** Default: the config's UserKnownHostsFile, else ~/.ssh/known_hosts. */
-  knownHostsPath?: string;
-  passphrase?: string;
+/** How the services machine is reached: flags (and API options) win over the operator's SSH config, which wins over the defaults. */
+export type SshSettings = Omit<UpgradeSshOptions, "configPath"> & {
   /** The OpenSSH client config read for the target; undefined: none. */
   configPath?: string;
-}
+};
 
-export interface ResolvedOptions {
-  stack: string;
-  cwd: string;
-  /** A name (a shipped runbook, `auto`, `none`), a module path (`./my-runbook.js`), or a runbook object. */
-  runbook: RunbookName | Runbook;
-  yes: boolean;
-  dryRun: boolean;
-  message?: string;
-  release?: string;
-  drainTimeoutMs: number;
-  pollIntervalMs: number;
-  metricPeriodSeconds: number;
-  /** verify-deployment: how long everything must stay healthy after `up`. */
-  bakeTimeMs: number;
-  /** verify-deployment: how long to wait for health before the bake starts. */
-  verifyTimeoutMs: number;
-  /** When verification (or `up`) fails after changes were applied: roll back to the release before the run, or stop. */
-  onFailure: "stop" | "rollback";
-  /** restore-point: snapshot the services machine's data volumes before `up`. */
-  restorePoint: boolean;
-  ssh: SshSettings;
-  servicesPort: number;
-  /** How long one cancel request may take before it counts as failed (and is retried). */
-  servicesTimeoutMs: number;
-  /** wait-idle-workers also waits until no dedicated worker runs (default: report them only). */
-  waitDedicated: boolean;
-  /** Take over a stale run lock. */
-  forceUnlock: boolean;
-  /** Clear what an interrupted `up` left (engine lock, pending operations) even when its holder is not certainly gone. */
-  repair: boolean;
-  confirm?: (plan: ConfirmRequest) => Promise<boolean>;
-  /** Maintenance window specs (--window); empty: none. */
-  windows: string[];
-  /** --expected-duration; undefined: from the journal. */
-  expectedDurationMs?: number;
-  /** The clock of the window checks (tests move it). */
-  now: () => number;
-  /** `upgrade plan`: a dry run that refreshes the stack config and writes the plan here (JSON; Markdown beside it). */
-  writePlan?: string;
-  /** `upgrade apply`: the approved plan; the run refuses (exit 5) when it no longer holds, and asks nothing. */
-  applyPlan?: UpgradePlan;
-}
+/**
+ * `UpgradeOptions` as the steps read them, every default filled in (options.ts, `resolveOptions`):
+ * derived from the options' own types, so a new option is declared once.
+ */
+export type ResolvedOptions = Required<Pick<UpgradeOptions, "stack" | "cwd" | "runbook" | "yes" | "dryRun" | "onFailure" | "forceUnlock" | "repair" | "windows" | "now">> &
+  Pick<UpgradeOptions, "message" | "release" | "confirm" | "expectedDurationMs" | "writePlan" | "applyPlan"> & {
+    codeOcean: Required<Omit<CodeOceanOptions, "ssh">> & { ssh: SshSettings };
+  };

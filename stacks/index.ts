@@ -14,7 +14,7 @@
  * @packageDocumentation
  */
 export { upgrade, DEFAULTS } from "./upgrade";
-export type { ConfirmRequest, UpgradeOptions, UpgradeResult, UpgradeSshOptions, RunbookName } from "./upgrade";
+export type { CodeOceanOptions, ConfirmRequest, UpgradeOptions, UpgradeResult, UpgradeSshOptions, RunbookName } from "./upgrade";
 /** Your own runbook: its type, the context its steps receive, and a step. */
 export type { Runbook, RunContext } from "./context";
 export type { Step } from "../lib/steps";

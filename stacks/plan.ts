@@ -76,22 +76,24 @@ export interface PlanDependencies {
   orchestrator: string;
 }
 
-export type PlannedOptions = { runbook: string } & Pick<
-  ResolvedOptions,
-  | "release" | "message" | "drainTimeoutMs" | "pollIntervalMs" | "metricPeriodSeconds" | "bakeTimeMs" | "verifyTimeoutMs"
-  | "onFailure" | "restorePoint" | "servicesPort" | "servicesTimeoutMs" | "waitDedicated" | "windows" | "expectedDurationMs"
->;
-
-const PLANNED_KEYS: Array<keyof PlannedOptions> = [
-  "release", "message", "drainTimeoutMs", "pollIntervalMs", "metricPeriodSeconds", "bakeTimeMs", "verifyTimeoutMs",
-  "onFailure", "restorePoint", "servicesPort", "servicesTimeoutMs", "waitDedicated", "windows", "expectedDurationMs",
-];
+/** What a plan fixes: the run's options, and the runbook's own without the machine's SSH settings (`apply` brings its own). */
+export type PlannedOptions = { runbook: string } & Pick<ResolvedOptions, "release" | "message" | "onFailure" | "windows" | "expectedDurationMs"> & {
+  codeOcean: Omit<ResolvedOptions["codeOcean"], "ssh">;
+};
 
 /** The options a plan fixes (a runbook object by its name: `apply` through the API passes the object again). */
-export const plannedOptions = (o: ResolvedOptions): PlannedOptions => ({
-  runbook: typeof o.runbook === "string" ? o.runbook : o.runbook.name,
-  ...(Object.fromEntries(PLANNED_KEYS.map((k) => [k, o[k]])) as Omit<PlannedOptions, "runbook">),
-});
+export function plannedOptions(o: ResolvedOptions): PlannedOptions {
+  const { ssh: _machine, ...codeOcean } = o.codeOcean;
+  return {
+    runbook: typeof o.runbook === "string" ? o.runbook : o.runbook.name,
+    release: o.release,
+    message: o.message,
+    onFailure: o.onFailure,
+    windows: o.windows,
+    expectedDurationMs: o.expectedDurationMs,
+    codeOcean,
+  };
+}
 
 /** The preview's operations from its engine events (values left out: only the keys that change). */
 export function operationsOf(events: EngineEvent[]): PlannedOperation[] {

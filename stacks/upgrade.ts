@@ -7,13 +7,14 @@ import type { EventSink, StepRecord, UpgradeEvent } from "../lib/events";
 import { notify, undeliveredNotes } from "../lib/notify";
 import { createRedactor } from "../lib/redaction";
 import { runSteps, type Step } from "../lib/steps";
-import type { ConfirmRequest, Runbook, RunContext } from "./context";
+import type { ConfirmRequest, RunContext } from "./context";
+import type { UpgradeOptions } from "./options";
 
 export type { ConfirmRequest };
 import { checkWindow, checkWindowAgain, expectedDuration, lockStack, readOutputs, refreshConfig, repairInterruptedUpdate, selectStack } from "./driverSteps";
 import { checkoutRelease, planUpdate, unlessUpToDate, up } from "./updateSteps";
 import { confirmPlan, preview } from "./confirmation";
-import { buildPlan, checkPlan, type UpgradePlan } from "./plan";
+import { buildPlan, checkPlan } from "./plan";
 import { renderPlan } from "./planMarkdown";
 import { openJournal } from "./journal";
 import { describeHolder } from "./lock";
@@ -24,131 +25,7 @@ import { DEFAULTS } from "./defaults";
 /** The defaults of `UpgradeOptions`. */
 export { DEFAULTS };
 
-/**
- * Which runbook: `auto` (config `upgrade:runbook`, else the shipped runbook whose `detect` accepts
- * the outputs), a shipped one by name, `none`, or a module path (`./my-runbook.js`).
- */
-export type RunbookName = "auto" | "codeocean-private-cloud" | "none" | (string & {});
-
-/** How the driver reaches the services machine over SSH (Code Ocean runbook). */
-export interface UpgradeSshOptions {
-  /** Default `ec2-user`. */
-  user?: string;
-  /** A private key file; default: the keys of ssh-agent. */
-  keyPath?: string;
-  /** Default 22. */
-  port?: number;
-  /** Default: the services instance's private IP from EC2. */
-  host?: string;
-  /** known_hosts for strict host-key checking (default ~/.ssh/known_hosts); no trust on first use. */
-  knownHostsPath?: string;
-  /** The key's passphrase; never logged, redacted from every event. */
-  passphrase?: string;
-  /** The operator's OpenSSH client config (default ~/.ssh/config when it exists; null: none). */
-  configPath?: string | null;
-}
-
-/** Options of one upgrade run; every field but `stack` has a default. */
-export interface UpgradeOptions {
-  /** The Pulumi stack to upgrade (required). */
-  stack: string;
-  /** The Pulumi project directory (default: the current directory). */
-  cwd?: string;
-  /** Which runbook runs around `up` (default "auto"): a name, a module path, or your own `Runbook` object (see `Runbook`). */
-  runbook?: RunbookName | Runbook;
-  /** Apply without asking at the preview. Without it, `confirm` is asked. */
-  yes?: boolean;
-  /** Read everything, change nothing: say what each step would do, and the Pulumi preview. */
-  dryRun?: boolean;
-  /** Message recorded with the Pulumi update. */
-  message?: string;
-  /** A git tag of the project to check out (then `npm ci`) before the update. */
-  release?: string;
-  /** Deadline for the workers to become idle (default 30 min). */
-  drainTimeoutMs?: number;
-  /** Interval between SlotsUtilization polls (default 15 s). */
-  pollIntervalMs?: number;
-  /** CloudWatch period for SlotsUtilization (default 60 s, as the deployment's own alarm). */
-  metricPeriodSeconds?: number;
-  /** After `up`, how long the deployment must stay healthy, its alarms out of ALARM (default 5 min). */
-  bakeTimeMs?: number;
-  /** After `up`, how long to wait for the deployment to become healthy before the bake (default 10 min). */
-  verifyTimeoutMs?: number;
-  /**
-   * When verification (or `up`) fails after changes were applied: `rollback` deploys the release
-   * checked out before this run (`release` must be given, so checkout-release records it), verifies
-   * again, and ends with exit 4 when that verified; `stop` (default) leaves the new release in place.
-   */
-  onFailure?: "stop" | "rollback";
-  /**
-   * Before `up`, once the workers are idle: snapshot the services machine's data volumes (EBS;
-   * the `ebsVolumeId` output and volumes of the services instance tagged `deployment`). A snapshot
-   * that cannot be started stops the run before `up` (exit 3). Default true.
-   */
-  restorePoint?: boolean;
-  /**
-   * How to reach the services machine; the fields win over the operator's OpenSSH client config
-   * (`configPath`).
-   */
-  ssh?: UpgradeSshOptions;
-  /** Port of the Code Ocean services API on the services machine (default 8300). */
-  servicesPort?: number;
-  /** Deadline of one cancel request (default 20 s); a request that hangs is retried. */
-  servicesTimeoutMs?: number;
-  /** Also wait until no dedicated worker (an instance outside the ASGs, tag role=dedicated-worker) runs; default: report them only. */
-  waitDedicated?: boolean;
-  /** Extra environment for Pulumi and AWS (backend URL, passphrase, AWS endpoint...); default process.env. */
-  env?: Record<string, string | undefined>;
-  /** Receives every event of the run, in order (already redacted). */
-  onEvent?: EventSink;
-  /**
-   * Asked right after plan-update, before the runbook disrupts anything (cancel, unprotect, alarms),
-   * unless `yes` or `dryRun`; asked again after the drain only when the plan changed since (`again`).
-   * false refuses the update (exit 3). Without it and without `yes`, the update is refused.
-   */
-  confirm?: (plan: ConfirmRequest) => Promise<boolean>;
-  /** Aborting stops after the current step (a running `up` is cancelled), restores, exits 130. */
-  signal?: AbortSignal;
-  /** Where to write the Markdown run report; $GITHUB_STEP_SUMMARY is appended to when set. */
-  reportPath?: string;
-  /** Take over a run lock whose holder is gone (reported as stale). */
-  forceUnlock?: boolean;
-  /** Clear what an interrupted `up` left behind (Pulumi's lock, pending operations); see `repair-interrupted-update`. */
-  repair?: boolean;
-  /**
-   * Maintenance windows, e.g. `"Sat 02:00-06:00 Europe/Berlin"` (days, a time range that may cross
-   * midnight, an IANA time zone; stacks/windows.ts). With any, the run is refused (exit 3) before
-   * anything disruptive when it is outside all of them, or when its expected duration would overrun
-   * the end of the one it is in; the drain before `up` ends no later than that end (then the run
-   * stops before `up`, exit 3, and restores what it suspended). A bad spec is bad input (exit 2).
-   */
-  windows?: string[];
-  /**
-   * How long the disruptive part of the run (first disruptive step → alarms restored) is expected
-   * to take; default: the longest of the stack's three most recent successful updates in the
-   * journal. Without either, only "inside a window" is checked.
-   */
-  expectedDurationMs?: number;
-  /** The clock (epoch ms) the window checks read; default Date.now. For tests. */
-  now?: () => number;
-  /**
-   * `upgrade plan`: read everything as a dry run does (refreshing the stack config, as the update
-   * would), and write the plan there as JSON (`.md` beside it for review). See `applyPlan`.
-   */
-  writePlan?: string;
-  /**
-   * `upgrade apply`: run exactly this approved plan (from `readPlanFile`): its options, no prompt.
-   * Before anything disruptive the run re-reads what the plan depends on (commit, lockfile, config,
-   * the stack's last update, versions) and previews again; any difference refuses it (exit 5).
-   * A plan of another stack than `stack` is bad input: `upgrade()` rejects with an UpgradeError (exit 2).
-   */
-  applyPlan?: UpgradePlan;
-  /** Webhooks told when the run starts, succeeds or fails (JSON POST, Slack-compatible `text`); never fail the run. */
-  notify?: string[];
-  /** Deadline of one webhook POST (default 5 s) and the first backoff between attempts (default 500 ms). */
-  notifyTimeoutMs?: number;
-  notifyBackoffMs?: number;
-}
+export type { CodeOceanOptions, RunbookName, UpgradeOptions, UpgradeSshOptions } from "./options";
 
 /** What a run ended with. `upgrade()` resolves with it whatever happened; it does not throw for a failed run. */
 export interface UpgradeResult {
@@ -180,7 +57,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   const runId = `${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomUUID().slice(0, 8)}`;
   const started = Date.now();
   const env = mergeEnv(options.env);
-  const redactor = createRedactor([env.PULUMI_CONFIG_PASSPHRASE, options.ssh?.passphrase, env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN]);
+  const redactor = createRedactor([env.PULUMI_CONFIG_PASSPHRASE, options.codeOcean?.ssh?.passphrase, env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN]);
   const resolved = resolveOptions(options);
   const events: UpgradeEvent[] = [];
   const journal = openJournal(env, resolved.cwd, resolved.stack, runId);

@@ -52,7 +52,7 @@ export const codeOceanPrivateCloud: Runbook = {
       id: "cancel-computations",
       title: "Cancel running computations",
       check: computationsAlreadyCancelled,
-      plan: async (ctx) => `would POST localhost:${ctx.options.servicesPort}/cancel_computations on the services machine over SSH to ${(await (await cancel()).servicesSshTarget(ctx)).how}`,
+      plan: async (ctx) => `would POST localhost:${ctx.options.codeOcean.servicesPort}/cancel_computations on the services machine over SSH to ${(await (await cancel()).servicesSshTarget(ctx)).how}`,
       run: cancelComputations,
     },
     {
@@ -62,9 +62,9 @@ export const codeOceanPrivateCloud: Runbook = {
         const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
         const { describeObservations, observeWorkers } = await idle();
         const { dedicatedWorkers, describeDedicated } = await deployment();
-        const now = asgs.length > 0 ? describeObservations(await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds)) : "no worker ASG";
+        const now = asgs.length > 0 ? describeObservations(await observeWorkers(ctx, asgs, new Date(0), ctx.options.codeOcean.metricPeriodSeconds)) : "no worker ASG";
         const dedicated = describeDedicated(await dedicatedWorkers(ctx));
-        return `would wait up to the drain deadline for SlotsUtilization 0${ctx.options.waitDedicated ? " and no dedicated worker" : ""}; now: ${now}; ${dedicated}`;
+        return `would wait up to the drain deadline for SlotsUtilization 0${ctx.options.codeOcean.waitDedicated ? " and no dedicated worker" : ""}; now: ${now}; ${dedicated}`;
       },
       // before `up`: held to the maintenance window's end (--window)
       run: (ctx) => waitForIdleWorkers(ctx, true),
@@ -73,7 +73,7 @@ export const codeOceanPrivateCloud: Runbook = {
       // the data at rest, before the update touches it: point-in-time at its start, `up` does not wait for it
       id: "restore-point",
       title: "Take a restore point",
-      check: async (ctx) => (ctx.options.restorePoint ? undefined : "--no-restore-point"),
+      check: async (ctx) => (ctx.options.codeOcean.restorePoint ? undefined : "--no-restore-point"),
       plan: async (ctx) => (await restorePoint()).planRestorePoint(ctx),
       run: async (ctx) => (await restorePoint()).takeRestorePoint(ctx),
     },
@@ -109,7 +109,7 @@ export const codeOceanPrivateCloud: Runbook = {
         const name = await (await deployment()).deploymentName(ctx);
         const groups = name ? await deploymentTargetGroups(ctx, name) : [];
         const checks = groups.map((g) => `${g.TargetGroupName} ${g.HealthCheckPort === "traffic-port" ? `:${g.Port}` : `:${g.HealthCheckPort}`}${g.HealthCheckPath}`);
-        return `would check ${groups.length} target groups tagged deployment=${name ?? "?"} (${checks.join(", ") || "none found"}) for healthy targets and probe each health check on the services machine, the services API on :${ctx.options.servicesPort}, and the deployment's alarms out of ALARM for ${ctx.options.bakeTimeMs / 1000}s (waiting up to ${ctx.options.verifyTimeoutMs / 1000}s for health first)`;
+        return `would check ${groups.length} target groups tagged deployment=${name ?? "?"} (${checks.join(", ") || "none found"}) for healthy targets and probe each health check on the services machine, the services API on :${ctx.options.codeOcean.servicesPort}, and the deployment's alarms out of ALARM for ${ctx.options.codeOcean.bakeTimeMs / 1000}s (waiting up to ${ctx.options.codeOcean.verifyTimeoutMs / 1000}s for health first)`;
       },
       run: async (ctx) => {
         try {

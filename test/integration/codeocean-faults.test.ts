@@ -95,7 +95,7 @@ test("a services host key that does not match is refused once, not retried, noth
   await expectUnchanged(refusals, async () => {
     const events: string[] = [];
     const result = await upgrade(optionsFor(refusals, {
-      ssh: { ...optionsFor(refusals).ssh, knownHostsPath: wrong },
+      codeOcean: { ssh: { ...optionsFor(refusals).codeOcean!.ssh, knownHostsPath: wrong } },
       onEvent: (e) => e.type === "progress" && e.step === "cancel-computations" && events.push(e.message),
     }));
     expect(result.exitCode).toBe(1);
@@ -129,7 +129,7 @@ test("a services API that hangs: each request times out, is retried within the b
   const retries: string[] = [];
   try {
     await expectUnchanged(refusals, async () => {
-      const result = await upgrade(optionsFor(refusals, { servicesTimeoutMs: 1000, onEvent: (e) => e.type === "progress" && e.step === "cancel-computations" && retries.push(e.message) }));
+      const result = await upgrade(optionsFor(refusals, { codeOcean: { servicesTimeoutMs: 1000 }, onEvent: (e) => e.type === "progress" && e.step === "cancel-computations" && retries.push(e.message) }));
       expect(result.exitCode).toBe(1);
       expect(result.error?.message).toMatch(/cancel the running computations .*: no answer within 1s \(curl timed out\)/);
     });
@@ -144,7 +144,7 @@ test("workers that never drain: exit 3 at the deadline with the last values, not
   refusals.services.setMode({ kind: "never-drains" });
   const progress: string[] = [];
   await expectUnchanged(refusals, async () => {
-    const result = await upgrade(optionsFor(refusals, { drainTimeoutMs: 6000, onEvent: (e) => e.type === "progress" && progress.push(e.message) }));
+    const result = await upgrade(optionsFor(refusals, { codeOcean: { drainTimeoutMs: 6000 }, onEvent: (e) => e.type === "progress" && progress.push(e.message) }));
     expect(result.exitCode).toBe(3);
     expect(result.error?.message).toMatch(/not drained within 0:0\d; last seen: workers-refusals-1-asg: .*workers-gpu-refusals-asg: /);
     expect(result.steps.map((s) => s.step)).not.toContain("up");
@@ -227,7 +227,7 @@ test("SSH refused (nothing listens on the port): retried, then a clear failure, 
   const retries: string[] = [];
   await expectUnchanged(refusals, async () => {
     const result = await upgrade(optionsFor(refusals, {
-      ssh: { ...optionsFor(refusals).ssh, port: closed },
+      codeOcean: { ssh: { ...optionsFor(refusals).codeOcean!.ssh, port: closed } },
       onEvent: (e) => e.type === "progress" && e.step === "cancel-computations" && retries.push(e.message),
     }));
     expect(result.exitCode).toBe(1);
@@ -271,7 +271,7 @@ test("a metric with no datapoints is unknown, never idle: the deadline refuses w
   const silent = await startCodeOceanScenario(bed, { stackName: "silent", workers: 1, gpuWorkers: 0, publishMetrics: false });
   try {
     await expectUnchanged(silent, async () => {
-      const result = await upgrade(optionsFor(silent, { drainTimeoutMs: 4000 }));
+      const result = await upgrade(optionsFor(silent, { codeOcean: { drainTimeoutMs: 4000 } }));
       expect(result.exitCode).toBe(3);
       expect(result.error?.message).toMatch(/last seen: workers-silent-1-asg: unknown \(no datapoints\)/);
     });

@@ -180,9 +180,11 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
     dryRun: true,
     release: "2.0.0",
     env: bed.env,
-    ssh: { host: bed.sshd!.host, port: bed.sshd!.port, user: bed.sshd!.user, keyPath: bed.sshd!.privateKeyPath, knownHostsPath: bed.sshd!.knownHostsPath },
-    servicesPort: scenario.services.port,
-    metricPeriodSeconds: 10,
+    codeOcean: {
+      ssh: { host: bed.sshd!.host, port: bed.sshd!.port, user: bed.sshd!.user, keyPath: bed.sshd!.privateKeyPath, knownHostsPath: bed.sshd!.knownHostsPath },
+      servicesPort: scenario.services.port,
+      metricPeriodSeconds: 10,
+    },
     onEvent: (e) => events.push(e),
   });
 
@@ -222,7 +224,7 @@ test("--dry-run reads everything and changes nothing; an absent GPU fleet is a n
   bed.aws!.clearCalls();
   const refusedRun = await upgrade({
     stack: "dryrun", cwd: scenario.deployment.workDir, yes: true, release: "2.0.0", env: bed.env,
-    ssh: { configPath: weak }, servicesPort: scenario.services.port, metricPeriodSeconds: 10,
+    codeOcean: { ssh: { configPath: weak }, servicesPort: scenario.services.port, metricPeriodSeconds: 10 },
   });
   expect(refusedRun.exitCode).toBe(3);
   expect(refusedRun.steps.find((s) => s.status === "failed")).toMatchObject({
@@ -275,14 +277,16 @@ test("--wait-dedicated: waits until no dedicated worker runs; while suspended, e
     stack: "dedicated",
     cwd: scenario.deployment.workDir,
     release: "2.0.0",
-    waitDedicated: true,
     env: bed.env,
-    ssh: { configPath: null, host: bed.sshd!.host, port: bed.sshd!.port, user: bed.sshd!.user, keyPath: bed.sshd!.privateKeyPath, knownHostsPath: bed.sshd!.knownHostsPath },
-    servicesPort: scenario.services.port,
-    metricPeriodSeconds: 10,
-    pollIntervalMs: 1000,
-    drainTimeoutMs: 60_000,
-    ...scenario.verification,
+    codeOcean: {
+      waitDedicated: true,
+      ssh: { configPath: null, host: bed.sshd!.host, port: bed.sshd!.port, user: bed.sshd!.user, keyPath: bed.sshd!.privateKeyPath, knownHostsPath: bed.sshd!.knownHostsPath },
+      servicesPort: scenario.services.port,
+      metricPeriodSeconds: 10,
+      pollIntervalMs: 1000,
+      drainTimeoutMs: 60_000,
+      ...scenario.verification,
+    },
     onEvent: (e) => {
       events.push(e);
       if (e.type === "step-end" && e.step === "wait-idle-workers") waitEndedAt = Date.now();

@@ -195,7 +195,7 @@ test("a wrong key passphrase through the ProxyCommand: fails at once, no retry, 
   ctx.deployment!.servicesInstanceId = ID;
   try {
     for (const passphrase of ["a-wrong-one", undefined]) {
-      ctx.options = { servicesPort: 8300, servicesTimeoutMs: 5000, ssh: { configPath: ssm.configPath, passphrase } } as typeof ctx.options;
+      ctx.options = { codeOcean: { servicesPort: 8300, servicesTimeoutMs: 5000, ssh: { configPath: ssm.configPath, passphrase } } } as typeof ctx.options;
       const error = await cancelComputations(ctx).catch((e) => e);
       expect(error).toBeInstanceOf(UpgradeError);
       expect(error.permanent).toBe(true);
@@ -211,7 +211,7 @@ test("a wrong key passphrase through the ProxyCommand: fails at once, no retry, 
     const stranger = path.join(sub, "id_stranger");
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
     fs.writeFileSync(ssm.configPath, fs.readFileSync(ssm.configPath, "utf8").replace(`IdentityFile ${key}`, `IdentityFile ${stranger}`));
-    ctx.options = { servicesPort: 8300, servicesTimeoutMs: 5000, ssh: { configPath: ssm.configPath } } as typeof ctx.options;
+    ctx.options = { codeOcean: { servicesPort: 8300, servicesTimeoutMs: 5000, ssh: { configPath: ssm.configPath } } } as typeof ctx.options;
     const error = await cancelComputations(ctx).catch((e) => e);
     expect(error).toMatchObject({ permanent: true });
     expect(error.message).toMatch(new RegExp(`${bed.sshd!.user} was not let in \\(All configured authentication methods failed\\); offered: ${stranger}`));
@@ -285,7 +285,7 @@ test("no --ssh-host and no SSH config that routes the instance: the services mac
     fs.writeFileSync(other, "Host bastion\n  HostName 192.0.2.10\n  ProxyCommand /bin/false\n");
     bed.aws!.clearCalls();
     for (const configPath of [undefined, other]) {
-      ctx.options = { ssh: { ...flags, configPath } } as typeof ctx.options;
+      ctx.options = { codeOcean: { ssh: { ...flags, configPath } } } as typeof ctx.options;
       const { target, how } = await servicesSshTarget(ctx);
       expect(target).toMatchObject({ host: sshd.host, port: sshd.port, username: sshd.user });
       expect(how.startsWith(`${sshd.host} (the private IP of ${id} (${configPath ? `no Host/Match in ${configPath} routes ${id}` : "no SSH config"}))`)).toBe(true);
@@ -298,7 +298,7 @@ test("no --ssh-host and no SSH config that routes the instance: the services mac
     }
     expect(bed.aws!.calls().filter((c) => c.action === "DescribeInstances")).toHaveLength(2);
     // --ssh-host wins over the lookup, and the instance's id is not asked of EC2 for it
-    ctx.options = { ssh: { ...flags, host: "localhost" } } as typeof ctx.options;
+    ctx.options = { codeOcean: { ssh: { ...flags, host: "localhost" } } } as typeof ctx.options;
     bed.aws!.clearCalls();
     expect((await servicesSshTarget(ctx)).how).toMatch(/^localhost \(--ssh-host\)/);
     expect(bed.aws!.calls().filter((c) => c.action === "DescribeInstances")).toHaveLength(0);

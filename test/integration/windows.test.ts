@@ -149,7 +149,7 @@ describe("Code Ocean", () => {
   afterAll(async () => scenario?.stop());
 
   const options = (extra: Partial<UpgradeOptions>): UpgradeOptions =>
-    scenario.upgradeOptions({ drainTimeoutMs: 90_000, windows: ["daily 01:00-06:00 UTC"], ...extra });
+    scenario.upgradeOptions({ windows: ["daily 01:00-06:00 UTC"], ...extra, codeOcean: { drainTimeoutMs: 90_000, ...extra.codeOcean } });
 
   test("a drain that reaches the window's end stops before `up`, alarms restored; the report's gantt is Mermaid's and its disruption bar the journal's", async () => {
     scenario.services.setMode({ kind: "never-drains" });

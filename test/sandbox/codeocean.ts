@@ -84,7 +84,8 @@ export interface CodeOceanScenario {
   /**
    * The `upgrade()` options that point the driver at this bed (the bed's sshd by flags, the services
    * port, 1 s polls, a 60 s drain, the bed's verification deadlines), deploying release 2.0.0 with
-   * --yes: the deployment is at 1.0.0, so without a release there is nothing to update. `extra` wins.
+   * --yes: the deployment is at 1.0.0, so without a release there is nothing to update. `extra` wins
+   * (its `codeOcean` over the bed's).
    */
   upgradeOptions(extra?: Partial<UpgradeOptions>): UpgradeOptions;
   /** The bed's verification deadlines for `upgrade()` (seconds here, minutes in real use), as upgradeArgs gives them to the CLI. */
@@ -169,14 +170,17 @@ export async function startCodeOceanScenario(bed: Sandbox, options: ScenarioOpti
       cwd: deployment.workDir,
       yes: true,
       env: bed.env,
-      ssh: { host: sshd.host, port: sshd.port, user: sshd.user, keyPath: sshd.privateKeyPath, knownHostsPath: sshd.knownHostsPath },
-      servicesPort: services.port,
-      pollIntervalMs: 1000,
-      metricPeriodSeconds: options.metricPeriodSeconds ?? 10,
-      drainTimeoutMs: 60_000,
-      ...verification,
       release: "2.0.0",
       ...extra,
+      codeOcean: {
+        ssh: { host: sshd.host, port: sshd.port, user: sshd.user, keyPath: sshd.privateKeyPath, knownHostsPath: sshd.knownHostsPath },
+        servicesPort: services.port,
+        pollIntervalMs: 1000,
+        metricPeriodSeconds: options.metricPeriodSeconds ?? 10,
+        drainTimeoutMs: 60_000,
+        ...verification,
+        ...extra.codeOcean,
+      },
     }),
     deploymentName: deployment.outputs.deploymentName!.value as string,
     launchDedicatedWorker: async (user, capsule) => {

@@ -15,8 +15,8 @@ import { observeWorkers } from "./waitForIdleWorkers";
  */
 export async function cancelComputations(ctx: RunContext): Promise<string> {
   const { target, how } = await servicesSshTarget(ctx);
-  const url = `http://localhost:${ctx.options.servicesPort}/cancel_computations`;
-  const seconds = Math.max(1, Math.round(ctx.options.servicesTimeoutMs / 1000));
+  const url = `http://localhost:${ctx.options.codeOcean.servicesPort}/cancel_computations`;
+  const seconds = Math.max(1, Math.round(ctx.options.codeOcean.servicesTimeoutMs / 1000));
   const command = `curl -sS -o /dev/null -w '%{http_code}' --max-time ${seconds} -X POST ${url}`;
   ctx.cancelRequestedAt = new Date();
   const status = await withRetry(
@@ -70,10 +70,10 @@ export async function computationsAlreadyCancelled(ctx: RunContext): Promise<str
   }
   const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
   if (asgs.length === 0) return undefined;
-  const seen = await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds);
+  const seen = await observeWorkers(ctx, asgs, new Date(0), ctx.options.codeOcean.metricPeriodSeconds);
   if (seen.every((o) => o.state === "idle")) {
     // idle already: the wait needs a fresh zero, so it counts from now
-    ctx.cancelRequestedAt = new Date(Date.now() - ctx.options.metricPeriodSeconds * 1000);
+    ctx.cancelRequestedAt = new Date(Date.now() - ctx.options.codeOcean.metricPeriodSeconds * 1000);
     return `workers already idle (${seen.map((o) => `${o.asg}: ${o.reason}`).join(", ")}): nothing to cancel`;
   }
   return undefined;
@@ -86,7 +86,7 @@ export async function computationsAlreadyCancelled(ctx: RunContext): Promise<str
  * applies to the chosen name, flags win over it. `how` says which path was taken.
  */
 export async function servicesSshTarget(ctx: RunContext): Promise<{ target: SshTarget; how: string }> {
-  const { ssh } = ctx.options;
+  const { ssh } = ctx.options.codeOcean;
   const id = ctx.deployment!.servicesInstanceId;
   const file = ssh.configPath;
   let name: string;
@@ -112,7 +112,7 @@ export async function servicesSshTarget(ctx: RunContext): Promise<{ target: SshT
 
 /** Reads the SSH config for the name the runbook will use first, so bad input is refused early. */
 export function checkSshConfig(ctx: RunContext): void {
-  const { ssh } = ctx.options;
+  const { ssh } = ctx.options.codeOcean;
   if (ssh.configPath) resolveSshHost(ssh.configPath, ssh.host ?? ctx.deployment!.servicesInstanceId, { user: ssh.user, port: ssh.port });
 }
 

@@ -18,7 +18,7 @@ export async function describeDisruption(ctx: RunContext): Promise<string[]> {
   if (cancelled) {
     lines.push(`cancel the running computations: already requested by run ${previous!.runId} (not sent again)`);
   } else if (asgs.length > 0) {
-    const seen = await observeWorkers(ctx, asgs, new Date(0), ctx.options.metricPeriodSeconds);
+    const seen = await observeWorkers(ctx, asgs, new Date(0), ctx.options.codeOcean.metricPeriodSeconds);
     const per = seen.map((o) => `${o.asg}: ${o.state === "busy" ? `${o.reason} of slots in use` : o.state === "idle" ? `idle (${o.reason})` : `${o.state} (${o.reason})`}, ${o.inService} InService`);
     const busy = seen.some((o) => o.state !== "idle");
     lines.push(`${busy ? "CANCEL every running computation" : "cancel the running computations (none seen running)"} on the services machine: ${per.join("; ")}`);
@@ -26,7 +26,7 @@ export async function describeDisruption(ctx: RunContext): Promise<string[]> {
     lines.push("cancel the running computations on the services machine (no worker ASG in the outputs)");
   }
   const dedicated = await dedicatedWorkers(ctx);
-  lines.push(`dedicated workers: ${describeDedicated(dedicated)}${dedicated?.length ? ctx.options.waitDedicated ? " (waited for)" : " (their computations are cancelled too; not waited for)" : ""}`);
+  lines.push(`dedicated workers: ${describeDedicated(dedicated)}${dedicated?.length ? ctx.options.codeOcean.waitDedicated ? " (waited for)" : " (their computations are cancelled too; not waited for)" : ""}`);
   lines.push(`restore point: ${(await planRestorePoint(ctx)).replace(/^would /, "")}`);
   const prot = await protectedInstances(ctx);
   const count = [...prot.values()].reduce((n, ids) => n + ids.length, 0);

@@ -79,7 +79,7 @@ async function volumesToSnapshot(ctx: RunContext): Promise<Volume[]> {
 }
 
 export async function planRestorePoint(ctx: RunContext): Promise<string> {
-  if (!ctx.options.restorePoint) return "no restore point (--no-restore-point)";
+  if (!ctx.options.codeOcean.restorePoint) return "no restore point (--no-restore-point)";
   const volumes = await volumesToSnapshot(ctx);
   return `would snapshot ${volumes.map((v) => `${v.VolumeId} (${v.Size ?? "?"} GiB)`).join(", ")} before \`up\``;
 }

@@ -92,7 +92,7 @@ export async function observeDeployment(ctx: RunContext, groups: TargetGroup[]):
  * localhost), in one SSH session. A health check passes on 2xx; the services API on any HTTP answer.
  */
 async function probeOnServicesMachine(ctx: RunContext, checks: Array<{ what: string; port: number; path: string }>): Promise<Verification["probes"]> {
-  const all = [...checks.map((c) => ({ ...c, what: `${c.what} :${c.port}${c.path}`, api: false })), { what: `services API :${ctx.options.servicesPort}`, port: ctx.options.servicesPort, path: "/", api: true }];
+  const all = [...checks.map((c) => ({ ...c, what: `${c.what} :${c.port}${c.path}`, api: false })), { what: `services API :${ctx.options.codeOcean.servicesPort}`, port: ctx.options.codeOcean.servicesPort, path: "/", api: true }];
   const script = all.map((c) => `curl -s -o /dev/null -w '%{http_code}\\n' --max-time 5 'http://localhost:${c.port}${c.path.replace(/'/g, "")}'`).join("; ");
   const { target } = await servicesSshTarget(ctx);
   const session = await connectSsh(target);
@@ -127,7 +127,7 @@ export async function verifyDeployment(ctx: RunContext): Promise<string> {
   if (groups.length === 0) {
     throw new UpgradeError({ what: "verify the deployment", why: `no ELBv2 target group is tagged deployment=${name}`, hint: "check AWS_REGION and the deployment's lb.ts; the new release is in place, unverified", permanent: true });
   }
-  const { verifyTimeoutMs, bakeTimeMs, pollIntervalMs } = ctx.options;
+  const { verifyTimeoutMs, bakeTimeMs, pollIntervalMs } = ctx.options.codeOcean;
   const started = Date.now();
   let healthySince: number | undefined;
   // --on-failure stop: the new release stays; the operator is told what ran before and how to go back

@@ -51,12 +51,12 @@ export function describeObservations(seen: AsgObservation[]): string {
  */
 export async function waitForIdleWorkers(ctx: RunContext, holdToWindow = false): Promise<string> {
   const asgs = ctx.deployment!.workerAsgs.map((a) => a.name);
-  const { pollIntervalMs, metricPeriodSeconds, waitDedicated } = ctx.options;
+  const { pollIntervalMs, metricPeriodSeconds, waitDedicated } = ctx.options.codeOcean;
   // --window: the drain before `up` ends no later than the maintenance window's end
   const window = holdToWindow ? ctx.window : undefined;
   const windowLeftMs = window ? window.endMs - ctx.options.now() : Infinity;
-  const drainTimeoutMs = Math.min(ctx.options.drainTimeoutMs, windowLeftMs);
-  const cutByWindow = windowLeftMs <= ctx.options.drainTimeoutMs;
+  const drainTimeoutMs = Math.min(ctx.options.codeOcean.drainTimeoutMs, windowLeftMs);
+  const cutByWindow = windowLeftMs <= ctx.options.codeOcean.drainTimeoutMs;
   const windowEnd = window && formatInstant(window.endMs, window.timeZone);
   const windowEnded = (seen: string) =>
     refused(
