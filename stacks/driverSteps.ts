@@ -27,7 +27,13 @@ export async function expectedDuration(ctx: RunContext): Promise<ExpectedDuratio
   const store = ctx.backend?.store;
   if (store) for (const r of await recentRunsInBackend(store, ctx.backend!.project, ctx.options.stack, 20, ctx.runId)) if (!runs.has(r.runId)) runs.set(r.runId, r);
   const journaled = expectedDisruption([...runs.values()].sort((a, b) => (a.runId < b.runId ? 1 : -1)));
-  return journaled && { ms: journaled.ms, source: `the longest disruption of this stack's last successful update${journaled.runIds.length > 1 ? "s" : ""} in the journal: ${journaled.runIds.join(", ")}` };
+  return (
+    journaled && {
+      ms: journaled.ms,
+      source: `the longest disruption of this stack's last successful update${journaled.runIds.length > 1 ? "s" : ""} in the journal: ${journaled.runIds.join(", ")}`,
+      timeline: { runId: journaled.longest.runId, steps: journaled.longest.steps.map(({ step, status, durationMs }) => ({ step, status, durationMs })) },
+    }
+  );
 }
 
 /**

@@ -258,10 +258,11 @@ export function recentRuns(env: Record<string, string | undefined>, cwd: string,
  * How long a run of this stack is expected to disrupt: the longest disruption window of its (up
  * to) three most recent successful runs that applied an update. Undefined: no such run journaled.
  */
-export function expectedDisruption(runs: readonly RunState[]): { ms: number; runIds: string[] } | undefined {
+export function expectedDisruption(runs: readonly RunState[]): { ms: number; runIds: string[]; longest: RunState } | undefined {
   const applied = runs
     .filter((r) => r.status === "succeeded" && r.disruption && r.steps.some((s) => s.step === "up" && s.status === "done"))
     .slice(0, 3);
   if (applied.length === 0) return undefined;
-  return { ms: Math.max(...applied.map((r) => r.disruption!.durationMs)), runIds: applied.map((r) => r.runId) };
+  const longest = applied.reduce((a, b) => (b.disruption!.durationMs > a.disruption!.durationMs ? b : a));
+  return { ms: longest.disruption!.durationMs, runIds: applied.map((r) => r.runId), longest };
 }

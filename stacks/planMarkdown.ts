@@ -1,4 +1,6 @@
+import type { StepStatus } from "../lib/events";
 import type { UpgradePlan } from "./plan";
+import { disruptionWindow, renderGantt, type TimedStep } from "./timeline";
 import { formatSpan } from "./windows";
 
 /** A plan for people to review (a pull-request comment, the job's step summary): what runs, what it disrupts, what changes, what it depends on. */
@@ -19,6 +21,7 @@ export function renderPlan(plan: UpgradePlan): string {
     plan.expectedDisruption
       ? `Expected disruption (first disruptive step → alarms restored): **${formatSpan(plan.expectedDisruption.ms)}**, ${plan.expectedDisruption.source}.`
       : "Expected disruption: no figure yet (no earlier successful run of this stack in the journal, no --expected-duration).",
+    ...expectedGantt(plan),
     "",
     "### Steps",
     "",
@@ -47,4 +50,17 @@ export function renderPlan(plan: UpgradePlan): string {
     "",
   ];
   return lines.join("\n");
+}
+
+/** The journaled run the expected disruption comes from, drawn as the report draws a run (its steps laid end to end). */
+function expectedGantt(plan: UpgradePlan): string[] {
+  const timeline = plan.expectedDisruption?.timeline;
+  if (!timeline?.steps.length) return [];
+  let at = 0;
+  const steps: TimedStep[] = timeline.steps.map((s) => {
+    const step = { step: s.step, title: s.step, status: s.status as StepStatus, durationMs: s.durationMs, startMs: at, wait: s.step.startsWith("wait-") };
+    at += s.durationMs;
+    return step;
+  });
+  return ["", `The run that figure comes from (${timeline.runId}), its steps laid end to end:`, "", renderGantt(steps, disruptionWindow(steps))];
 }

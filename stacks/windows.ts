@@ -209,6 +209,8 @@ export function formatSpan(ms: number): string {
 export interface ExpectedDuration {
   ms: number;
   source: string;
+  /** The journaled run the figure comes from: its steps and how long each took (a plan draws them). */
+  timeline?: { runId: string; steps: Array<{ step: string; status: string; durationMs: number }> };
 }
 
 /**

@@ -5,6 +5,7 @@ import { startSandbox, type Sandbox } from "../sandbox";
 import { awsSnapshot } from "../sandbox/awsState";
 import { runCli, type CliRun } from "../sandbox/cli";
 import { startCodeOceanScenario, type CodeOceanScenario } from "../sandbox/codeocean";
+import { parseMermaidBlocks } from "../oracle/mermaidGantt";
 import { SANDBOX_PASSPHRASE } from "../sandbox/pulumi";
 
 // A change board approves a plan on one machine; a pipeline applies exactly that plan on another
@@ -169,4 +170,17 @@ test("apply of a fresh plan on the other machine runs it exactly: no prompt, the
   expect(steps.find((e) => e.step === "confirm-plan")!.note).toMatch(/approved as the plan of run/);
   expect(steps.map((e) => e.step)).toEqual(expect.arrayContaining(["cancel-computations", "up", "verify-deployment", "restore-alarms"]));
   expect(scenario.services.requests().some((r) => r.method === "POST")).toBe(true);
+
+  // the next plan, on the first machine, expects the disruption this run had (the backend's journal), and draws it
+  const applied = all.find((e) => e.type === "run-start") as unknown as { runId: string };
+  expect((await plan("next")).code).toBe(0);
+  const next = JSON.parse(fs.readFileSync(path.join(plans(), "next.json"), "utf8"));
+  expect(next.expectedDisruption.timeline.runId).toBe(applied.runId);
+  expect(next.expectedDisruption.source).toMatch(/the longest disruption of this stack's last successful update in the journal/);
+  const blocks = await parseMermaidBlocks(fs.readFileSync(path.join(plans(), "next.md"), "utf8"));
+  expect(blocks).toHaveLength(1);
+  const gantt = blocks[0]!;
+  if ("error" in gantt) throw new Error(`Mermaid rejected the plan's gantt: ${gantt.error}`);
+  expect(gantt.tasks.filter((t) => t.section === "Steps").map((t) => t.task.split(" ")[0])).toEqual(next.expectedDisruption.timeline.steps.map((s: { step: string }) => s.step));
+  expect(gantt.tasks.find((t) => t.id === "disruption")).toBeDefined();
 }, 600_000);

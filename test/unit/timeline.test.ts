@@ -103,7 +103,7 @@ describe("the journal's figures", () => {
     const failed = journalOf(runEvents(stretched(5000), "failed"), "f");
     const runs = [upToDate, failed, journalOf(runEvents(stretched(100)), "c"), journalOf(runEvents(stretched(400)), "b"), journalOf(runEvents(stretched(300)), "a"), journalOf(runEvents(stretched(9000)), "old")];
     // newest first: c (293 s), b (593 s), a (493 s); the old one is beyond the last three
-    expect(expectedDisruption(runs)).toEqual({ ms: 593_000, runIds: ["c", "b", "a"] });
+    expect(expectedDisruption(runs)).toEqual({ ms: 593_000, runIds: ["c", "b", "a"], longest: expect.objectContaining({ runId: "b" }) });
     expect(expectedDisruption([upToDate, failed])).toBeUndefined();
     expect(expectedDisruption([])).toBeUndefined();
   });
@@ -122,5 +122,5 @@ test("runs refused at check-window (a schedule outside its window) hide neither 
   expect(lastRun(env, "/p", "prod")?.runId).toBe("20261207T039000-r");
   expect(lastRun(env, "/p", "prod", undefined, true)).toMatchObject({ runId: "20261206T010000-b", status: "running", unfinishedStep: "wait-idle-workers" });
   expect(recentRuns(env, "/p", "prod", 20).map((r) => r.runId)).toEqual(["20261206T010000-b", "20261205T010000-a"]);
-  expect(expectedDisruption(recentRuns(env, "/p", "prod", 20))).toEqual({ ms: 493_000, runIds: ["20261205T010000-a"] });
+  expect(expectedDisruption(recentRuns(env, "/p", "prod", 20))).toEqual({ ms: 493_000, runIds: ["20261205T010000-a"], longest: expect.objectContaining({ runId: "20261205T010000-a" }) });
 });
