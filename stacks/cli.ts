@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { badInput, ExitCode, UpgradeError } from "../lib/errors";
 import type { ErrorEvent } from "../lib/events";
-import { hasGlob } from "./stackPatterns";
+import { isSingleStack } from "./stackPatterns";
 import { createRenderer } from "./output";
 import { DEFAULTS } from "./defaults";
 import { NOTIFY_DEFAULTS } from "../lib/notify";
@@ -227,7 +227,7 @@ export function buildProgram(): Command {
         cmd.setOptionValueWithSource(key, flags[key], "cli"); // what a fleet passes on to its stacks
       }
       // zod and the fleet code load only for a fleet
-      if (flags.stack.length === 1 && !hasGlob(flags.stack) && !flags.stacksFile) await runUpgrade(flags);
+      if (isSingleStack(flags.stack, flags.stacksFile)) await runUpgrade(flags);
       else await runFleetFromFlags(flags, cmd);
     });
 

@@ -1,7 +1,5 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { promisify } from "node:util";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { badInput, ExitCode, UpgradeError } from "../lib/errors";
@@ -10,6 +8,7 @@ import type { Step } from "../lib/steps";
 import { packageVersion, pulumiSdkVersion } from "../lib/toolchain";
 import type { ResolvedOptions, RunContext } from "./context";
 import type { ExpectedDuration } from "./windows";
+import { projectFileHashes } from "./projectFiles";
 import { pulumiCall } from "./pulumiCall";
 
 const run = promisify(execFile);
@@ -107,16 +106,6 @@ export function operationsOf(events: EngineEvent[]): PlannedOperation[] {
   return ops.sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : a.op < b.op ? -1 : 1));
 }
 
-const sha256Of = (file: string): string | null => {
-  try {
-    return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-  } catch {
-    return null;
-  }
-};
-
-const firstExisting = (cwd: string, names: string[]) => names.map((n) => path.join(cwd, n)).find((f) => fs.existsSync(f)) ?? path.join(cwd, names[0]!);
-
 /** Reads what a plan depends on, now (the stack selected; the config refreshed when the runbook does). */
 export async function readDependencies(ctx: RunContext): Promise<PlanDependencies> {
   const { cwd, stack } = ctx.options;
@@ -124,14 +113,15 @@ export async function readDependencies(ctx: RunContext): Promise<PlanDependencie
   const gitCommit = await git("rev-parse", "HEAD").catch(() => null);
   const gitDirty = gitCommit !== null && (await git("status", "--porcelain", "--untracked-files=no")) !== "";
   const release = gitCommit === null ? null : await git("describe", "--tags", "--exact-match", "HEAD").catch(() => git("rev-parse", "--short", "HEAD"));
+  const files = projectFileHashes(cwd, stack);
   const [last] = await pulumiCall("read the stack's last update (pulumi stack history)", () => ctx.stack!.history(1, 1));
   return {
     gitCommit,
     gitDirty,
     release,
-    lockfileSha256: sha256Of(path.join(cwd, "package-lock.json")),
-    projectConfigSha256: sha256Of(firstExisting(cwd, ["Pulumi.yaml", "Pulumi.yml"])),
-    stackConfigSha256: sha256Of(firstExisting(cwd, [`Pulumi.${stack}.yaml`, `Pulumi.${stack}.yml`])),
+    lockfileSha256: files.lockfile,
+    projectConfigSha256: files.project,
+    stackConfigSha256: files.stack,
     lastUpdate: last
       ? { version: last.version, kind: last.kind, result: last.result, startTime: new Date(last.startTime).toISOString(), ...(last.endTime ? { endTime: new Date(last.endTime).toISOString() } : {}) }
       : null,

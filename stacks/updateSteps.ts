@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -8,6 +7,7 @@ import { describe as describeError, refused, UpgradeError } from "../lib/errors"
 import type { Step } from "../lib/steps";
 import type { RunContext } from "./context";
 import { operationsOf } from "./plan";
+import { projectFileHashes } from "./projectFiles";
 import { firstErrorLine, pulumiCall } from "./pulumiCall";
 import { withoutReadBack } from "./sdkOverrides";
 import { outputsFrom, outputsOf, pendingDeletes, readState } from "./stackState";
@@ -142,14 +142,8 @@ export const planUpdate: Step<RunContext> = {
 export async function planInputs(ctx: RunContext): Promise<string> {
   const { cwd, stack } = ctx.options;
   const head = await run("git", ["rev-parse", "HEAD"], { cwd }).then((r) => r.stdout.trim(), () => "no git");
-  const files = ["Pulumi.yaml", "Pulumi.yml", `Pulumi.${stack}.yaml`, `Pulumi.${stack}.yml`, "package-lock.json"].map((f) => {
-    try {
-      return `${f}:${createHash("sha256").update(fs.readFileSync(path.join(cwd, f))).digest("hex")}`;
-    } catch {
-      return `${f}:-`;
-    }
-  });
-  return [head, ...files].join(" ");
+  const files = projectFileHashes(cwd, stack);
+  return [head, files.project ?? "-", files.stack ?? "-", files.lockfile ?? "-"].join(" ");
 }
 
 /** The step, skipped (recorded as such) when plan-update found nothing to change. */

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { badInput } from "../../lib/errors";
+import { isSingleStack } from "../stackPatterns";
 import type { UpgradeFlags } from "./flags";
 
 // `upgrade plan` and `upgrade apply <plan.json>`: a reviewed plan, applied exactly (stacks/plan.ts).
@@ -22,7 +23,7 @@ export async function planAction(action: string | undefined, file: string | unde
     if (file !== undefined) throw badInput("read the command line", `unexpected argument ${JSON.stringify(file)}`, "upgrade [plan | apply <plan.json>] --stack <name> …");
     return {};
   }
-  const several = () => flags.stack.length !== 1 || flags.stacksFile !== undefined || /[*?[]/.test(flags.stack[0] ?? "");
+  const several = () => !isSingleStack(flags.stack, flags.stacksFile);
   if (action === "plan") {
     if (file !== undefined) throw badInput("read the command line", `unexpected argument ${JSON.stringify(file)}`, "upgrade plan --stack <name> --out plan.json");
     if (several()) throw badInput("plan the upgrade", "a plan is of one stack", "plan each stack in its own job: `fleet plan --json` gives the matrix (one job per stack)");
