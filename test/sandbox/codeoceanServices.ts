@@ -90,9 +90,19 @@ export async function startServicesSimulator(options: ServicesSimulatorOptions):
   });
 
   const later = new Set<string>();
-  const publish = async () => {
+  // a publish still in flight when the bed stops would reach for an AWS client after
+  // Jest has torn the test file's modules down (and fail whichever file runs next in
+  // that worker): stop() sets `stopped` and waits for the one in flight
+  let stopped = false;
+  let inFlight: Promise<void> = Promise.resolve();
+  const publish = () => {
+    if (stopped) return inFlight;
+    inFlight = inFlight.then(publishOnce).catch(() => undefined);
+    return inFlight;
+  };
+  const publishOnce = async () => {
     const now = new Date();
-    if (options.laterAsgs) {
+    if (options.laterAsgs && !stopped) {
       const groups = await aws.autoScaling.send(new DescribeAutoScalingGroupsCommand({})).catch(() => undefined);
       for (const g of groups?.AutoScalingGroups ?? []) if (options.laterAsgs.test(g.AutoScalingGroupName!) && !(g.AutoScalingGroupName! in initial)) later.add(g.AutoScalingGroupName!);
     }
@@ -103,7 +113,7 @@ export async function startServicesSimulator(options: ServicesSimulatorOptions):
       Value: Math.round((100 * n) / slots),
       Unit: "Percent" as const,
     }));
-    if (MetricData.length > 0 && options.publishMetrics !== false) {
+    if (MetricData.length > 0 && options.publishMetrics !== false && !stopped) {
       await aws.cloudWatch.send(new PutMetricDataCommand({ Namespace: "CodeOcean", MetricData })).catch(() => undefined);
     }
   };
@@ -131,7 +141,9 @@ export async function startServicesSimulator(options: ServicesSimulatorOptions):
       await publish();
     },
     stop: async () => {
+      stopped = true;
       clearInterval(timer);
+      await inFlight;
       for (const res of hung) res.destroy();
       aws.destroy();
       server.closeAllConnections();
