@@ -1,10 +1,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { UpgradeEvent } from "../../lib/events";
 import { engineLine } from "../../stacks/output";
-import { upgrade } from "../../stacks/upgrade";
 import { startOpenEdxFleet, type OpenEdxFixture } from "../sandbox/openedx";
-import { ownStack, type OwnStack } from "../sandbox/ownStack";
+import { ownStack, upOwnStack, type OwnStack } from "../sandbox/ownStack";
 import { startSandbox, type Sandbox } from "../sandbox";
 
 // Runbook 5 (MITx residential Open edX, blue/green on EC2) as the OpenEdxFleet resource of an own
@@ -16,13 +14,10 @@ let own: OwnStack;
 const allEvents: string[] = [];
 
 async function up(target: OwnStack) {
-  const events: UpgradeEvent[] = [];
-  const started = Date.now();
-  const result = await upgrade({ stack: target.stack.name, cwd: target.workDir, yes: true, env: bed.env, onEvent: (e) => events.push(e) });
+  const { result, events, diagnostics, ms } = await upOwnStack(bed, target);
   allEvents.push(JSON.stringify(events), result.report, result.journal);
-  const diagnostics = events.flatMap((e) => (e.type === "engine" && e.event.diagnosticEvent ? [e.event.diagnosticEvent.message.trim()] : []));
   const plan = events.flatMap((e) => (e.type === "engine" ? [engineLine(e.event)] : [])).filter((l): l is string => l !== undefined && l.startsWith("~"));
-  return { result, diagnostics, plan, ms: Date.now() - started };
+  return { result, diagnostics, plan, ms };
 }
 
 beforeAll(async () => {
@@ -64,7 +59,11 @@ test("a Salt-era fleet (its own tags, no openedx:* tag; an lms ELB and a sticky 
   expect(((await own.stack.outputs()).versions?.value as Record<string, string>).mitx).toBe("redwood.3"); // still live: redwood.3
   const green = [...fleet.hosts.values()].filter((h) => h.release === "sumac.3");
   expect(green.map((h) => h.role).sort()).toEqual(["web", "web", "worker"]);
-  for (const h of green) expect(Object.values(fleet.supervisorStatus(h.id)).every((s) => s === "STOPPED")).toBe(true);
+  for (const h of green) expect(Object.values(fleet.processStatus(h.id)).every((s) => s === "STOPPED")).toBe(true);
+  // the smoke test asked each green web host's lms and cms heartbeats, and the workers' Celery check through ?extended
+  const asked = fleet.asked();
+  for (const h of green.filter((g) => g.role === "web")) for (const p of ["lms/heartbeat", "cms/heartbeat"]) expect([h.id, p, asked.includes(`${h.id} ${p}`)]).toEqual([h.id, p, true]);
+  expect(asked.filter((a) => green.some((h) => a === `${h.id} lms/heartbeat?extended`)).length).toBeGreaterThanOrEqual(1);
   // green carries the operator's tags (the release-specific ones for sumac.3) and the workflow's bookkeeping
   const greenWeb = green.find((h) => h.role === "web")!;
   const tags = await fleet.instanceTags(greenWeb.id);
@@ -121,7 +120,7 @@ test("a Salt-era fleet (its own tags, no openedx:* tag; an lms ELB and a sticky 
   expect(terminates).toHaveLength(1);
   expect(Object.entries(terminates[0]!.params).filter(([k]) => k.startsWith("InstanceId")).map(([, v]) => v).sort()).toEqual([...blue].sort());
   expect(fleet.migrations()).toContain("courseware.0002_learner_home");
-  for (const h of green) expect(Object.values(fleet.supervisorStatus(h.id)).every((s) => s === "RUNNING")).toBe(true);
+  for (const h of green) expect(Object.values(fleet.processStatus(h.id)).every((s) => s === "RUNNING")).toBe(true);
   // the SSH key (a secret config key) is in no event, report, journal, nor in clear in the state
   const keyLine = fs.readFileSync(bed.sshd!.privateKeyPath, "utf8").split("\n")[1] as string;
   expect(keyLine.length).toBeGreaterThan(20);

@@ -1,9 +1,7 @@
 import * as fs from "node:fs";
-import type { UpgradeEvent } from "../../lib/events";
-import { upgrade } from "../../stacks/upgrade";
 import { startCli } from "../sandbox/cli";
 import { startOpenEdxFleet, type OpenEdxFixture } from "../sandbox/openedx";
-import { ownStack, type OwnStack } from "../sandbox/ownStack";
+import { ownStack, upOwnStack, type OwnStack } from "../sandbox/ownStack";
 import { startSandbox, type Sandbox } from "../sandbox";
 
 // Bad input and faults of the Open edX cut-over, in the order an unlucky window meets them, on one
@@ -18,9 +16,7 @@ type Options = Parameters<OpenEdxFixture["systemConfig"]>[0];
 const configure = (o: Omit<Options, "keyConfig">) => own.setSystems({ mitx: fleet.systemConfig({ ...o, keyConfig: "edxSshKey" }) });
 
 async function up() {
-  const events: UpgradeEvent[] = [];
-  const result = await upgrade({ stack: own.stack.name, cwd: own.workDir, yes: true, env: bed.env, onEvent: (e) => events.push(e) });
-  const diagnostics = events.flatMap((e) => (e.type === "engine" && e.event.diagnosticEvent ? [e.event.diagnosticEvent.message.trim()] : []));
+  const { result, diagnostics } = await upOwnStack(bed, own);
   return { result, diagnostics, message: result.error?.message ?? "" };
 }
 
@@ -47,7 +43,7 @@ async function expectBlueServes() {
     expect((await fleet.throughLb("/heartbeat")).status).toBe(200);
     expect([await release("lms"), await release("studio")]).toEqual(["redwood.3", "redwood.3"]);
   }
-  for (const id of [...fleet.blue.web, ...fleet.blue.worker]) expect(Object.values(fleet.supervisorStatus(id)).every((s) => s === "RUNNING")).toBe(true);
+  for (const id of [...fleet.blue.web, ...fleet.blue.worker]) expect(Object.values(fleet.processStatus(id)).every((s) => s === "RUNNING")).toBe(true);
   expect(((await own.stack.outputs()).versions?.value as Record<string, string>).mitx).toBe("redwood.3");
 }
 

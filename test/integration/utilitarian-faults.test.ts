@@ -1,9 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { UpgradeEvent } from "../../lib/events";
-import { upgrade } from "../../stacks/upgrade";
 import { runCli, startCli } from "../sandbox/cli";
-import { ownStack, type OwnStack } from "../sandbox/ownStack";
+import { ownStack, upOwnStack, type OwnStack } from "../sandbox/ownStack";
 import { delay, freePort } from "../sandbox/processes";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { POSTER_QUEUE, SERVICES, startUtilitarian, type UtilitarianFixture } from "../sandbox/utilitarian";
@@ -24,12 +22,7 @@ const system = (version: string, patch: (s: System) => void = () => undefined) =
   return { util: s };
 };
 
-async function run() {
-  const events: UpgradeEvent[] = [];
-  const result = await upgrade({ stack: own.stack.name, cwd: own.workDir, yes: true, env: bed.env, onEvent: (e) => events.push(e) });
-  const diagnostics = events.flatMap((e) => (e.type === "engine" && e.event.diagnosticEvent ? [e.event.diagnosticEvent.message.trim()] : []));
-  return { result, log: diagnostics.join("\n") };
-}
+const run = () => upOwnStack(bed, own);
 
 /** A preview of the stack as it is configured: its diagnostics, and its error if it failed. */
 async function preview() {

@@ -1,8 +1,6 @@
 import * as fs from "node:fs";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import type { UpgradeEvent } from "../../lib/events";
-import { upgrade } from "../../stacks/upgrade";
-import { ownStack, type OwnStack } from "../sandbox/ownStack";
+import { ownStack, upOwnStack, type OwnStack } from "../sandbox/ownStack";
 import { startSandbox, type Sandbox } from "../sandbox";
 import { startUtilitarian, VENDOR_SERVICES as S, type Pin, type TagForm, type UtilitarianFixture } from "../sandbox/utilitarian";
 
@@ -25,11 +23,7 @@ const systems = (version: string) => ({ util: app.systemConfig(version, "utilSsh
 
 async function run(version: string) {
   await own.setSystems(systems(version));
-  const events: UpgradeEvent[] = [];
-  const started = Date.now();
-  const result = await upgrade({ stack: own.stack.name, cwd: own.workDir, yes: true, env: bed.env, onEvent: (e) => events.push(e) });
-  const log = events.flatMap((e) => (e.type === "engine" && e.event.diagnosticEvent ? [e.event.diagnosticEvent.message.trim()] : [])).join("\n");
-  return { result, log, ms: Date.now() - started };
+  return upOwnStack(bed, own);
 }
 
 async function previewLog(version: string): Promise<string> {

@@ -5,12 +5,16 @@ import * as path from "node:path";
 import { DescribeInstancesCommand } from "@aws-sdk/client-ec2";
 import type { Sandbox } from "./index";
 import { startMariaDb, type MariaDb } from "./mariadb";
-import { BUCKET, createMaintenance, createPlacement, createSiteLbs, createZone, ENVIRONMENT, FLEET, fleetAws, fleetAwsReads, launchForeign, launchSalt, PURPOSE, registerAmis, SALT_ROLE, SITES, type Amis, type Release, type SiteName } from "./openedxAws";
-import { bootHost, openEdxVenv, supervisorStatus, type OpenEdxHost } from "./openedxHosts";
-import { startLbPlane } from "./openedxLb";
+import { BUCKET, createAsgFleet, createMaintenance, createPlacement, createSiteLbs, createZone, ENVIRONMENT, FLEET, fleetAws, fleetAwsReads, groupInstances, launchForeign, launchSalt, PURPOSE, registerAmis, SALT_ROLE, SITES, type Amis, type AsgLayout, type Release, type SiteName } from "./openedxAws";
+import { APP, bootHost, openEdxVenv, type ComposeEngine, type OpenEdxHost } from "./openedxHosts";
+import { startLbPlane, type PlaneLb } from "./openedxLb";
 import { delay } from "./processes";
+import { toolchainCache } from "../../lib/toolchain";
+import { COMPOSE_VERSION } from "./utilitarian";
+import { startUtilitarianEngine } from "./utilitarianEngine";
 
 export { openEdxVenv, type OpenEdxHost } from "./openedxHosts";
+export { groupInstances } from "./openedxAws";
 export { BUCKET, ENVIRONMENT, FLEET, PURPOSE, RECORDS, RELEASES, SALT_ROLE, SITES, ZONE, type Release, type SiteName } from "./openedxAws";
 
 /**
@@ -28,11 +32,17 @@ export { BUCKET, ENVIRONMENT, FLEET, PURPOSE, RECORDS, RELEASES, SALT_ROLE, SITE
  *   Every host is reached through the bed's one sshd, told apart by its directory.
  * - The database is Debian's MariaDB, bed-local (test/sandbox/mariadb.ts).
  * - Load balancers: the bed's data plane and health compensation (openedxLb.ts).
+ *
+ * `layout: "asg"` lays the fleet out as the current deployment does instead (openedxAws.ts
+ * createAsgFleet): web and worker Auto Scaling groups from launch templates, the web group in an
+ * ALB's lms and studio target groups; the groups' instances boot like any other.
  */
 export interface OpenEdxFixture {
   readonly db: MariaDb;
   readonly amis: Amis;
   readonly blue: { web: string[]; worker: string[] };
+  /** The ASG layout's groups, target groups and ALB (undefined in the Salt layout). */
+  readonly asg?: AsgLayout;
   readonly hostedZoneId: string;
   readonly distributionId: string;
   readonly distributionDomain: string;
@@ -55,13 +65,16 @@ export interface OpenEdxFixture {
   maintenancePage(): Promise<string | undefined>;
   /** GET through a site's load-balancer data plane. */
   throughLb(pathname: string, site?: SiteName): Promise<{ status: number; body: string }>;
+  /** What was asked of each instance's own services ("<id> <lms|cms><path>"), oldest first. */
+  asked(): string[];
   /** OutOfService answers the bed's health compensation gave. */
   outOfService(): Array<{ lb: string; instance: string; reason: string }>;
   /** How many answers after registration report an instance OutOfService (default 3). */
   setOutOfServicePolls(n: number): void;
   /** Waits until the instance's host has booted. */
   waitBooted(id: string, timeoutMs?: number): Promise<OpenEdxHost>;
-  supervisorStatus(id: string): Record<string, string>;
+  /** Each program (supervisor) or service (compose) of the instance's host and its state: RUNNING, STOPPED, … */
+  processStatus(id: string): Record<string, string>;
   /**
    * Breaks (or mends) hosts by a marker file the fixture app reads: HEARTBEAT_FAIL (its heartbeat's
    * sql check fails: 503) or FAIL_MIGRATION (sumac.3's new migration fails). Applies to the hosts
@@ -73,7 +86,7 @@ export interface OpenEdxFixture {
   stop(): Promise<void>;
 }
 
-export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Release; web?: number; worker?: number; outOfServicePolls?: number } = {}): Promise<OpenEdxFixture> {
+export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Release; web?: number; worker?: number; outOfServicePolls?: number; layout?: "salt" | "asg"; hostLayout?: "supervisor" | "compose" } = {}): Promise<OpenEdxFixture> {
   if (!bed.moto || !bed.sshd || !bed.aws) throw new Error("the Open edX fixture needs the bed's moto, fault proxy and sshd");
   const sshd = bed.sshd;
   const python = path.join(openEdxVenv(), "bin", "python");
@@ -81,23 +94,25 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
   fs.mkdirSync(path.join(root, "hosts"), { recursive: true });
   const aws = fleetAws(bed.moto.url);
   const { ec2, elb } = aws;
+  const layout = options.layout ?? "salt";
   const db = await startMariaDb();
   const hosts = new Map<string, OpenEdxHost>();
   const markers = new Set<string>();
   const amiRelease = new Map<string, { release: string; role: "web" | "worker" }>();
   let watching = true;
   let watcher: Promise<void> = Promise.resolve();
-  const plane = await startLbPlane({ elb, proxy: bed.aws, hosts, sites: Object.fromEntries(Object.values(SITES).map((s) => [s.lb, s.service])), outOfServicePolls: options.outOfServicePolls ?? 3 });
+  let watchError: string | undefined; // the last boot's failure, for waitBooted's message
+  let plane: Awaited<ReturnType<typeof startLbPlane>> | undefined;
 
-  const stopHost = async (host: OpenEdxHost) => {
-    host.stopped = true;
-    await host.supervisord.stop();
-  };
+  const stopHost = (host: OpenEdxHost) => host.stop();
+  const engineStops: Array<() => Promise<void>> = [];
+  let compose: ComposeEngine | undefined;
   const stop = async () => {
     watching = false;
     await watcher;
-    for (const host of hosts.values()) await stopHost(host);
-    await plane.close();
+    for (const host of hosts.values()) if (!host.stopped) await stopHost(host).catch(() => undefined);
+    for (const s of engineStops.reverse()) await s().catch(() => undefined);
+    await plane?.close();
     aws.destroy();
     await db.stop();
     fs.rmSync(root, { recursive: true, force: true });
@@ -113,7 +128,7 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
       if (!host && state === "running" && amiRelease.has(i.ImageId ?? "")) {
         const { release, role } = amiRelease.get(i.ImageId!)!;
         const hostMarkers = [...markers].filter((m) => m.startsWith(`${release}/`)).map((m) => m.split("/")[1]!);
-        hosts.set(id, await bootHost({ root, id, release, role, python, db, markers: hostMarkers }));
+        hosts.set(id, await bootHost({ root, id, release, role, python, db, markers: hostMarkers, compose }));
       } else if (host && !host.stopped && (state === "terminated" || state === "shutting-down" || state === "stopped")) {
         await stopHost(host);
       }
@@ -121,16 +136,30 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
   }
   const watch = async () => {
     while (watching) {
-      await watchOnce().catch(() => undefined);
+      await watchOnce().then(
+        () => void (watchError = undefined),
+        (err: Error) => void (watchError = err.message),
+      );
       await delay(250);
     }
   };
 
   try {
+    if (options.hostLayout === "compose") {
+      // The bed's engine (podman service, registry of the fixture images) and Docker Compose.
+      const engine = await startUtilitarianEngine({ root, layout: "legacy", stops: engineStops });
+      compose = { binary: path.join(toolchainCache(), "compose", COMPOSE_VERSION, "docker-compose"), dockerHost: engine.dockerHost, image: "quay.io/pwit/utilitarian:1.0.0" };
+    }
     const amis = await registerAmis(ec2, amiRelease);
     const placement = await createPlacement(ec2, bed.moto.url);
     const release = options.release ?? "redwood.3";
-    const blue = { web: await launchSalt(ec2, placement, amis, release, "web", options.web ?? 2, "t3.large"), worker: await launchSalt(ec2, placement, amis, release, "worker", options.worker ?? 1, "t3.medium") };
+    const size = { web: options.web ?? 2, worker: options.worker ?? 1 };
+    const asg = layout === "asg" ? await createAsgFleet(aws, placement, amis, release, size) : undefined;
+    const blue = asg
+      ? { web: await groupInstances(aws.autoScaling, asg.groups.web), worker: await groupInstances(aws.autoScaling, asg.groups.worker) }
+      : { web: await launchSalt(ec2, placement, amis, release, "web", size.web, "t3.large"), worker: await launchSalt(ec2, placement, amis, release, "worker", size.worker, "t3.medium") };
+    const lbs: PlaneLb[] = (Object.keys(SITES) as SiteName[]).map((site) => (asg ? { type: "alb", targetGroupArn: asg.targetGroupArns[site], service: SITES[site].service } : { type: "classic", name: SITES[site].lb, service: SITES[site].service }));
+    plane = await startLbPlane({ aws, proxy: bed.aws, hosts, lbs, outOfServicePolls: options.outOfServicePolls ?? 3 });
     watcher = watch();
     const waitBooted = async (id: string, timeoutMs = 30_000) => {
       const deadline = Date.now() + timeoutMs;
@@ -139,24 +168,27 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
         if (host) return host;
         await delay(100);
       }
-      throw new Error(`fixture instance ${id} did not boot within ${timeoutMs} ms`);
+      throw new Error(`fixture instance ${id} did not boot within ${timeoutMs} ms${watchError ? `: ${watchError}` : ""}`);
     };
     for (const id of [...blue.web, ...blue.worker]) await waitBooted(id);
     // The database at blue's release.
     const first = hosts.get(blue.web[0]!)!;
-    for (const service of ["lms", "cms"]) execFileSync(path.join(first.dir, "bin", `edxapp-migrate-${service}`), { stdio: ["ignore", "ignore", "pipe"] });
+    for (const service of ["lms", "cms"]) execFileSync(python, ["manage.py", service, "migrate", "--noinput"], { cwd: APP, env: { ...process.env, EDXAPP_HOST_DIR: first.dir }, stdio: ["ignore", "ignore", "pipe"] });
 
-    const lbDnsNames = await createSiteLbs(elb, placement, blue.web);
+    const lbDnsNames = asg ? { lms: asg.albDnsName, studio: asg.albDnsName } : await createSiteLbs(elb, placement, blue.web);
     const { distributionId, distributionDomain } = await createMaintenance(aws);
     const hostedZoneId = await createZone(aws.route53, lbDnsNames);
-    const lbUrls = Object.fromEntries((Object.keys(SITES) as SiteName[]).map((site) => [site, plane.urls[SITES[site].lb]!])) as Record<SiteName, string>;
+    const lbUrls = Object.fromEntries((Object.keys(SITES) as SiteName[]).map((site) => [site, plane!.urls[asg ? asg.targetGroupArns[site] : SITES[site].lb]!])) as Record<SiteName, string>;
     const hostBin = `${root}/hosts/{instanceId}/bin`;
     const saltSelector = (role: "web" | "worker", ids?: string[]) => ({ ...(ids ? { ids } : {}), tags: { environment: ENVIRONMENT, purpose: PURPOSE, role: SALT_ROLE[role] } });
+    const selector = (role: "web" | "worker", ids?: string[]) => (asg ? { autoScalingGroup: asg.groups[role] } : saltSelector(role, ids));
+    const networkUrl = plane.networkUrl;
 
     return {
       db,
       amis,
       blue,
+      asg,
       hostedZoneId,
       distributionId,
       distributionDomain,
@@ -166,7 +198,7 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
       systemConfig(o) {
         const site = (name: SiteName, title: string, text?: string) => ({
           name,
-          loadBalancer: { type: "classic", name: SITES[name].lb },
+          loadBalancer: asg ? { type: "alb", targetGroupArns: [asg.targetGroupArns[name]], port: SITES[name].service === "lms" ? 8000 : 8010 } : { type: "classic", name: SITES[name].lb },
           records: [SITES[name].record],
           verify: { baseUrl: lbUrls[name], checks: [{ url: "/heartbeat", json: { "sql.status": true } }, { url: "/", text: text ?? title }] },
         });
@@ -176,33 +208,48 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
           phase: o.phase,
           fleet: FLEET,
           amis: o.amis ?? amis[o.release as Release] ?? amis["sumac.3"],
-          blue: { release: o.blueRelease ?? release, web: saltSelector("web", o.blueIds?.web), worker: saltSelector("worker", o.blueIds?.worker) },
-          launchTags: { edx_codename: "{name}", "release-version": "{number}" },
+          blue: { release: o.blueRelease ?? release, web: selector("web", o.blueIds?.web), worker: selector("worker", o.blueIds?.worker) },
+          launchTags: asg ? { edxapp_release: "{release}" } : { edx_codename: "{name}", "release-version": "{number}" },
           sites: [site("lms", "MITx residential", o.verifyText ?? `release ${o.release}`), site("studio", "MITx Studio")],
           dns: { hostedZoneId },
           maintenance: { distributionId, bucket: BUCKET, windowStart: "2026-12-19T13:00:00Z", windowMinutes: 90, contact: "residential-support@mitx.example.edu" },
           ssh: { host: sshd.host, port: sshd.port, user: sshd.user, knownHostsPath: sshd.knownHostsPath, privateKeyConfig: o.keyConfig },
-          // The supervisor layout's commands, at the fixture hosts' bin/ instead of /edx/bin.
-          host: {
-            layout: "supervisor",
-            commands: {
-              status: `${hostBin}/supervisorctl status`,
-              stop: `${hostBin}/supervisorctl stop all`,
-              start: `${hostBin}/supervisorctl start all`,
-              migrate: `${hostBin}/edxapp-migrate-{service}`,
-              manage: `${hostBin}/manage {service} {args}`,
-            },
-            deadlines: { status: 30, stop: 60, start: 60, migrate: 120, releaseStep: 120 },
-          },
+          host: compose
+            ? {
+                // The compose layout's commands with the bed's Compose (bin/compose) for `docker compose`,
+                // and each host's compose file in its own directory (the bed's hosts share one machine).
+                layout: "compose",
+                composeFile: `${root}/hosts/{instanceId}/docker-compose.yaml`,
+                commands: {
+                  status: `${hostBin}/compose -f {composeFile} ps --all --format json`,
+                  stop: `${hostBin}/compose -f {composeFile} stop`,
+                  start: `${hostBin}/compose -f {composeFile} up -d`,
+                  migrate: `${hostBin}/compose -f {composeFile} run --rm {service} python manage.py {service} migrate --noinput`,
+                  manage: `${hostBin}/compose -f {composeFile} run --rm {service} python manage.py {service} {args}`,
+                },
+                deadlines: { status: 30, stop: 60, start: 120, migrate: 180, releaseStep: 180 },
+              }
+            : {
+                // The supervisor layout's commands, at the fixture hosts' bin/ instead of /edx/bin.
+                layout: "supervisor",
+                commands: {
+                  status: `${hostBin}/supervisorctl status`,
+                  stop: `${hostBin}/supervisorctl stop all`,
+                  start: `${hostBin}/supervisorctl start all`,
+                  migrate: `${hostBin}/edxapp-migrate-{service}`,
+                  manage: `${hostBin}/manage {service} {args}`,
+                },
+                deadlines: { status: 30, stop: 60, start: 60, migrate: 120, releaseStep: 120 },
+              },
           heartbeats: {
-            lms: { url: `${plane.networkUrl}/i/{instanceId}/lms/heartbeat` },
-            cms: { url: `${plane.networkUrl}/i/{instanceId}/cms/heartbeat` },
-            workers: { url: `${plane.networkUrl}/i/{instanceId}/lms/heartbeat?extended` },
+            lms: { url: `${networkUrl}/i/{instanceId}/lms/heartbeat` },
+            cms: { url: `${networkUrl}/i/{instanceId}/cms/heartbeat` },
+            workers: { url: `${networkUrl}/i/{instanceId}/lms/heartbeat?extended` },
           },
           timing: { pollSeconds: 0.2, bootSeconds: 30, healthySeconds: o.healthySeconds ?? 20, dnsSyncSeconds: 20, maxWaitSeconds: 5 },
         };
       },
-      ...fleetAwsReads(aws, hostedZoneId),
+      ...fleetAwsReads(aws, hostedZoneId, asg),
       migrations: () => db.query("SELECT CONCAT(app, '.', name) FROM django_migrations ORDER BY app, name;").split("\n").filter(Boolean),
       throughLb: (pathname, site = "lms") =>
         new Promise((resolve, reject) => {
@@ -212,8 +259,9 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
             res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
           }).on("error", reject);
         }),
-      outOfService: () => plane.outOfService(),
-      setOutOfServicePolls: (n) => plane.setOutOfServicePolls(n),
+      asked: () => plane!.asked(),
+      outOfService: () => plane!.outOfService(),
+      setOutOfServicePolls: (n) => plane!.setOutOfServicePolls(n),
       waitBooted,
       mark(release, marker, on) {
         if (on) markers.add(`${release}/${marker}`);
@@ -225,7 +273,7 @@ export async function startOpenEdxFleet(bed: Sandbox, options: { release?: Relea
         }
       },
       launchForeign: () => launchForeign(ec2, placement, amis, release),
-      supervisorStatus: (id) => supervisorStatus(hosts.get(id)!),
+      processStatus: (id) => hosts.get(id)!.status(),
       stop,
     };
   } catch (err) {

@@ -1,5 +1,6 @@
+import { AutoScalingClient, CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { CloudFrontClient, CreateDistributionCommand } from "@aws-sdk/client-cloudfront";
-import { CreateSecurityGroupCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, RegisterImageCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import { CreateLaunchTemplateCommand, CreateSecurityGroupCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, RegisterImageCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import {
   ConfigureHealthCheckCommand,
   CreateLBCookieStickinessPolicyCommand,
@@ -10,6 +11,15 @@ import {
   RegisterInstancesWithLoadBalancerCommand,
   SetLoadBalancerPoliciesOfListenerCommand,
 } from "@aws-sdk/client-elastic-load-balancing";
+import {
+  CreateListenerCommand,
+  CreateLoadBalancerCommand as CreateAlbCommand,
+  CreateRuleCommand,
+  CreateTargetGroupCommand,
+  DescribeTargetHealthCommand,
+  ElasticLoadBalancingV2Client,
+  ModifyTargetGroupAttributesCommand,
+} from "@aws-sdk/client-elastic-load-balancing-v2";
 import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListResourceRecordSetsCommand, Route53Client } from "@aws-sdk/client-route-53";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { SANDBOX_REGION } from "./index";
@@ -52,6 +62,8 @@ export const saltTags = (release: string, role: Role, n: number) => {
 export interface FleetAws {
   readonly ec2: EC2Client;
   readonly elb: ElasticLoadBalancingClient;
+  readonly elbv2: ElasticLoadBalancingV2Client;
+  readonly autoScaling: AutoScalingClient;
   readonly route53: Route53Client;
   readonly cloudFront: CloudFrontClient;
   readonly s3: S3Client;
@@ -61,7 +73,7 @@ export interface FleetAws {
 /** Clients straight to moto (not through the fault proxy): the bed's own view of AWS. */
 export function fleetAws(motoUrl: string): FleetAws {
   const config = { region: SANDBOX_REGION, endpoint: motoUrl, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } };
-  const clients = { ec2: new EC2Client(config), elb: new ElasticLoadBalancingClient(config), route53: new Route53Client(config), cloudFront: new CloudFrontClient(config), s3: new S3Client({ ...config, forcePathStyle: true }) };
+  const clients = { ec2: new EC2Client(config), elb: new ElasticLoadBalancingClient(config), elbv2: new ElasticLoadBalancingV2Client(config), autoScaling: new AutoScalingClient(config), route53: new Route53Client(config), cloudFront: new CloudFrontClient(config), s3: new S3Client({ ...config, forcePathStyle: true }) };
   return { ...clients, destroy: () => Object.values(clients).forEach((c) => c.destroy()) };
 }
 
@@ -157,6 +169,70 @@ export async function createSiteLbs(elb: ElasticLoadBalancingClient, placement: 
   return lbDnsNames;
 }
 
+/**
+ * The current deployment's layout instead of Salt's (mitodl/ol-infrastructure: edxapp web and
+ * worker nodes in Auto Scaling groups from launch templates, the web group in an ALB's lms and
+ * studio target groups, studio by host name): a launch template per role at `release`'s AMI (with
+ * the instance profile and an encrypted volume), the ALB with a target group per site (1 s
+ * deregistration delay here, 300 s there), the web group (`web` instances) attached to both, the
+ * worker group (`worker`) to none. moto's groups launch their instances at once.
+ */
+export interface AsgLayout {
+  readonly groups: { web: string; worker: string };
+  readonly targetGroupArns: Record<SiteName, string>;
+  readonly albDnsName: string;
+}
+
+export async function createAsgFleet(aws: FleetAws, placement: Placement, amis: Amis, release: Release, size: { web: number; worker: number }): Promise<AsgLayout> {
+  const subnets = (await aws.ec2.send(new DescribeSubnetsCommand({}))).Subnets!;
+  const vpcId = subnets.find((s) => s.SubnetId === placement.subnetId)!.VpcId!;
+  const twoAzs = [...new Map(subnets.filter((s) => s.VpcId === vpcId).map((s) => [s.AvailabilityZone, s.SubnetId!])).values()].slice(0, 2);
+  const alb = (await aws.elbv2.send(new CreateAlbCommand({ Name: `edxapp-${ENVIRONMENT}`, Subnets: twoAzs, SecurityGroups: [placement.securityGroupId] }))).LoadBalancers![0]!;
+  const targetGroupArns = {} as Record<SiteName, string>;
+  for (const site of Object.keys(SITES) as SiteName[]) {
+    const port = SITES[site].service === "lms" ? 8000 : 8010;
+    const tg = (await aws.elbv2.send(new CreateTargetGroupCommand({ Name: `edxapp-${site}-${ENVIRONMENT}`.slice(0, 32), Protocol: "HTTP", Port: port, VpcId: vpcId, TargetType: "instance", HealthCheckPath: "/heartbeat" }))).TargetGroups![0]!;
+    targetGroupArns[site] = tg.TargetGroupArn!;
+    await aws.elbv2.send(new ModifyTargetGroupAttributesCommand({ TargetGroupArn: tg.TargetGroupArn, Attributes: [{ Key: "deregistration_delay.timeout_seconds", Value: "1" }] }));
+  }
+  const listener = (await aws.elbv2.send(new CreateListenerCommand({ LoadBalancerArn: alb.LoadBalancerArn, Protocol: "HTTP", Port: 80, DefaultActions: [{ Type: "forward", TargetGroupArn: targetGroupArns.lms }] }))).Listeners![0]!;
+  await aws.elbv2.send(new CreateRuleCommand({ ListenerArn: listener.ListenerArn, Priority: 10, Conditions: [{ Field: "host-header", Values: [SITES.studio.record] }], Actions: [{ Type: "forward", TargetGroupArn: targetGroupArns.studio }] }));
+  const groups = { web: `edxapp-web-${ENVIRONMENT}`, worker: `edxapp-worker-${ENVIRONMENT}` };
+  for (const role of ["web", "worker"] as const) {
+    const template = await aws.ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: groups[role],
+        LaunchTemplateData: {
+          ImageId: amis[release][role],
+          InstanceType: role === "web" ? "t3.large" : "t3.medium",
+          IamInstanceProfile: { Arn: placement.profileArn },
+          SecurityGroupIds: [placement.securityGroupId],
+          BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { VolumeSize: 50, Encrypted: true } }],
+        },
+      }),
+    );
+    await aws.autoScaling.send(
+      new CreateAutoScalingGroupCommand({
+        AutoScalingGroupName: groups[role],
+        LaunchTemplate: { LaunchTemplateId: template.LaunchTemplate!.LaunchTemplateId!, Version: "1" },
+        MinSize: size[role],
+        MaxSize: size[role] + 2,
+        DesiredCapacity: size[role],
+        VPCZoneIdentifier: placement.subnetId,
+        TargetGroupARNs: role === "web" ? Object.values(targetGroupArns) : [],
+        Tags: [{ Key: "edxapp_node_type", Value: role, PropagateAtLaunch: true, ResourceId: groups[role], ResourceType: "auto-scaling-group" }],
+      }),
+    );
+  }
+  return { groups, targetGroupArns, albDnsName: alb.DNSName! };
+}
+
+/** The instances of an Auto Scaling group, sorted. */
+export async function groupInstances(autoScaling: AutoScalingClient, name: string): Promise<string[]> {
+  const out = await autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }));
+  return (out.AutoScalingGroups?.[0]?.Instances ?? []).map((i) => i.InstanceId!).sort();
+}
+
 /** The maintenance bucket and the CloudFront distribution that serves it. */
 export async function createMaintenance(aws: FleetAws): Promise<{ distributionId: string; distributionDomain: string }> {
   await aws.s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -189,14 +265,19 @@ export async function createZone(route53: Route53Client, lbDnsNames: Record<Site
 }
 
 /** The bed's reads of the fleet's AWS side (OpenEdxFixture's). */
-export function fleetAwsReads(aws: FleetAws, hostedZoneId: string) {
+export function fleetAwsReads(aws: FleetAws, hostedZoneId: string, asg?: AsgLayout) {
   return {
     /** What each record points at (CNAME value, no trailing dot). */
     async records(): Promise<Record<string, string | undefined>> {
       const out = await aws.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: hostedZoneId }));
       return Object.fromEntries(RECORDS.map((name) => [name, out.ResourceRecordSets?.find((s) => s.Name === `${name}.` && s.Type === "CNAME")?.ResourceRecords?.[0]?.Value?.replace(/\.$/, "")]));
     },
+    /** The instances registered with a site's load balancer (the ASG layout: its target group's, not draining). */
     async registered(site: SiteName): Promise<string[]> {
+      if (asg) {
+        const out = await aws.elbv2.send(new DescribeTargetHealthCommand({ TargetGroupArn: asg.targetGroupArns[site] }));
+        return (out.TargetHealthDescriptions ?? []).filter((d) => !["draining", "unused"].includes(d.TargetHealth?.State ?? "")).map((d) => d.Target!.Id!).sort();
+      }
       const out = await aws.elb.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [SITES[site].lb] }));
       return (out.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId!).sort();
     },

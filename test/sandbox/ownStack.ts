@@ -5,6 +5,8 @@ import * as yaml from "js-yaml";
 import { LocalWorkspace, PulumiCommand, type ConfigMap, type Stack } from "@pulumi/pulumi/automation";
 import { REPO_ROOT } from "./fixtures";
 import type { Sandbox } from "./index";
+import type { UpgradeEvent } from "../../lib/events";
+import { upgrade, type UpgradeResult } from "../../stacks/upgrade";
 
 /**
  * A stack of the orchestrator's own Pulumi project (Pulumi.yaml, dist/index.js) on the bed's
@@ -55,4 +57,16 @@ export async function ownStack(bed: Sandbox, stackName: string, config: ConfigMa
       fs.rmSync(workDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * One run of the driver on an own stack, with no prompt (`--yes`): its result, every event, and
+ * the engine's diagnostics (the workflows' progress lines) as lines and as one log.
+ */
+export async function upOwnStack(bed: Sandbox, own: OwnStack): Promise<{ result: UpgradeResult; events: UpgradeEvent[]; diagnostics: string[]; log: string; ms: number }> {
+  const events: UpgradeEvent[] = [];
+  const started = Date.now();
+  const result = await upgrade({ stack: own.stack.name, cwd: own.workDir, yes: true, env: bed.env, onEvent: (e) => events.push(e) });
+  const diagnostics = events.flatMap((e) => (e.type === "engine" && e.event.diagnosticEvent ? [e.event.diagnosticEvent.message.trim()] : []));
+  return { result, events, diagnostics, log: diagnostics.join("\n"), ms: Date.now() - started };
 }

@@ -60,7 +60,7 @@ export const DEFAULT_COMMANDS: Record<Layout, HostCommands> = {
 export const hostSchema = z
   .strictObject({
     layout: z.enum(LAYOUTS).default("supervisor"),
-    /** The compose layout's file on the host. */
+    /** The compose layout's file on the host; `{instanceId}` is filled in (hosts that keep it under a per-instance path). */
     composeFile: z.string().min(1).optional(),
     /** Any command left out takes the layout's default. */
     commands: commandsSchema.partial().default({}),

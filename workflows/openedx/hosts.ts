@@ -59,7 +59,8 @@ export class Hosts {
   }
 
   private command(name: keyof FleetSettings["host"]["commands"], instance: FleetInstance, extra: Record<string, string> = {}): string {
-    return fill(this.settings.host.commands[name], { instanceId: instance.id, composeFile: this.settings.host.composeFile ?? "", ...extra });
+    const composeFile = fill(this.settings.host.composeFile ?? "", { instanceId: instance.id });
+    return fill(this.settings.host.commands[name], { instanceId: instance.id, composeFile, ...extra });
   }
 
   /** Each process (supervisor program / compose service) and its state: RUNNING, STOPPED, … */
