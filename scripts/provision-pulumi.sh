@@ -31,13 +31,63 @@ command -v go >/dev/null || fail "pulumi v$version" "pulumi on PATH (absent or a
   "put pulumi v$version and pulumi-language-nodejs on PATH, or install Go >= 1.25"
 mkdir -p "$UO_CACHE/pulumi"
 work="$(mktemp -d "$UO_CACHE/pulumi/.build-v$version.XXXXXX")"
-trap 'rm -rf "$work"' EXIT   # never leave a half-built toolchain behind
+# never leave a half-built toolchain behind (the language host builds in the background: waited for)
+trap 'wait; rm -rf "$work"' EXIT
 mkdir -p "$work/bin"
 started=$(date +%s)
 # The checksum database is not reachable from every network we run on; the proxy's TLS is what
 # authenticates the modules then. go.sum of the upstream module is reused where there is one.
 export GOFLAGS=-mod=mod GOSUMDB=off GOTOOLCHAIN=local
+# As upstream's releases are built (.goreleaser.yml: -trimpath, -ldflags "-w -s"): no cgo (a static
+# binary, pure-Go DNS and os/user) and no DWARF, which the linker would drop anyway (-w), so the
+# compiler need not make it; a cold build spends less of its time on what is thrown away.
+export CGO_ENABLED=0
+goflags=(-trimpath -gcflags=all=-dwarf=false)
 proxy="$(go env GOPROXY)"; proxy="${proxy%%,*}"; [ "$proxy" != off ] && [ "$proxy" != direct ] || proxy=https://proxy.golang.org
+
+# The language host. Upstream it is its own untagged module; the proxy needs the pseudo-version
+# of the CLI's release commit. Where the proxy refuses that module (it answers 403 here), fall back
+# to the last release that shipped the host inside sdk/v3 (v3.68.0): it speaks the same
+# LanguageRuntime protocol (newer RPCs such as Handshake and GetRequiredPackages fall back to
+# their older forms in the engine), which the integration tests exercise.
+# It builds beside the CLI: its downloads and its smaller compile fill the CPU the CLI's download
+# and single-threaded link leave idle.
+host="$work/host"; mkdir -p "$host"
+# The commit of the release tag: from the proxy's .info when it carries its origin, else from
+# scripts/pulumi-release-commits.txt (the tag's commit, read off github.com/pulumi/pulumi).
+info="$(curl -fsS "$proxy/github.com/pulumi/pulumi/pkg/v3/@v/v$version.info" 2>/dev/null || true)"
+known="$(awk -v v="$version" '$1==v {print $2}' "$UO_ROOT/scripts/pulumi-release-commits.txt")"
+pseudo="$(printf '%s' "$info" | KNOWN="$known" node -e '
+  let s=""; process.stdin.on("data",d=>s+=d).on("end",()=>{ try { const i=JSON.parse(s);
+    const hash=(i.Origin && i.Origin.Hash) || process.env.KNOWN; if (!hash) return;
+    const t=i.Time.replace(/[-:T]/g,"").slice(0,14); console.log(`v3.0.0-${t}-${hash.slice(0,12)}`);
+  } catch { } })')"
+build_host() { # <module> <version> <package>
+  cat > "$host/go.mod" <<MOD
+module local/pulumi-language-nodejs-build
+
+go 1.25
+
+require $1 $2
+MOD
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$3" > "$host/tools.go"
+  (cd "$host" && go mod download "$1@$2" && go build "${goflags[@]}" -ldflags "-s -w" -o "$work/bin/pulumi-language-nodejs" "$3")
+}
+hostmod=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
+language_host() {
+  : > "$work/host.err"
+  if [ -n "$pseudo" ] && build_host "$hostmod" "$pseudo" "$hostmod" 2>"$work/host.err"; then
+    echo "$hostmod@$pseudo" > "$work/bin/.language-host-source"
+  else
+    step "pulumi: language host $hostmod@${pseudo:-?} not available from the proxy ($(grep -m1 -oE '[0-9]{3} [A-Za-z ]+' "$work/host.err" || echo 'no pseudo-version known')); using sdk/v3@v3.68.0"
+    build_host github.com/pulumi/pulumi/sdk/v3 v3.68.0 github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs \
+      || fail "pulumi-language-nodejs" "$hostmod@${pseudo:-<no pseudo-version>} and sdk/v3@v3.68.0 via $proxy" \
+           "put pulumi-language-nodejs (from the Pulumi v$version release) on PATH beside pulumi"
+    echo "github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs@v3.68.0" > "$work/bin/.language-host-source"
+  fi
+  step "pulumi: language host built ($(cat "$work/bin/.language-host-source"))"
+}
+language_host & host_pid=$!
 
 step "pulumi: building CLI v$version from the Go module proxy (a cold build takes minutes)"
 cli="$work/cli"; mkdir -p "$cli"
@@ -63,50 +113,13 @@ go mod edit -json "$pkgdir/go.mod" | node -e '
   let s=""; process.stdin.on("data",d=>s+=d).on("end",()=>{ for (const r of JSON.parse(s).Replace ?? [])
     if (r.New.Version) console.log(`-replace=${r.Old.Path}${r.Old.Version ? "@"+r.Old.Version : ""}=${r.New.Path}@${r.New.Version}`); })' \
   | while read -r flag; do (cd "$cli" && go mod edit "$flag"); done
-(cd "$cli" && go build -trimpath \
-   -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
+(cd "$cli" && go build "${goflags[@]}" \
+   -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
    -o "$work/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) \
   || fail "pulumi v$version" "go build github.com/pulumi/pulumi/pkg/v3/cmd/pulumi" "see the Go errors above, or put pulumi v$version on PATH"
 [ "$("$work/bin/pulumi" version)" = "v$version" ] || fail "pulumi v$version" "the built CLI reports $("$work/bin/pulumi" version)" "report this"
 step "pulumi: CLI built in $(( $(date +%s) - started ))s"
-
-# The language host. Upstream it is its own untagged module; the proxy needs the pseudo-version
-# of the CLI's release commit. Where the proxy refuses that module (it answers 403 here), fall back
-# to the last release that shipped the host inside sdk/v3 (v3.68.0): it speaks the same
-# LanguageRuntime protocol (newer RPCs such as Handshake and GetRequiredPackages fall back to
-# their older forms in the engine), which the integration tests exercise.
-host="$work/host"; mkdir -p "$host"
-# The commit of the release tag: from the proxy's .info when it carries its origin, else from
-# scripts/pulumi-release-commits.txt (the tag's commit, read off github.com/pulumi/pulumi).
-info="$(curl -fsS "$proxy/github.com/pulumi/pulumi/pkg/v3/@v/v$version.info" 2>/dev/null || true)"
-known="$(awk -v v="$version" '$1==v {print $2}' "$UO_ROOT/scripts/pulumi-release-commits.txt")"
-pseudo="$(printf '%s' "$info" | KNOWN="$known" node -e '
-  let s=""; process.stdin.on("data",d=>s+=d).on("end",()=>{ try { const i=JSON.parse(s);
-    const hash=(i.Origin && i.Origin.Hash) || process.env.KNOWN; if (!hash) return;
-    const t=i.Time.replace(/[-:T]/g,"").slice(0,14); console.log(`v3.0.0-${t}-${hash.slice(0,12)}`);
-  } catch { } })')"
-build_host() { # <module> <version> <package>
-  cat > "$host/go.mod" <<MOD
-module local/pulumi-language-nodejs-build
-
-go 1.25
-
-require $1 $2
-MOD
-  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$3" > "$host/tools.go"
-  (cd "$host" && go mod download "$1@$2" && go build -trimpath -o "$work/bin/pulumi-language-nodejs" "$3")
-}
-hostmod=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
-: > "$work/host.err"
-if [ -n "$pseudo" ] && build_host "$hostmod" "$pseudo" "$hostmod" 2>"$work/host.err"; then
-  echo "$hostmod@$pseudo" > "$work/bin/.language-host-source"
-else
-  step "pulumi: language host $hostmod@${pseudo:-?} not available from the proxy ($(grep -m1 -oE '[0-9]{3} [A-Za-z ]+' "$work/host.err" || echo 'no pseudo-version known')); using sdk/v3@v3.68.0"
-  build_host github.com/pulumi/pulumi/sdk/v3 v3.68.0 github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs \
-    || fail "pulumi-language-nodejs" "$hostmod@${pseudo:-<no pseudo-version>} and sdk/v3@v3.68.0 via $proxy" \
-         "put pulumi-language-nodejs (from the Pulumi v$version release) on PATH beside pulumi"
-  echo "github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs@v3.68.0" > "$work/bin/.language-host-source"
-fi
+wait "$host_pid" || fail "pulumi-language-nodejs" "its build beside the CLI (see above)" "put pulumi-language-nodejs on PATH beside pulumi"
 cp -f "$shim" "$work/bin/pulumi-resource-pulumi-nodejs"
 touch "$work/bin/.complete"
 rm -rf "$final"; mkdir -p "$final"

@@ -41,7 +41,7 @@ part() {
 
 part system bash "$here/provision-system.sh" "$profile"
 if [ "$profile" = demo ]; then
-  ( part node bash "$here/provision-node.sh" && part python bash "$here/provision-python.sh" ) & downloads=$!
+  ( part node bash "$here/provision-node.sh" && part python bash "$here/provision-python.sh" demo ) & downloads=$!
   ( part pulumi bash "$here/provision-pulumi.sh" ) & builds=$!
 else
   # the Pulumi build is the longest part (about 7 min cold): compose and actionlint build after the
