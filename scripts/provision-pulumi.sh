@@ -38,9 +38,9 @@ started=$(date +%s)
 # The checksum database is not reachable from every network we run on; the proxy's TLS is what
 # authenticates the modules then. go.sum of the upstream module is reused where there is one.
 export GOFLAGS=-mod=mod GOSUMDB=off GOTOOLCHAIN=local
-# As upstream's releases are built (.goreleaser.yml: -trimpath, -ldflags "-w -s"): no cgo (a static
-# binary, pure-Go DNS and os/user) and no DWARF, which the linker would drop anyway (-w), so the
-# compiler need not make it; a cold build spends less of its time on what is thrown away.
+# Upstream's release flags (pulumi/pulumi .goreleaser.yml: -trimpath, -ldflags "-w -s", the osusergo
+# tag for a pure-Go os/user), and two of ours that only save build time: no cgo (no gcc run; a
+# static binary with Go's own DNS resolver) and no DWARF from the compiler, which -w drops anyway.
 export CGO_ENABLED=0
 goflags=(-trimpath -gcflags=all=-dwarf=false)
 proxy="$(go env GOPROXY)"; proxy="${proxy%%,*}"; [ "$proxy" != off ] && [ "$proxy" != direct ] || proxy=https://proxy.golang.org
